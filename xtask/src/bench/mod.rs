@@ -1,0 +1,58 @@
+//! `cargo xtask bench <name>`: side-by-side benchmarks.
+//!
+//! Every benchmark is a Rust example (`crates/<crate>/examples/bench_<name>.rs`) and, where a
+//! reference exists, a Python script (`xtask/scripts/bench_<name>.py`) measuring the same work.
+//! Both print one JSON object per measured case on stdout
+//! (`{"bench", "case", "impl", "seconds", …extra numeric fields}`). The runner builds the example
+//! once, then runs conad and each reference alternately (`conad, ref, conad, ref, …`, the machine
+//! is noisy), takes medians per (case, impl), prints a Markdown table, writes
+//! `target/bench/<name>/results.{json,md}` and ends with the benchmark's headline line
+//! (e.g. `knn_ratio conad/numpy = X`, X = reference time / conad time, geometric mean over cases).
+
+mod augment;
+mod auroc;
+mod load;
+mod runner;
+mod scorers;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which benchmark to run.
+    #[arg(value_enum)]
+    pub name: BenchName,
+    /// Alternating rounds (each round runs conad once and every reference once).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Tiny sizes: a smoke test of the benchmark programs, not a measurement.
+    #[arg(long)]
+    pub quick: bool,
+    /// Data directory for benchmarks that read real data (e.g. the Fashion-MNIST IDX directory).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum BenchName {
+    /// AUROC over 10^7 scores: conad-eval vs sklearn `roc_auc_score`.
+    Auroc,
+    /// SimCLR augmentation throughput (32×32 RGB) vs torchvision.
+    Augment,
+    /// Loading all of Fashion-MNIST (70,000 images) with conad-data.
+    Load,
+    /// kNN max-cosine (50,000 × 512 bank, 10,000 queries) vs numpy + OpenBLAS and faiss; S_LH fit.
+    Scorers,
+}
+
+pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
+    let spec = match args.name {
+        BenchName::Augment => augment::spec(root, &args),
+        BenchName::Auroc => auroc::spec(root, &args),
+        BenchName::Load => load::spec(root, &args)?,
+        BenchName::Scorers => scorers::spec(root, &args),
+    };
+    runner::run(root, &spec, &args)
+}

@@ -1,0 +1,51 @@
+//! Small helpers shared by tasks: project root, running commands, the Python interpreter.
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The workspace root (the parent of this crate's manifest directory), so tasks run from anywhere.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The cargo that invoked us (`$CARGO`), falling back to `cargo` on PATH.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The Python interpreter for reference implementations: the project venv (which has faiss-cpu
+/// if it was installed) when present, else Debian's `/usr/bin/python3` (numpy, sklearn, torch).
+pub fn python(root: &Path) -> PathBuf {
+    let venv = root.join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("/usr/bin/python3")
+    }
+}
+
+/// Runs a command to completion, inheriting stdio; fails with the command line on a non-zero exit.
+pub fn run_status(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Runs a command, streaming its stderr to ours, and returns its stdout.
+pub fn run_stdout(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed with {}", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
