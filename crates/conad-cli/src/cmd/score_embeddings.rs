@@ -1,0 +1,166 @@
+//! `conad score-embeddings`: score test embeddings against training embeddings with any scorer
+//! of `conad-scorers`, write `index,score` (higher = more anomalous) and, given labels, print the
+//! metrics of `conad metrics`.
+use super::metrics::print_metrics;
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use conad_data::npy;
+use conad_eval::Metrics;
+use conad_scorers::{Embeddings, ScorerConfig};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ScorerName {
+    /// Mean cosine similarity to the k nearest training embeddings (anomaly = 1 − similarity).
+    Knn,
+    /// Gaussian likelihood with Ledoit–Wolf shrinkage (S_LH, anomaly = −log-density).
+    Gaussian,
+    /// SSD: Mahalanobis distance to the nearest of k k-means clusters.
+    Mahalanobis,
+    /// Kernel density with an RBF kernel (anomaly = −log-density).
+    Kde,
+    /// One-class SVM with an RBF kernel (anomaly = −decision function).
+    Ocsvm,
+    /// One-class SVM with a linear kernel.
+    OcsvmLinear,
+    /// Cosine distance to the mean training embedding.
+    Center,
+}
+
+impl ScorerName {
+    const fn config_name(self) -> &'static str {
+        match self {
+            Self::Knn => "knn",
+            Self::Gaussian => "gaussian",
+            Self::Mahalanobis => "mahalanobis",
+            Self::Kde => "kde",
+            Self::Ocsvm => "ocsvm",
+            Self::OcsvmLinear => "ocsvm-linear",
+            Self::Center => "center",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreEmbeddingsArgs {
+    /// Training (normal) embeddings: `.npy` float32 (N, d).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Test embeddings: `.npy` float32 (M, d).
+    #[arg(long)]
+    pub test: PathBuf,
+    /// The scorer.
+    #[arg(long, value_enum, default_value_t = ScorerName::Knn)]
+    pub scorer: ScorerName,
+    /// Neighbours for knn; clusters for mahalanobis.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// L2-normalise rows first (cosine scorers always do).
+    #[arg(long)]
+    pub normalize: bool,
+    /// ν of the one-class SVM, in (0, 1].
+    #[arg(long)]
+    pub nu: Option<f64>,
+    /// RBF γ with scikit-learn's convention k(x, y) = exp(−γ‖x − y‖²) (kde, ocsvm).
+    #[arg(long)]
+    pub gamma: Option<f32>,
+    /// Output CSV: header `index,score`, one row per test embedding.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Test labels (`.npy` integers, 1 = anomaly, 0 = normal): also print AUROC, AUPR, FPR@95.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn read_matrix(path: &Path, what: &str) -> Result<(Vec<f32>, usize, usize)> {
+    npy::read_f32_matrix(path).with_context(|| format!("reading {what} embeddings"))
+}
+
+fn read_labels(path: &Path, expected: usize) -> Result<Vec<bool>> {
+    let origin = path.display().to_string();
+    let values = npy::read_array(path)
+        .and_then(|a| a.into_i64(&origin))
+        .with_context(|| format!("reading labels {origin}"))?;
+    if values.len() != expected {
+        bail!(
+            "{origin} has {} labels but the test embeddings have {expected} rows",
+            values.len()
+        );
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => bail!(
+                "{origin}: label {other} at index {i}; labels must be 0 (normal) or 1 (anomaly)"
+            ),
+        })
+        .collect()
+}
+
+fn scorer_config(args: &ScoreEmbeddingsArgs) -> Result<ScorerConfig> {
+    let mut config = ScorerConfig::from_name(args.scorer.config_name())?;
+    if let Some(k) = args.k {
+        config = config.with_k(k)?;
+    }
+    if args.normalize {
+        config = config.with_normalize(true)?;
+    }
+    if let Some(nu) = args.nu {
+        config = config.with_nu(nu)?;
+    }
+    if let Some(gamma) = args.gamma {
+        config = config.with_gamma(gamma)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: &ScoreEmbeddingsArgs) -> Result<()> {
+    let config = scorer_config(args)?;
+    let (train, n, d) = read_matrix(&args.train, "training")?;
+    let (test, m, d_test) = read_matrix(&args.test, "test")?;
+    if d != d_test {
+        bail!(
+            "dimension mismatch: {} has d = {d}, {} has d = {d_test}",
+            args.train.display(),
+            args.test.display()
+        );
+    }
+    let labels = args
+        .labels
+        .as_deref()
+        .map(|p| read_labels(p, m))
+        .transpose()?;
+    let scorer = config
+        .fit_boxed(Embeddings::new(&train, n, d)?)
+        .with_context(|| format!("fitting {} on {}", config.name(), args.train.display()))?;
+    let scores = scorer
+        .score_batch(Embeddings::new(&test, m, d)?)
+        .with_context(|| format!("scoring {}", args.test.display()))?;
+    write_scores(&args.out, &scores)?;
+    if let Some(labels) = labels {
+        let scores64: Vec<f64> = scores.iter().map(|&s| f64::from(s)).collect();
+        let metrics = Metrics::compute(&scores64, &labels)?;
+        print_metrics(&metrics, args.json)?;
+    }
+    Ok(())
+}
+
+fn write_scores(path: &Path, scores: &[f32]) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "index,score")?;
+    for (i, s) in scores.iter().enumerate() {
+        writeln!(w, "{i},{s}")?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,51 @@
+//! `conad` — contrastive anomaly detection from the command line.
+//!
+//! Errors end the process with exit code 2 and one line on stderr that names the cause
+//! (`conad: <what went wrong>: <why>`).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "conad",
+    version,
+    about = "Contrastive anomaly detection: train on normal images, score, evaluate"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inspect a dataset.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+    /// AUROC, AUPR and FPR at 95 % TPR from a CSV of scores and labels.
+    Metrics(cmd::metrics::MetricsArgs),
+    /// Score test embeddings against training embeddings with any scorer of conad-scorers.
+    ScoreEmbeddings(cmd::score_embeddings::ScoreEmbeddingsArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONAD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(c) => cmd::data::run(c),
+        Command::Metrics(a) => cmd::metrics::run(&a),
+        Command::ScoreEmbeddings(a) => cmd::score_embeddings::run(&a),
+    };
+    if let Err(err) = result {
+        // `{:#}` joins the context chain on one line.
+        eprintln!("conad: {err:#}");
+        std::process::exit(2);
+    }
+}

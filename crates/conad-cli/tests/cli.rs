@@ -1,0 +1,192 @@
+//! End-to-end tests of the `conad` binary: real process, real files, exit codes and stderr.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn conad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conad"))
+        .args(args)
+        .output()
+        .expect("the conad binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// Asserts a failed run: non-zero exit and exactly one line on stderr containing `needle`.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    assert!(
+        !o.status.success(),
+        "expected failure, stdout: {}",
+        stdout(o)
+    );
+    let err = stderr(o);
+    assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+#[test]
+fn data_info_reports_embedded_counts() {
+    let o = conad(&["data", "info", "embedded:fashion-mnist", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let text = v.to_string();
+    // 300 train and 100 test images of each of the 10 classes.
+    assert!(text.contains("3000"), "{text}");
+    assert!(text.contains("1000"), "{text}");
+    assert!(
+        text.contains("T-shirt/top") && text.contains("Ankle boot"),
+        "{text}"
+    );
+
+    let table = conad(&["data", "info", "embedded:fashion-mnist"]);
+    assert!(table.status.success());
+    let t = stdout(&table);
+    assert!(t.contains("28") && t.contains("Trouser"), "{t}");
+}
+
+#[test]
+fn data_info_reads_a_medmnist_fixture() {
+    let spec = format!(
+        "medmnist:{}",
+        fixtures().join("medmnist/breastmnist.npz").display()
+    );
+    let o = conad(&["data", "info", &spec]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("val"), "{}", stdout(&o));
+}
+
+#[test]
+fn data_info_rejects_bad_specs_with_one_line() {
+    assert_one_line_error(&conad(&["data", "info", "imagenet:/x"]), "imagenet");
+    assert_one_line_error(
+        &conad(&["data", "info", "cifar10:/definitely/not/here"]),
+        "/definitely/not/here",
+    );
+}
+
+// Golden values from scikit-learn 1.2.1:
+//   s = [0.1,0.4,0.35,0.8,0.4,0.4,0.1,0.9,0.35,0.2]; y = [0,0,1,1,1,0,0,1,0,1]
+//   roc_auc_score(y, s) = 0.74; average_precision_score(y, s) = 0.7592857142857143
+//   FPR at 95 % TPR: all 5 anomalies are found only at threshold 0.2, where 3 of 5 normals
+//   (0.4, 0.4, 0.35) are also above it → 0.6.
+const TIED_CSV: &str =
+    "score,label\n0.1,0\n0.4,0\n0.35,1\n0.8,1\n0.4,1\n0.4,0\n0.1,0\n0.9,1\n0.35,0\n0.2,1\n";
+
+#[test]
+fn metrics_agree_with_sklearn_on_ties() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("scores.csv");
+    std::fs::write(&csv, TIED_CSV).unwrap();
+    let o = conad(&["metrics", "--scores", csv.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!((v["auroc"].as_f64().unwrap() - 0.74).abs() < 1e-9, "{v}");
+    assert!((v["aupr"].as_f64().unwrap() - 0.759_285_714_285_714_3).abs() < 1e-9);
+    assert!((v["fpr_at_95_tpr"].as_f64().unwrap() - 0.6).abs() < 1e-9);
+}
+
+#[test]
+fn metrics_malformed_rows_fail_naming_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "score,label\n0.5,1\n0.2,maybe\n").unwrap();
+    assert_one_line_error(
+        &conad(&["metrics", "--scores", csv.to_str().unwrap()]),
+        "line 3",
+    );
+    std::fs::write(&csv, "score,label\n0.5,1\n0.2,1\n").unwrap();
+    // One class only: AUROC is undefined.
+    let o = conad(&["metrics", "--scores", csv.to_str().unwrap()]);
+    assert!(!o.status.success());
+}
+
+fn write_npy(path: &Path, data: &[f32], rows: usize, cols: usize) {
+    conad_data::npy::write_f32_matrix(path, data, rows, cols).unwrap();
+}
+
+#[test]
+fn score_embeddings_knn_scores_bank_members_zero_and_reports_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.npy");
+    let test = dir.path().join("test.npy");
+    let out = dir.path().join("scores.csv");
+    let labels = dir.path().join("labels.npy");
+    // Normal embeddings point along +x/+y; the anomaly points along −x.
+    write_npy(&train, &[1.0, 0.0, 0.0, 1.0, 0.7, 0.7], 3, 2);
+    write_npy(&test, &[2.0, 0.0, -1.0, 0.0, 0.0, 3.0], 3, 2);
+    // labels as uint8 .npy written by hand: header + 3 bytes.
+    let mut bytes = conad_data::npy::encode_header(conad_data::npy::DType::U8, &[3]);
+    bytes.extend_from_slice(&[0, 1, 0]);
+    std::fs::write(&labels, bytes).unwrap();
+    let o = conad(&[
+        "score-embeddings",
+        "--train",
+        train.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--scorer",
+        "knn",
+        "--k",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<(usize, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (i, s) = l.split_once(',').unwrap();
+            (i.parse().unwrap(), s.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(csv.lines().next(), Some("index,score"));
+    assert_eq!(rows.len(), 3);
+    assert!(rows[0].1.abs() < 1e-6 && rows[2].1.abs() < 1e-6, "{csv}");
+    // Nearest normal to (−1, 0) has cosine 0 (the +y member): anomaly score 1.
+    assert!((rows[1].1 - 1.0).abs() < 1e-6, "{csv}");
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["auroc"].as_f64(), Some(1.0));
+}
+
+#[test]
+fn score_embeddings_rejects_mismatched_dimensions_and_bad_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.npy");
+    let test = dir.path().join("test.npy");
+    write_npy(&train, &[1.0, 0.0, 0.0, 1.0], 2, 2);
+    write_npy(&test, &[1.0, 0.0, 0.0], 1, 3);
+    let out = dir.path().join("o.csv");
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "score-embeddings",
+            "--train",
+            train.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        conad(&a)
+    };
+    assert_one_line_error(&base(&[]), "dimension mismatch");
+    write_npy(&test, &[1.0, 0.0], 1, 2);
+    assert_one_line_error(&base(&["--scorer", "knn", "--k", "0"]), "k");
+    assert_one_line_error(&base(&["--scorer", "knn", "--nu", "0.5"]), "--nu");
+    std::fs::write(&test, b"not an npy file").unwrap();
+    assert_one_line_error(&base(&[]), "test.npy");
+}

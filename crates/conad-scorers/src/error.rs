@@ -1,0 +1,191 @@
+//! The crate's single error type.
+//!
+//! Every variant carries the offending value and its message says how to fix the input, in the
+//! linfa style (`InvalidNu(f32)` rather than a bare "invalid parameter").
+
+/// Everything that can go wrong while validating parameters, fitting or scoring.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `data.len()` does not equal `rows × cols` in an [`Embeddings`](crate::Embeddings) view.
+    #[error(
+        "embedding buffer has {len} values but rows × cols = {rows} × {cols} = {expected}; \
+         pass a row-major buffer of exactly rows·cols f32 values"
+    )]
+    ShapeMismatch {
+        /// Length of the buffer.
+        len: usize,
+        /// Declared number of rows.
+        rows: usize,
+        /// Declared number of columns.
+        cols: usize,
+        /// `rows × cols` (saturating).
+        expected: usize,
+    },
+
+    /// An embedding matrix with zero columns.
+    #[error("embeddings have 0 columns (feature dimension); every row needs at least one feature")]
+    ZeroDimension,
+
+    /// A training bank with no rows (or fewer rows than the scorer needs).
+    #[error(
+        "the {what} has {rows} rows but needs at least {min}; \
+         fit on a non-empty set of normal training embeddings"
+    )]
+    EmptyBank {
+        /// Which bank ("training bank", "group 3 training bank", …).
+        what: String,
+        /// Number of rows given.
+        rows: usize,
+        /// Minimum number of rows required.
+        min: usize,
+    },
+
+    /// A query (or a second bank) whose feature dimension differs from the fitted bank's.
+    #[error(
+        "dimension mismatch in {what}: the scorer was fitted on {expected}-dimensional \
+         embeddings but got {got}; score embeddings from the same model/layer as the bank"
+    )]
+    DimensionMismatch {
+        /// Which input was wrong.
+        what: String,
+        /// Dimension the scorer was fitted on.
+        expected: usize,
+        /// Dimension received.
+        got: usize,
+    },
+
+    /// A NaN or infinite value in an input matrix.
+    #[error(
+        "{what} row {row}, column {col} is {value} (not finite); \
+         remove or repair that embedding (was the encoder's output NaN?)"
+    )]
+    NonFinite {
+        /// Which input ("training bank", "queries", …).
+        what: String,
+        /// Row index of the first non-finite value.
+        row: usize,
+        /// Column index of the first non-finite value.
+        col: usize,
+        /// The value itself (NaN or ±inf).
+        value: f32,
+    },
+
+    /// `k = 0` for a nearest-neighbour scorer.
+    #[error("k = 0 neighbours is invalid; use k ≥ 1 (k = 1 is the max-cosine score)")]
+    ZeroK,
+
+    /// `k` exceeds the number of training embeddings.
+    #[error(
+        "k = {k} neighbours requested but the training bank has only {bank} rows; \
+         use k ≤ {bank} or a larger bank"
+    )]
+    KExceedsBank {
+        /// Requested k.
+        k: usize,
+        /// Bank size.
+        bank: usize,
+    },
+
+    /// ν outside (0, 1] for the one-class SVM.
+    #[error(
+        "nu = {0} is outside (0, 1]; ν bounds the fraction of training outliers \
+         (sklearn's default is 0.5)"
+    )]
+    InvalidNu(f64),
+
+    /// A non-positive or non-finite kernel bandwidth γ.
+    #[error("gamma = {0} is invalid; the RBF bandwidth must be finite and > 0")]
+    InvalidGamma(f32),
+
+    /// The training features have zero variance, so a data-derived bandwidth is undefined.
+    #[error(
+        "the training features have zero variance (all entries equal), so the data-derived \
+         bandwidth γ = c/(Var·d) is undefined; pass an explicit gamma"
+    )]
+    ZeroVariance,
+
+    /// Any other numeric parameter out of range.
+    #[error("parameter `{name}` = {value} is invalid: {reason}")]
+    InvalidParameter {
+        /// Parameter name as in the params struct.
+        name: &'static str,
+        /// Offending value (printed).
+        value: String,
+        /// What would be valid.
+        reason: &'static str,
+    },
+
+    /// A covariance matrix that is not positive definite after regularisation.
+    #[error(
+        "the covariance of the {what} is not positive definite (pivot {pivot} failed); \
+         use Ledoit–Wolf shrinkage or a larger ridge epsilon"
+    )]
+    NotPositiveDefinite {
+        /// Which covariance.
+        what: String,
+        /// Index of the failing pivot.
+        pivot: usize,
+    },
+
+    /// A linear-algebra routine (eigendecomposition) failed to converge.
+    #[error("{what} failed to converge; check the input for extreme values")]
+    NoConvergence {
+        /// Which routine.
+        what: &'static str,
+    },
+
+    /// k-means produced a cluster too small to estimate a covariance.
+    #[error(
+        "k-means cluster {cluster} has {size} members but a covariance needs at least 2; \
+         use fewer clusters (n_clusters) for a bank of this size"
+    )]
+    ClusterTooSmall {
+        /// Cluster index.
+        cluster: usize,
+        /// Number of members.
+        size: usize,
+    },
+
+    /// More clusters than training rows.
+    #[error("n_clusters = {clusters} exceeds the {rows} training rows; use n_clusters ≤ rows")]
+    TooManyClusters {
+        /// Requested clusters.
+        clusters: usize,
+        /// Bank size.
+        rows: usize,
+    },
+
+    /// Group-structured inputs (TTA ensembles, CSI shifts) with inconsistent shapes.
+    #[error("group structure mismatch: {0}")]
+    GroupMismatch(String),
+
+    /// A fitted scorer whose stored arrays are inconsistent (a corrupted or hand-edited file).
+    #[error(
+        "the fitted {scorer} scorer is inconsistent: {detail}; re-fit it or reload an intact file"
+    )]
+    CorruptModel {
+        /// Scorer name.
+        scorer: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A scorer name the config does not know.
+    #[error("unknown scorer `{0}`; expected one of knn, gaussian, mahalanobis, kde, ocsvm, center")]
+    UnknownScorer(String),
+
+    /// A command-line style option given to a scorer that does not take it.
+    #[error("option `{option}` does not apply to the `{scorer}` scorer; {hint}")]
+    OptionNotApplicable {
+        /// Option name (e.g. "--nu").
+        option: &'static str,
+        /// Scorer name.
+        scorer: &'static str,
+        /// Which options the scorer does take.
+        hint: &'static str,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
