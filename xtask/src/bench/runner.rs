@@ -264,7 +264,13 @@ pub fn run(root: &Path, spec: &BenchSpec, args: &BenchArgs) -> Result<()> {
         let other: Vec<String> = s
             .median_fields
             .iter()
-            .map(|(k, v)| format!("{k}={v:.4}"))
+            .map(|(k, v)| {
+                if v.fract() == 0.0 && v.abs() < 1e15 {
+                    format!("{k}={v:.0}")
+                } else {
+                    format!("{k}={v:.4}")
+                }
+            })
             .collect();
         writeln!(
             md,
