@@ -99,7 +99,7 @@ def write_safetensors(path, tensors, metadata=None):
     """Minimal safetensors writer (the `safetensors` Python package is not installed)."""
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.array(tensors[name], order="C")  # keeps 0-d shapes (ascontiguousarray makes them 1-d)
         dt = DTYPES[a.dtype.type]
         b = a.tobytes()
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}

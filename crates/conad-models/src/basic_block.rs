@@ -1,0 +1,64 @@
+//! torchvision's `BasicBlock` (He et al. 2016, "Deep Residual Learning", Fig. 2 left):
+//! `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, with a 1×1 strided conv + BN shortcut
+//! (`downsample.0`, `downsample.1`) when the stride or the width changes.
+
+use candle_core::Tensor;
+use candle_nn::{Conv2d, VarBuilder};
+
+use crate::error::Result;
+use crate::layers::{BatchNorm, conv2d_no_bias};
+
+/// One residual BasicBlock with torchvision parameter names.
+#[derive(Clone, Debug)]
+pub struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    downsample: Option<(Conv2d, BatchNorm)>,
+}
+
+impl BasicBlock {
+    /// Builds the block under `vb`'s prefix (e.g. `layer2.0`).
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        stride: usize,
+        bn_momentum: f64,
+        bn_eps: f64,
+        vb: VarBuilder<'_>,
+    ) -> Result<Self> {
+        let conv1 = conv2d_no_bias(in_channels, out_channels, 3, stride, 1, vb.pp("conv1"))?;
+        let bn1 = BatchNorm::new(out_channels, true, bn_momentum, bn_eps, vb.pp("bn1"))?;
+        let conv2 = conv2d_no_bias(out_channels, out_channels, 3, 1, 1, vb.pp("conv2"))?;
+        let bn2 = BatchNorm::new(out_channels, true, bn_momentum, bn_eps, vb.pp("bn2"))?;
+        let downsample = if stride != 1 || in_channels != out_channels {
+            let vb = vb.pp("downsample");
+            Some((
+                conv2d_no_bias(in_channels, out_channels, 1, stride, 0, vb.pp("0"))?,
+                BatchNorm::new(out_channels, true, bn_momentum, bn_eps, vb.pp("1"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            downsample,
+        })
+    }
+
+    /// # Shapes
+    /// `N × C_in × H × W` → `N × C_out × ⌈H/stride⌉ × ⌈W/stride⌉`.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let out = self.bn1.forward(&x.apply(&self.conv1)?, train)?.relu()?;
+        let out = self.bn2.forward(&out.apply(&self.conv2)?, train)?;
+        let shortcut = match &self.downsample {
+            Some((conv, bn)) => bn.forward(&x.apply(conv)?, train)?,
+            None => x.clone(),
+        };
+        Ok((out + shortcut)?.relu()?)
+    }
+}

@@ -1,0 +1,290 @@
+//! Self-contained safetensors checkpoints (ECOSYSTEM B.6 habit 9).
+//!
+//! A checkpoint is one `.safetensors` file: the model variables under their own names, optimizer
+//! state under [`OPTIMIZER_PREFIX`], and in the header's `__metadata__` a JSON blob
+//! ([`CheckpointMeta`]: encoder config, head configs, preprocessing, seed, epoch, conad version)
+//! under the key `"conad"`, plus `"format" = "conad-checkpoint-v1"`. candle's own
+//! `safetensors::save` writes no metadata, so the file is written with the `safetensors` crate.
+//!
+//! Loading checks the version and the architecture and says what differs:
+//! `checkpoint has width_multiplier 0.25, config asks 1`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ResNetConfig;
+use crate::error::{Error, Result};
+use crate::weights::{WeightLoadReport, assign_to_varmap, parse_tensors};
+
+/// The version of conad that writes checkpoints (the workspace version).
+pub const CONAD_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Value of the `"format"` metadata entry.
+pub const CHECKPOINT_FORMAT: &str = "conad-checkpoint-v1";
+/// Prefix of optimizer-state tensor names inside a checkpoint.
+pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+const META_KEY: &str = "conad";
+const FORMAT_KEY: &str = "format";
+
+/// Everything except tensors that a checkpoint records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// conad version that wrote the file.
+    pub conad_version: String,
+    /// Encoder architecture.
+    pub encoder: ResNetConfig,
+    /// Head configs by name (free-form; the trainer decides), e.g.
+    /// `{"projection": MlpHeadConfig, "rotation": LinearHeadConfig}`.
+    #[serde(default)]
+    pub heads: serde_json::Value,
+    /// Input preprocessing (free-form; the trainer supplies it): image size, normalisation
+    /// mean/std, channel count, …, so that prediction needs no training data.
+    #[serde(default)]
+    pub preprocessing: serde_json::Value,
+    /// Root seed of the run.
+    pub seed: u64,
+    /// Epochs completed when the checkpoint was written.
+    pub epoch: u64,
+    /// Training description (free-form): method, loss and optimizer hyper-parameters.
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+impl CheckpointMeta {
+    /// Metadata for the current conad version with empty free-form fields.
+    pub fn new(encoder: ResNetConfig, seed: u64, epoch: u64) -> Self {
+        Self {
+            conad_version: CONAD_VERSION.to_string(),
+            encoder,
+            heads: serde_json::Value::Null,
+            preprocessing: serde_json::Value::Null,
+            seed,
+            epoch,
+            training: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Tensors plus metadata; see the module docs for the file layout.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// Model variables by name, and optimizer state under [`OPTIMIZER_PREFIX`].
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Metadata written to the header.
+    pub meta: CheckpointMeta,
+}
+
+impl Checkpoint {
+    /// An empty checkpoint.
+    pub fn new(meta: CheckpointMeta) -> Self {
+        Self {
+            tensors: BTreeMap::new(),
+            meta,
+        }
+    }
+
+    /// Snapshots every variable of `varmap` (copies, so later training steps do not change it).
+    ///
+    /// # Errors
+    /// A candle error if a copy fails.
+    pub fn from_varmap(varmap: &VarMap, meta: CheckpointMeta) -> Result<Self> {
+        let vars = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("VarMap lock poisoned".into()))?;
+        let mut tensors = BTreeMap::new();
+        for (name, var) in vars.iter() {
+            tensors.insert(name.clone(), var.as_detached_tensor().copy()?);
+        }
+        Ok(Self { tensors, meta })
+    }
+
+    /// Adds one optimizer-state tensor (stored as `optimizer.<name>`).
+    pub fn insert_optimizer_state(&mut self, name: &str, value: Tensor) {
+        self.tensors
+            .insert(format!("{OPTIMIZER_PREFIX}{name}"), value.detach());
+    }
+
+    /// Optimizer-state tensors with the prefix stripped.
+    pub fn optimizer_state(&self) -> BTreeMap<String, Tensor> {
+        self.tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(OPTIMIZER_PREFIX)
+                    .map(|s| (s.to_string(), v.clone()))
+            })
+            .collect()
+    }
+
+    /// Model tensors (everything not under [`OPTIMIZER_PREFIX`]).
+    pub fn model_tensors(&self) -> BTreeMap<String, Tensor> {
+        self.tensors
+            .iter()
+            .filter(|(k, _)| !k.starts_with(OPTIMIZER_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Writes the checkpoint atomically (to `<path>.tmp`, then renamed).
+    ///
+    /// # Errors
+    /// [`Error::Io`] on write failure; [`Error::Safetensors`] if serialisation fails.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let json = serde_json::to_string(&self.meta).map_err(|e| Error::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("metadata does not serialise: {e}"),
+        })?;
+        let metadata = HashMap::from([
+            (META_KEY.to_string(), json),
+            (FORMAT_KEY.to_string(), CHECKPOINT_FORMAT.to_string()),
+        ]);
+        let mut data = Vec::with_capacity(self.tensors.len());
+        for (k, v) in &self.tensors {
+            data.push((k.as_str(), v.contiguous()?));
+        }
+        let bytes =
+            safetensors::serialize(data, Some(metadata)).map_err(|e| Error::Safetensors {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let tmp = path.with_extension("safetensors.tmp");
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(())
+    }
+
+    /// Reads a checkpoint; tensors go to `device`.
+    ///
+    /// Does not check compatibility: call [`Checkpoint::check_compatible`] with the config you
+    /// intend to build.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Safetensors`] for an unreadable file; [`Error::NotACheckpoint`] for
+    /// a safetensors file without conad metadata; [`Error::VersionMismatch`] when the metadata
+    /// comes from another conad version and cannot be read by this one.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Safetensors {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let not_ckpt = |reason: String| Error::NotACheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let md = header.metadata().as_ref().ok_or_else(|| {
+            not_ckpt(
+                "the header has no __metadata__ (a plain weight file? use \
+                 `load_safetensors_into_varmap`)"
+                    .into(),
+            )
+        })?;
+        match md.get(FORMAT_KEY) {
+            Some(f) if f == CHECKPOINT_FORMAT => {}
+            Some(f) => {
+                return Err(not_ckpt(format!(
+                    "format `{f}`, this build reads `{CHECKPOINT_FORMAT}`"
+                )));
+            }
+            None => return Err(not_ckpt("no `format` metadata entry".into())),
+        }
+        let json = md
+            .get(META_KEY)
+            .ok_or_else(|| not_ckpt(format!("no `{META_KEY}` metadata entry")))?;
+        let meta: CheckpointMeta = match serde_json::from_str(json) {
+            Ok(m) => m,
+            Err(e) => {
+                // Metadata from another version may not parse; report the version first.
+                let version = serde_json::from_str::<serde_json::Value>(json)
+                    .ok()
+                    .and_then(|v| v.get("conad_version")?.as_str().map(str::to_string));
+                return Err(match version {
+                    Some(v) if v != CONAD_VERSION => Error::VersionMismatch {
+                        checkpoint: v,
+                        current: CONAD_VERSION.to_string(),
+                    },
+                    _ => not_ckpt(format!("metadata JSON does not parse: {e}")),
+                });
+            }
+        };
+        let tensors = parse_tensors(&bytes, path, device)?;
+        Ok(Self { tensors, meta })
+    }
+
+    /// [`Checkpoint::load`] followed by [`Checkpoint::check_compatible`] with `config`.
+    ///
+    /// # Errors
+    /// As the two calls: unreadable file, other conad version, other architecture.
+    pub fn load_checked(
+        path: impl AsRef<Path>,
+        config: &ResNetConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let ckpt = Self::load(path, device)?;
+        ckpt.check_compatible(config)?;
+        Ok(ckpt)
+    }
+
+    /// Errors unless the checkpoint was written by this conad version.
+    ///
+    /// # Errors
+    /// [`Error::VersionMismatch`].
+    pub fn check_version(&self) -> Result<()> {
+        if self.meta.conad_version != CONAD_VERSION {
+            return Err(Error::VersionMismatch {
+                checkpoint: self.meta.conad_version.clone(),
+                current: CONAD_VERSION.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Errors unless the stored encoder architecture equals `config`'s.
+    ///
+    /// # Errors
+    /// [`Error::ArchitectureMismatch`] listing every differing field with both values.
+    pub fn check_architecture(&self, config: &ResNetConfig) -> Result<()> {
+        let differences = config.differences_from(&self.meta.encoder);
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ArchitectureMismatch { differences })
+        }
+    }
+
+    /// [`Checkpoint::check_version`] then [`Checkpoint::check_architecture`].
+    ///
+    /// # Errors
+    /// As the two checks.
+    pub fn check_compatible(&self, config: &ResNetConfig) -> Result<()> {
+        self.check_version()?;
+        self.check_architecture(config)
+    }
+
+    /// Overwrites every variable of `varmap` with the stored value (e.g. to resume training).
+    ///
+    /// # Errors
+    /// [`Error::MissingTensors`], [`Error::TensorShape`]; nothing is written on error.
+    pub fn restore_varmap(&self, varmap: &VarMap) -> Result<WeightLoadReport> {
+        assign_to_varmap(&self.tensors, varmap, "checkpoint")
+    }
+
+    /// A read-only [`VarBuilder`] over the model tensors, for inference
+    /// (`ResNet::new(&meta.encoder, ckpt.var_builder(..))`).
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_tensors(self.model_tensors().into_iter().collect(), dtype, device)
+    }
+}
