@@ -17,6 +17,15 @@
 //!   whitening); `checksum` = the Ledoit–Wolf shrinkage.
 //!
 //! Peak RSS includes the loaded data (bank + queries for `knn`).
+//!
+//! With `--features hnsw` and the flag `--hnsw [EF_SEARCH]` (default 64), a third case
+//! `knn_hnsw` also runs (not part of the default run; no Python counterpart). iid Gaussian data
+//! has no neighbourhood structure for a graph index to exploit, so this case generates
+//! embedding-like data of the same size in memory (seed-tree streams): a 16-dimensional latent
+//! mixture of 32 clusters mapped linearly to 512 dimensions plus 5 % isotropic noise. It reports
+//! the HNSW build (`build_seconds`; M = 16, ef_construction = 200), the queries (`seconds`), the
+//! exact backend on the same data (`exact_seconds`) and `recall_at_1` (HNSW max cosine equal to
+//! the exact one within 1e-5).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -38,6 +47,8 @@ struct Args {
     data_dir: PathBuf,
     case: Option<String>,
     tiles: TilePlan,
+    /// `ef_search` of the optional HNSW case (`--hnsw [EF]`).
+    hnsw_ef: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,8 +57,9 @@ fn parse_args() -> Result<Args, String> {
         data_dir: PathBuf::from("target/bench-data/knn"),
         case: None,
         tiles: TilePlan::default(),
+        hnsw_ef: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
@@ -55,6 +67,14 @@ fn parse_args() -> Result<Args, String> {
                 args.data_dir = it.next().ok_or("--data-dir needs a path")?.into();
             }
             "--case" => args.case = Some(it.next().ok_or("--case needs knn|gaussian_fit")?),
+            "--hnsw" if cfg!(feature = "hnsw") => {
+                let ef = it.peek().and_then(|v| v.parse::<usize>().ok());
+                if ef.is_some() {
+                    it.next();
+                }
+                args.hnsw_ef = Some(ef.unwrap_or(64));
+            }
+            "--hnsw" => return Err("--hnsw needs `--features hnsw`".into()),
             "--tiles" => {
                 let v = it.next().ok_or("--tiles needs QUERY_BLOCK,BANK_TILE")?;
                 let (a, b) = v.split_once(',').ok_or("--tiles QUERY_BLOCK,BANK_TILE")?;
@@ -65,7 +85,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: bench_knn [--quick] [--data-dir DIR] [--tiles QUERY_BLOCK,BANK_TILE]"
+                    "usage: bench_knn [--quick] [--data-dir DIR] [--tiles QUERY_BLOCK,BANK_TILE] \
+                     [--hnsw [EF_SEARCH]]"
                         .into(),
                 );
             }
@@ -169,6 +190,80 @@ fn run_knn(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
     ))
 }
 
+/// `rows × DIM` embedding-like points (see the module docs): latent `z = c + 0.5·ε` (16-d,
+/// 32 centres `c ~ N(0, I)`), `x = W z + 0.05·η` with `W ~ N(0, 1/16)` of size 512 × 16.
+#[cfg(feature = "hnsw")]
+fn low_rank_points(rows: usize, stream: &str) -> Vec<f32> {
+    const LATENT: usize = 16;
+    const CLUSTERS: usize = 32;
+    let gauss = |rng: &mut conad_rng::ChaCha8Rng| {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    };
+    let tree = SeedTree::new(SEED).child("bench-knn-hnsw");
+    let mut shared = tree.child("model").rng();
+    let w: Vec<f32> = (0..DIM * LATENT)
+        .map(|_| gauss(&mut shared) / (LATENT as f32).sqrt())
+        .collect();
+    let centres: Vec<f32> = (0..CLUSTERS * LATENT).map(|_| gauss(&mut shared)).collect();
+    let mut rng = tree.child(stream).rng();
+    let mut out = Vec::with_capacity(rows * DIM);
+    let mut z = [0.0f32; LATENT];
+    for _ in 0..rows {
+        let c = rng.random_range(0..CLUSTERS);
+        for (j, zj) in z.iter_mut().enumerate() {
+            *zj = centres[c * LATENT + j] + 0.5 * gauss(&mut rng);
+        }
+        for i in 0..DIM {
+            let wz: f32 = w[i * LATENT..(i + 1) * LATENT]
+                .iter()
+                .zip(&z)
+                .map(|(a, b)| a * b)
+                .sum();
+            out.push(wz + 0.05 * gauss(&mut rng));
+        }
+    }
+    out
+}
+
+#[cfg(feature = "hnsw")]
+fn run_knn_hnsw(args: &Args, ef_search: usize) -> Result<String, Box<dyn std::error::Error>> {
+    use conad_scorers::{HnswParams, KnnBackend};
+    let (n, m) = sizes(args.quick);
+    let bank = low_rank_points(n, "bank");
+    let queries = low_rank_points(m, "queries");
+    let qv = Embeddings::new(&queries, m, DIM)?;
+    let t = Instant::now();
+    let exact = KnnParams::default()
+        .fit(Embeddings::new(&bank, n, DIM)?)?
+        .normality_batch(qv)?;
+    let exact_secs = t.elapsed().as_secs_f64();
+    let params = HnswParams {
+        ef_search,
+        ..HnswParams::default()
+    };
+    let t = Instant::now();
+    let knn = KnnParams::default()
+        .backend(KnnBackend::Hnsw(params))
+        .fit_owned(EmbeddingMatrix::new(bank, n, DIM)?)?;
+    let build = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let maxima = knn.normality_batch(qv)?;
+    let secs = t.elapsed().as_secs_f64();
+    let hits = maxima
+        .iter()
+        .zip(&exact)
+        .filter(|(a, e)| **a >= **e - 1e-5)
+        .count();
+    let checksum = maxima.iter().map(|&v| f64::from(v)).sum::<f64>() / m as f64;
+    Ok(format!(
+        r#"{{"bench":"knn","case":"hnsw_lowrank{n}x{DIM}_q{m}_ef{ef_search}","impl":"conad","seconds":{secs:.4},"build_seconds":{build:.3},"exact_seconds":{exact_secs:.4},"recall_at_1":{:.4},"peak_rss_mib":{:.1},"checksum":{checksum:.6}}}"#,
+        hits as f64 / m as f64,
+        peak_rss_mib().unwrap_or(f64::NAN),
+    ))
+}
+
 fn run_gaussian(args: &Args) -> Result<String, Box<dyn std::error::Error>> {
     let (n, m) = sizes(args.quick);
     let (bank_path, _) = paths(&args.data_dir, n, m);
@@ -194,6 +289,8 @@ fn main() {
     let result = match args.case.as_deref() {
         Some("knn") => run_knn(&args),
         Some("gaussian_fit") => run_gaussian(&args),
+        #[cfg(feature = "hnsw")]
+        Some("knn_hnsw") => run_knn_hnsw(&args, args.hnsw_ef.unwrap_or(64)),
         Some(other) => Err(format!("unknown case `{other}`").into()),
         None => {
             // Parent: make the data, then run each case in its own process (clean peak RSS).
@@ -211,7 +308,11 @@ fn main() {
                 rayon::current_num_threads()
             );
             let exe = std::env::current_exe().expect("own path");
-            for case in ["knn", "gaussian_fit"] {
+            let mut cases = vec!["knn", "gaussian_fit"];
+            if args.hnsw_ef.is_some() {
+                cases.push("knn_hnsw");
+            }
+            for case in cases {
                 let mut cmd = Command::new(&exe);
                 cmd.arg("--case")
                     .arg(case)
@@ -222,6 +323,9 @@ fn main() {
                     .arg(format!("{},{}", t.query_block, t.bank_tile));
                 if args.quick {
                     cmd.arg("--quick");
+                }
+                if let Some(ef) = args.hnsw_ef {
+                    cmd.arg("--hnsw").arg(ef.to_string());
                 }
                 let out = cmd.output().expect("spawn benchmark case");
                 std::io::stderr().write_all(&out.stderr).ok();

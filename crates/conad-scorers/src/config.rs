@@ -10,6 +10,17 @@
 //! norm_weighting = false
 //! ```
 //!
+//! With the cargo feature `hnsw`, the kNN scorer can search an approximate HNSW graph instead
+//! of the whole bank (`backend` defaults to `"exact"`; omitted HNSW fields take their defaults):
+//!
+//! ```toml
+//! scorer = "knn"
+//! k = 5
+//! [backend.hnsw]
+//! m = 16
+//! ef_search = 128
+//! ```
+//!
 //! The CLI flags `--scorer knn|gaussian|mahalanobis|kde|ocsvm|center [--k K] [--normalize]
 //! [--nu NU] [--gamma G]` map to [`ScorerConfig::from_name`] and the `with_*` methods, which
 //! reject an option that does not apply to the chosen scorer.

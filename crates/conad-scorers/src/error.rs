@@ -105,6 +105,30 @@ pub enum Error {
     )]
     ZeroVariance,
 
+    /// An HNSW degree `M` outside `[2, 4096]` (approximate kNN backend, feature `hnsw`).
+    #[error(
+        "HNSW M = {0} is invalid; use 2 ≤ M ≤ 4096 links per node (typical 12–48, default 16; \
+         layer 0 keeps up to 2·M)"
+    )]
+    InvalidHnswM(usize),
+
+    /// An HNSW candidate-list size (`ef_construction`, `ef_search`) too small for what it must
+    /// hold (approximate kNN backend, feature `hnsw`).
+    #[error(
+        "HNSW {name} = {value} is too small: use {name} ≥ {min} ({reason}); \
+         defaults are ef_construction = 200, ef_search = 64"
+    )]
+    HnswEfTooSmall {
+        /// `"ef_construction"` or `"ef_search"`.
+        name: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest valid value.
+        min: usize,
+        /// Why the bound exists.
+        reason: &'static str,
+    },
+
     /// Any other numeric parameter out of range.
     #[error("parameter `{name}` = {value} is invalid: {reason}")]
     InvalidParameter {

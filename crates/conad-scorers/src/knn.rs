@@ -13,14 +13,39 @@
 //! [`similarity`](crate::similarity)), so memory stays O(bank + block) for any number of queries.
 //! Results are exact (same as FAISS `IndexFlatIP` / sklearn `NearestNeighbors(metric="cosine")`
 //! up to `f32` rounding, ≈1e-6).
+//!
+//! Backends ([`KnnBackend`]): `Exact` (the default, above) or, with the cargo feature `hnsw`,
+//! `Hnsw` — an approximate, deterministic HNSW graph (module `hnsw`) built at fit
+//! time over the same normalised bank, for banks over ~10⁶ rows. Scores then use the
+//! approximate top-k (recall ≥ 0.95 at the default `ef_search` on the test data); everything
+//! else (score definitions, norm weighting, serde, errors) is the same.
 
 use serde::{Deserialize, Serialize};
 
 use crate::embeddings::{EmbeddingMatrix, Embeddings, NORM_EPS, normalize_rows_in_place};
 use crate::error::{Error, Result};
+#[cfg(feature = "hnsw")]
+use crate::hnsw::{HnswIndex, HnswParams};
 use crate::similarity::{PreparedBlock, TilePlan, blocked_reduce};
 use crate::topk::TopK;
 use crate::traits::{AnomalyScorer, Fit, impl_param_guard};
+
+/// How the top-k neighbours are found.
+///
+/// Serde (externally tagged, snake case): `"exact"` or `{"hnsw": {"m": 16, …}}`; in TOML
+/// `backend = "exact"` or a `[backend.hnsw]` table. Non-exhaustive because the `Hnsw` variant
+/// exists only with the cargo feature `hnsw`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KnnBackend {
+    /// Exact blocked-GEMM search (default; METHODS §2.2).
+    #[default]
+    Exact,
+    /// Approximate HNSW graph search ([`HnswParams`]); feature `hnsw`.
+    #[cfg(feature = "hnsw")]
+    Hnsw(HnswParams),
+}
 
 /// Validated kNN parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +54,7 @@ pub struct KnnValidParams {
     k: usize,
     norm_weighting: bool,
     tiles: TilePlan,
+    backend: KnnBackend,
 }
 
 impl Default for KnnValidParams {
@@ -37,6 +63,7 @@ impl Default for KnnValidParams {
             k: 1,
             norm_weighting: false,
             tiles: TilePlan::default(),
+            backend: KnnBackend::Exact,
         }
     }
 }
@@ -54,12 +81,21 @@ impl KnnValidParams {
     pub const fn tiles(&self) -> TilePlan {
         self.tiles
     }
+    /// Search backend.
+    pub const fn backend(&self) -> &KnnBackend {
+        &self.backend
+    }
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.k == 0 {
             return Err(Error::ZeroK);
         }
-        self.tiles.validate()
+        self.tiles.validate()?;
+        match &self.backend {
+            KnnBackend::Exact => Ok(()),
+            #[cfg(feature = "hnsw")]
+            KnnBackend::Hnsw(p) => p.validate_for_k(self.k),
+        }
     }
 
     /// Fits on an owned bank, normalising it in place (no second copy of the bank: peak memory
@@ -78,9 +114,17 @@ impl KnnValidParams {
         let (rows, cols) = (bank.rows(), bank.cols());
         let mut data = bank.into_vec();
         normalize_rows_in_place(&mut data, cols, NORM_EPS);
+        let bank = EmbeddingMatrix::new(data, rows, cols)?;
+        #[cfg(feature = "hnsw")]
+        let hnsw = match &self.backend {
+            KnnBackend::Exact => None,
+            KnnBackend::Hnsw(p) => Some(HnswIndex::build(bank.view(), p)?),
+        };
         Ok(KnnScorer {
             params: self.clone(),
-            bank: EmbeddingMatrix::new(data, rows, cols)?,
+            bank,
+            #[cfg(feature = "hnsw")]
+            hnsw,
         })
     }
 }
@@ -135,9 +179,15 @@ impl KnnParams {
         self.0.norm_weighting = on;
         self
     }
-    /// GEMM tiling (performance only).
+    /// GEMM tiling (performance only; exact backend).
     pub fn tiles(mut self, tiles: TilePlan) -> Self {
         self.0.tiles = tiles;
+        self
+    }
+    /// Search backend (default [`KnnBackend::Exact`]; `KnnBackend::Hnsw(HnswParams)` with the
+    /// cargo feature `hnsw`).
+    pub fn backend(mut self, backend: KnnBackend) -> Self {
+        self.0.backend = backend;
         self
     }
     /// Fits on an owned bank without copying it (see [`KnnValidParams::fit_owned`]).
@@ -149,13 +199,17 @@ impl KnnParams {
     }
 }
 
-/// A fitted exact kNN cosine scorer. Anomaly = `1 − s_cosk` (or `−‖f‖·s_cosk` with norm
+/// A fitted kNN cosine scorer. Anomaly = `1 − s_cosk` (or `−‖f‖·s_cosk` with norm
 /// weighting).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KnnScorer {
     params: KnnValidParams,
     /// L2-normalised training bank, row-major.
     bank: EmbeddingMatrix,
+    /// HNSW graph over `bank` (backend `Hnsw` only).
+    #[cfg(feature = "hnsw")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hnsw: Option<HnswIndex>,
 }
 
 impl KnnScorer {
@@ -167,6 +221,39 @@ impl KnnScorer {
     /// The L2-normalised bank.
     pub const fn bank(&self) -> &EmbeddingMatrix {
         &self.bank
+    }
+
+    /// The HNSW graph (backend `Hnsw`), `None` for the exact backend.
+    #[cfg(feature = "hnsw")]
+    pub const fn hnsw_index(&self) -> Option<&HnswIndex> {
+        self.hnsw.as_ref()
+    }
+
+    /// Changes the HNSW query candidate-list size `ef_search` without rebuilding the graph
+    /// (higher = better recall, slower).
+    ///
+    /// # Errors
+    /// [`Error::OptionNotApplicable`] for the exact backend; [`Error::HnswEfTooSmall`] if
+    /// `ef < k`.
+    #[cfg(feature = "hnsw")]
+    pub fn set_ef_search(&mut self, ef: usize) -> Result<()> {
+        let k = self.params.k;
+        match &mut self.params.backend {
+            KnnBackend::Hnsw(p) => {
+                let new = HnswParams {
+                    ef_search: ef,
+                    ..*p
+                };
+                new.validate_for_k(k)?;
+                *p = new;
+                Ok(())
+            }
+            KnnBackend::Exact => Err(Error::OptionNotApplicable {
+                option: "ef_search",
+                scorer: "knn",
+                hint: "ef_search applies to the HNSW backend only; this scorer is exact",
+            }),
+        }
     }
 
     /// The k largest cosine similarities of every query to the bank, `m × k` row-major, each
@@ -210,6 +297,24 @@ impl KnnScorer {
                 ),
             });
         }
+        #[cfg(feature = "hnsw")]
+        match (&self.params.backend, &self.hnsw) {
+            (KnnBackend::Exact, None) => {}
+            (KnnBackend::Hnsw(_), Some(g)) if g.len() == self.bank.rows() => {}
+            (backend, g) => {
+                return Err(Error::CorruptModel {
+                    scorer: "knn",
+                    detail: format!(
+                        "backend {backend:?} with {} over a bank of {} rows",
+                        g.as_ref().map_or("no HNSW index".to_string(), |g| format!(
+                            "an HNSW index of {} nodes",
+                            g.len()
+                        )),
+                        self.bank.rows()
+                    ),
+                });
+            }
+        }
         queries.check_dim(self.bank.cols(), "kNN queries")?;
         queries.check_finite("queries")
     }
@@ -221,6 +326,10 @@ impl KnnScorer {
         emit: impl Fn(&[f32], f32, &mut Vec<O>) + Sync,
     ) -> Vec<O> {
         let k = self.params.k;
+        #[cfg(feature = "hnsw")]
+        if let (KnnBackend::Hnsw(p), Some(g)) = (&self.params.backend, &self.hnsw) {
+            return g.search_batch(self.bank.view(), queries, k, p.ef_search, emit);
+        }
         blocked_reduce(
             queries,
             self.bank.as_slice(),

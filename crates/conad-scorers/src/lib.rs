@@ -37,9 +37,14 @@
 //! of queries; Gaussian fits build the covariance with a blocked `f64` GEMM. Results do not depend
 //! on the number of rayon threads (fixed work partitions merged in a fixed order).
 //!
-//! No approximate (HNSW) backend: `hnsw_rs` 0.3.5 would add ~70 crates (env_logger, regex, jiff,
-//! nix, mmap-rs, a second `rand`) and its graph construction is not driven by conad's seed tree;
-//! exact search covers the METHODS banks (≤ 60 000 × 512) in seconds.
+//! Approximate kNN (cargo feature `hnsw`, off by default): `KnnParams::backend(KnnBackend::Hnsw(
+//! HnswParams { .. }))` builds a deterministic HNSW graph (Malkov & Yashunin 2018; module `hnsw`)
+//! at fit time, for banks over ~10⁶ rows where exact search gets slow. It is written here rather
+//! than taken from `hnsw_rs` (~70 extra crates; parallel insertion and an unseeded level
+//! generator): levels come from the seed tree keyed by node index and insertion is sequential, so
+//! the same seed gives a bit-identical graph and scores whatever the thread count; queries run in
+//! parallel. The fitted graph serialises with the scorer. Exact search (the default) covers the
+//! METHODS banks (≤ 60 000 × 512) in seconds.
 
 pub mod center;
 pub mod config;
@@ -49,6 +54,8 @@ pub mod embeddings;
 pub mod ensemble;
 pub mod error;
 pub mod gaussian;
+#[cfg(feature = "hnsw")]
+pub mod hnsw;
 pub mod kde;
 mod kmeans;
 pub mod knn;
@@ -68,8 +75,10 @@ pub use embeddings::{EmbeddingMatrix, Embeddings};
 pub use ensemble::{GroupedScorer, TtaEnsemble};
 pub use error::{Error, Result};
 pub use gaussian::{GaussianCovariance, GaussianParams, GaussianScorer, GaussianValidParams};
+#[cfg(feature = "hnsw")]
+pub use hnsw::{HnswIndex, HnswParams};
 pub use kde::{KdeParams, KdeScorer, KdeValidParams};
-pub use knn::{KnnParams, KnnScorer, KnnValidParams};
+pub use knn::{KnnBackend, KnnParams, KnnScorer, KnnValidParams};
 pub use mahalanobis::{
     MahalanobisParams, MahalanobisScorer, MahalanobisValidParams, SsdCluster, SsdCovariance,
 };
