@@ -1,0 +1,231 @@
+//! Benchmark of one SimCLR training step (augment → forward → backward → optimiser) and of the
+//! optimiser update alone (conad's in-place update vs candle-nn's tensor-op AdamW).
+//!
+//! ```text
+//! cargo run --release -p conad-train --example bench_train_step -- [--quick] [--steps N]
+//!     [--width W] [--batch B] [--side S] [--channels C]
+//! ```
+//! Defaults: width 1/4, 28×28×1, B = 32 source images × 2 views, 5 timed steps after 1 warm-up.
+//! Prints one JSON object per measured case on stdout; progress goes to stderr.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::{Optimizer as _, VarMap};
+use conad_augment::{Augmenter, ImageBatchU8, presets};
+use conad_models::{ResNet, ResNetConfig, seeded_var_builder};
+use conad_rng::SeedTree;
+use conad_train::{
+    AdamConfig, BatchContext, Method, Optimizer, OptimizerConfig, SimClrConfig, SimClrMethod,
+    StepHyper,
+};
+use rand::Rng;
+
+struct Args {
+    quick: bool,
+    steps: usize,
+    width: f64,
+    batch: usize,
+    side: usize,
+    channels: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        quick: false,
+        steps: 5,
+        width: 0.25,
+        batch: 32,
+        side: 28,
+        channels: 1,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let val = |i: usize| -> String {
+            argv.get(i + 1).cloned().unwrap_or_else(|| {
+                eprintln!("{} needs a value", argv[i]);
+                std::process::exit(2)
+            })
+        };
+        let num = |s: String| -> f64 {
+            s.parse().unwrap_or_else(|_| {
+                eprintln!("not a number: {s}");
+                std::process::exit(2)
+            })
+        };
+        match argv[i].as_str() {
+            "--quick" => a.quick = true,
+            "--steps" => {
+                a.steps = num(val(i)) as usize;
+                i += 1;
+            }
+            "--width" => {
+                a.width = num(val(i));
+                i += 1;
+            }
+            "--batch" => {
+                a.batch = num(val(i)) as usize;
+                i += 1;
+            }
+            "--side" => {
+                a.side = num(val(i)) as usize;
+                i += 1;
+            }
+            "--channels" => {
+                a.channels = num(val(i)) as usize;
+                i += 1;
+            }
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2)
+            }
+        }
+        i += 1;
+    }
+    if a.quick {
+        a.steps = 1;
+        a.width = 1.0 / 16.0;
+        a.batch = 4;
+        a.side = 8;
+    }
+    a
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args();
+    let dev = Device::Cpu;
+    let n_images = args.batch * 4;
+    let mut rng = SeedTree::new(0).child("bench-data").rng();
+    let pixels: Vec<u8> = (0..n_images * args.side * args.side * args.channels)
+        .map(|_| rng.random())
+        .collect();
+    let images = ImageBatchU8::new(&pixels, n_images, args.side, args.side, args.channels)?;
+    let augmenter = Augmenter::new(&presets::simclr_cifar(args.side), SeedTree::new(0))?;
+
+    let resnet = ResNetConfig {
+        in_channels: args.channels,
+        width_multiplier: args.width,
+        ..Default::default()
+    };
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, SeedTree::new(0).child("init"), DType::F32, &dev);
+    let encoder = ResNet::new(&resnet, vb.pp("encoder"))?;
+    let method = SimClrMethod::new(&SimClrConfig::default(), &resnet, vb.pp("heads"))?;
+    let adamw = OptimizerConfig::AdamW(AdamConfig {
+        weight_decay: 0.01,
+        ..Default::default()
+    });
+    let mut opt = Optimizer::from_varmap(adamw, &varmap, |_| true)?;
+    eprintln!(
+        "SimCLR step: width {}, {}x{}x{}, B = {} x 2 views, {} trainable scalars, {} threads",
+        args.width,
+        args.side,
+        args.side,
+        args.channels,
+        args.batch,
+        opt.num_scalars(),
+        rayon::current_num_threads()
+    );
+
+    let (mut aug_t, mut fwd_t, mut bwd_t, mut opt_t, mut step_t) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut last_grads = None;
+    for step in 0..=args.steps {
+        let lo = (step * args.batch) % (n_images - args.batch + 1);
+        let indices: Vec<usize> = (lo..lo + args.batch).collect();
+        let t0 = Instant::now();
+        let batch = method.batch(&BatchContext {
+            images: &images,
+            indices: &indices,
+            epoch: step as u64,
+            augmenter: &augmenter,
+            device: &dev,
+        })?;
+        let t1 = Instant::now();
+        let out = method.forward_loss(&encoder, &batch)?;
+        let loss = out.loss.to_scalar::<f32>()?;
+        let t2 = Instant::now();
+        let grads = out.loss.backward()?;
+        let t3 = Instant::now();
+        opt.step(&grads, StepHyper::lr(1e-3))?;
+        let t4 = Instant::now();
+        eprintln!(
+            "step {step}: loss {loss:.4}, augment {:.3}s forward {:.3}s backward {:.3}s optimizer {:.4}s",
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            (t3 - t2).as_secs_f64(),
+            (t4 - t3).as_secs_f64()
+        );
+        if step > 0 {
+            aug_t.push((t1 - t0).as_secs_f64());
+            fwd_t.push((t2 - t1).as_secs_f64());
+            bwd_t.push((t3 - t2).as_secs_f64());
+            opt_t.push((t4 - t3).as_secs_f64());
+            step_t.push((t4 - t0).as_secs_f64());
+        }
+        last_grads = Some(grads);
+    }
+    let views = 2 * args.batch;
+    let step_s = median(step_t);
+    println!(
+        "{{\"bench\":\"train_step\",\"case\":\"simclr_w{}_{}x{}x{}_b{}x2\",\"impl\":\"conad\",\"seconds\":{step_s:.6},\"images_per_second\":{:.3},\"source_images_per_second\":{:.3},\"augment_s\":{:.6},\"forward_s\":{:.6},\"backward_s\":{:.6},\"optimizer_s\":{:.6}}}",
+        args.width,
+        args.side,
+        args.side,
+        args.channels,
+        args.batch,
+        views as f64 / step_s,
+        args.batch as f64 / step_s,
+        median(aug_t),
+        median(fwd_t),
+        median(bwd_t),
+        median(opt_t)
+    );
+
+    // The optimiser update alone on the same gradients: conad's in-place pass vs candle-nn's
+    // AdamW (about ten tensor ops per parameter).
+    let grads = last_grads.ok_or("no step ran")?;
+    let reps = if args.quick { 3 } else { 20 };
+    let mut ours = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        opt.step(&grads, StepHyper::lr(1e-3))?;
+        ours.push(t.elapsed().as_secs_f64());
+    }
+    let vars: Vec<_> = {
+        let data = varmap.data().lock().map_err(|_| "poisoned")?;
+        data.iter()
+            .filter(|(k, _)| !conad_train::is_batch_norm_statistic(k))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut candle_adamw = candle_nn::AdamW::new(
+        vars,
+        candle_nn::ParamsAdamW {
+            lr: 1e-3,
+            weight_decay: 0.01,
+            ..Default::default()
+        },
+    )?;
+    let mut theirs = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        candle_adamw.step(&grads)?;
+        theirs.push(t.elapsed().as_secs_f64());
+    }
+    let scalars = opt.num_scalars();
+    for (name, times) in [("conad-inplace", ours), ("candle-nn", theirs)] {
+        let s = median(times);
+        println!(
+            "{{\"bench\":\"optimizer_step\",\"case\":\"adamw_{scalars}params\",\"impl\":\"{name}\",\"seconds\":{s:.6},\"params_per_second\":{:.1}}}",
+            scalars as f64 / s
+        );
+    }
+    Ok(())
+}

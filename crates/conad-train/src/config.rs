@@ -1,0 +1,330 @@
+//! The typed training configuration ([`TrainConfig`]): serde + TOML, `Default`, `validate()`,
+//! and resolution against the data (image size, channel count) into the concrete config written
+//! to `RUN_DIR/config.toml`.
+//!
+//! ```toml
+//! epochs = 200
+//! batch_size = 64
+//! seed = 0
+//! checkpoint_every = 10
+//! eval_every = 10
+//!
+//! [method]
+//! name = "simclr"
+//! temperature = 0.5
+//!
+//! [model]
+//! width_multiplier = 0.25
+//!
+//! [optimizer]
+//! kind = "adam_w"
+//! weight_decay = 1e-3
+//!
+//! [schedule]
+//! kind = "cosine"
+//! lr = 1e-3
+//!
+//! [augment.train]
+//! preset = "simclr_cifar"
+//! ```
+
+use std::path::Path;
+
+use conad_models::{ResNetConfig, Stem};
+use serde::{Deserialize, Serialize};
+
+use crate::augment_spec::AugmentSettings;
+use crate::error::{Error, Result};
+use crate::method::{MethodConfig, method_names};
+use crate::optim::OptimizerConfig;
+use crate::schedule::LrSchedule;
+
+/// The encoder part of the config; resolves to a [`ResNetConfig`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Input stem (CIFAR for ≤ 64 px, ImageNet for 224 px).
+    pub stem: Stem,
+    /// Stage-width multiplier (1 = ResNet-18; 0.5, 0.25, 0.125 for CPU budgets).
+    pub width_multiplier: f64,
+    /// Input channels; `None` = the channel count of the augmented training views.
+    pub in_channels: Option<usize>,
+    /// BasicBlocks per stage (`[2, 2, 2, 2]` = ResNet-18).
+    pub blocks_per_stage: [usize; 4],
+    /// Batch-norm momentum (PyTorch semantics; FIRM 0.9).
+    pub bn_momentum: f64,
+    /// Batch-norm ε.
+    pub bn_eps: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        let r = ResNetConfig::default();
+        Self {
+            stem: r.stem,
+            width_multiplier: r.width_multiplier,
+            in_channels: None,
+            blocks_per_stage: r.blocks_per_stage,
+            bn_momentum: r.bn_momentum,
+            bn_eps: r.bn_eps,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The encoder for `in_channels` input channels (`self.in_channels` wins when set).
+    pub fn resnet(&self, in_channels: usize) -> ResNetConfig {
+        ResNetConfig {
+            stem: self.stem,
+            in_channels: self.in_channels.unwrap_or(in_channels),
+            width_multiplier: self.width_multiplier,
+            blocks_per_stage: self.blocks_per_stage,
+            num_classes: None,
+            bn_momentum: self.bn_momentum,
+            bn_eps: self.bn_eps,
+        }
+    }
+
+    /// Checks the fields (with 3 channels when `in_channels` is unset).
+    ///
+    /// # Errors
+    /// [`Error::Models`] with the offending field.
+    pub fn validate(&self) -> Result<()> {
+        Ok(self.resnet(3).validate()?)
+    }
+}
+
+/// Online evaluation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Neighbours of the kNN cosine score (1 = max cosine, METHODS §2.2, §6.22).
+    pub k: usize,
+    /// Images per forward pass when embedding.
+    pub batch_size: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            k: 1,
+            batch_size: 256,
+        }
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Method and its parameters.
+    pub method: MethodConfig,
+    /// Encoder.
+    pub model: ModelConfig,
+    /// Epochs (passes over the training split).
+    pub epochs: u64,
+    /// Source images per step (SimCLR sees `2 × batch_size` views).
+    pub batch_size: usize,
+    /// Drop the last incomplete batch of every epoch (SimCLR practice).
+    pub drop_last: bool,
+    /// Optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule (evaluated per step).
+    pub schedule: LrSchedule,
+    /// Training and test augmentation.
+    pub augment: AugmentSettings,
+    /// Root seed: weights, shuffling and augmentation all derive from it.
+    pub seed: u64,
+    /// Write a resumable checkpoint every this many epochs (and always at the end); 0 = only
+    /// the final model.
+    pub checkpoint_every: u64,
+    /// Evaluate kNN AUROC on the test split every this many epochs (and at the end);
+    /// 0 = never.
+    pub eval_every: u64,
+    /// Online evaluation settings.
+    pub eval: EvalConfig,
+    /// Worker threads for augmentation and candle's CPU kernels (a rayon pool for the run);
+    /// `None` = the global pool. Results do not depend on it.
+    pub threads: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            method: MethodConfig::default(),
+            model: ModelConfig::default(),
+            epochs: 100,
+            batch_size: 64,
+            drop_last: true,
+            optimizer: OptimizerConfig::default(),
+            schedule: LrSchedule::default(),
+            augment: AugmentSettings::default(),
+            seed: 0,
+            checkpoint_every: 10,
+            eval_every: 10,
+            eval: EvalConfig::default(),
+            threads: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every section; returns the first violation.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (or the model crate's error) naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.method.validate()?;
+        self.model.validate()?;
+        if self.method.trains() {
+            if self.epochs == 0 {
+                return Err(Error::invalid("epochs", 0, "must be ≥ 1"));
+            }
+            self.optimizer.validate()?;
+            self.schedule.validate()?;
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", 0, "must be ≥ 1"));
+        }
+        if i64::try_from(self.seed).is_err() {
+            return Err(Error::invalid(
+                "seed",
+                self.seed,
+                "must be ≤ 2^63 − 1 (TOML integers are signed 64-bit)",
+            ));
+        }
+        if self.eval.k == 0 {
+            return Err(Error::invalid("eval.k", 0, "must be ≥ 1 (1 = max cosine)"));
+        }
+        if self.eval.batch_size == 0 {
+            return Err(Error::invalid("eval.batch_size", 0, "must be ≥ 1"));
+        }
+        if self.threads == Some(0) {
+            return Err(Error::invalid(
+                "threads",
+                0,
+                "must be ≥ 1, or omitted for the global pool",
+            ));
+        }
+        self.augment.train.to_augment_config(32)?;
+        self.augment.test.to_augment_config(32)?;
+        Ok(())
+    }
+
+    /// The config with everything that depends on the data filled in: augmentation sizes from
+    /// the image side and `model.in_channels` from the channel count of the training views.
+    ///
+    /// # Errors
+    /// [`Error::DataMismatch`] for non-square images with a size-less preset, or when the
+    /// training and test pipelines give the model different channel counts; augmentation shape
+    /// errors.
+    pub fn resolve(&self, height: usize, width: usize, channels: usize) -> Result<Self> {
+        self.validate()?;
+        let mut out = self.clone();
+        let side = height.min(width);
+        out.augment.train = self.augment.train.resolved(side);
+        out.augment.test = self.augment.test.resolved(side);
+        let shape_of = |spec: &crate::AugmentSpec| -> Result<[usize; 3]> {
+            Ok(spec
+                .to_augment_config(side)?
+                .output_shape([channels, height, width], Default::default())?)
+        };
+        let train_shape = shape_of(&out.augment.train)?;
+        let test_shape = shape_of(&out.augment.test)?;
+        if self.method.trains() && train_shape[0] != test_shape[0] {
+            return Err(Error::DataMismatch(format!(
+                "training views have {} channels but test views {}; make both pipelines \
+                 produce the same channel count",
+                train_shape[0], test_shape[0]
+            )));
+        }
+        if self.method.trains() {
+            let c = self.model.in_channels.unwrap_or(train_shape[0]);
+            if c != train_shape[0] {
+                return Err(Error::DataMismatch(format!(
+                    "model.in_channels = {c} but the training views have {} channels; set \
+                     model.in_channels = {} or omit it",
+                    train_shape[0], train_shape[0]
+                )));
+            }
+            out.model.in_channels = Some(c);
+        }
+        Ok(out)
+    }
+
+    /// Parses TOML; unknown method names give [`Error::UnknownMethod`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownMethod`], [`Error::ConfigParse`] (the message names the offending key),
+    /// then [`TrainConfig::validate`]'s errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let parse_err = |message: String| Error::ConfigParse {
+            origin: origin.to_string(),
+            message,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        if let Some(method) = table.get("method") {
+            let name = method.get("name").and_then(toml::Value::as_str);
+            match name {
+                Some(n) if !method_names().contains(&n) => {
+                    return Err(Error::UnknownMethod {
+                        name: n.to_string(),
+                        valid: method_names(),
+                    });
+                }
+                None => {
+                    return Err(parse_err(format!(
+                        "[method] needs a `name` (one of {})",
+                        method_names().join(", ")
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let config: Self = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] and as [`TrainConfig::from_toml_str`].
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The config as TOML (every field, defaults included).
+    ///
+    /// # Errors
+    /// [`Error::ConfigParse`] if a value cannot be represented in TOML.
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::ConfigParse {
+            origin: "serialisation".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// One line per top-level section or key whose value differs from `other`'s.
+    pub fn differences(&self, other: &Self) -> Vec<String> {
+        let (Ok(a), Ok(b)) = (toml::Value::try_from(self), toml::Value::try_from(other)) else {
+            return vec!["configs cannot be compared".into()];
+        };
+        let (Some(a), Some(b)) = (a.as_table(), b.as_table()) else {
+            return vec!["configs cannot be compared".into()];
+        };
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| {
+                let show = |v: Option<&toml::Value>| {
+                    v.map_or("(unset)".to_string(), |v| v.to_string().replace('\n', " "))
+                };
+                format!("{k}: {} vs {}", show(a.get(k)), show(b.get(k)))
+            })
+            .collect()
+    }
+}
