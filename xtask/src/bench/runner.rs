@@ -321,7 +321,10 @@ pub fn run(root: &Path, spec: &BenchSpec, args: &BenchArgs) -> Result<()> {
         "summary": summaries,
         "headline": headline,
     });
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     std::fs::write(dir.join("results.md"), &md)?;
     println!("{md}");
     println!("results: {}", dir.join("results.{json,md}").display());
