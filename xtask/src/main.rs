@@ -5,8 +5,10 @@
 //! - `cargo xtask bench <name>` — side-by-side benchmarks against the reference implementations
 //!   (see [`bench`]).
 //! - `cargo xtask fixtures` — regenerate `fixtures/` with `fixtures/generate.py`.
+//! - `cargo xtask check-cuda` — compile every CUDA kernel to PTX and SASS without a GPU.
 
 mod bench;
+mod check_cuda;
 mod fixtures;
 mod util;
 
@@ -26,6 +28,8 @@ enum Task {
     /// Regenerate the files under `fixtures/` (needs Debian's python3-numpy, python3-pil and
     /// dataset-fashion-mnist).
     Fixtures,
+    /// Compile every CUDA kernel with NVRTC (compute_80/90) and ptxas (sm_80/90); no GPU needed.
+    CheckCuda,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +39,6 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Bench(args) => bench::run(&root, args),
         Task::Fixtures => fixtures::run(&root),
+        Task::CheckCuda => check_cuda::run(&root),
     }
 }

@@ -18,7 +18,7 @@ pub fn spec(_root: &Path, args: &BenchArgs) -> BenchSpec {
     BenchSpec {
         name: "infonce",
         sides: vec![side("conad"), side("composed")],
-        headline: "infonce_speedup",
+        headline: "infonce_speedup fused/composed @2048",
         headline_ref: Some("composed"),
         // `--quick` runs N ∈ {128, 256}: take every case then.
         headline_cases: if args.quick { vec![] } else { vec!["n2048"] },

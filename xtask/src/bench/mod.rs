@@ -11,6 +11,7 @@
 
 mod augment;
 mod auroc;
+mod infonce;
 mod load;
 mod runner;
 mod scorers;
@@ -41,6 +42,8 @@ pub enum BenchName {
     Auroc,
     /// SimCLR augmentation throughput (32×32 RGB) vs torchvision.
     Augment,
+    /// Fused InfoNCE (conad-kernels) vs the same loss composed from candle ops (conad-losses).
+    Infonce,
     /// Loading all of Fashion-MNIST (70,000 images) with conad-data.
     Load,
     /// kNN max-cosine (50,000 × 512 bank, 10,000 queries) vs numpy + OpenBLAS and faiss; S_LH fit.
@@ -51,6 +54,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     let spec = match args.name {
         BenchName::Augment => augment::spec(root, &args),
         BenchName::Auroc => auroc::spec(root, &args),
+        BenchName::Infonce => infonce::spec(root, &args),
         BenchName::Load => load::spec(root, &args)?,
         BenchName::Scorers => scorers::spec(root, &args),
     };

@@ -303,7 +303,13 @@ pub fn run(root: &Path, spec: &BenchSpec, args: &BenchArgs) -> Result<()> {
             eprintln!("no case ran on both conad and {reference}: no headline ratio");
         } else {
             let g = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-            headline = Some(format!("{} conad/{reference} = {g:.3}", spec.headline));
+            // A headline that names its own sides (`x fused/composed @2048`) is printed as is.
+            let label = if spec.headline.contains('/') {
+                spec.headline.to_owned()
+            } else {
+                format!("{} conad/{reference}", spec.headline)
+            };
+            headline = Some(format!("{label} = {g:.3}"));
         }
     }
     if let Some(h) = &headline {
