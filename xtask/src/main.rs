@@ -4,11 +4,14 @@
 //! Tasks:
 //! - `cargo xtask bench <name>` — side-by-side benchmarks against the reference implementations
 //!   (see [`bench`]).
+//! - `cargo xtask demo` — the README's main command: SimCLR on the embedded Fashion-MNIST subset
+//!   next to the raw-pixel kNN floor (see [`demo`]).
 //! - `cargo xtask fixtures` — regenerate `fixtures/` with `fixtures/generate.py`.
 //! - `cargo xtask check-cuda` — compile every CUDA kernel to PTX and SASS without a GPU.
 
 mod bench;
 mod check_cuda;
+mod demo;
 mod fixtures;
 mod util;
 
@@ -25,6 +28,8 @@ struct Cli {
 enum Task {
     /// Run a benchmark side by side with its reference (PyTorch, numpy, sklearn, faiss).
     Bench(bench::BenchArgs),
+    /// Train SimCLR on the embedded Fashion-MNIST subset and compare it with raw-pixel kNN.
+    Demo(demo::DemoArgs),
     /// Regenerate the files under `fixtures/` (needs Debian's python3-numpy, python3-pil and
     /// dataset-fashion-mnist).
     Fixtures,
@@ -38,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(&root)?;
     match cli.task {
         Task::Bench(args) => bench::run(&root, args),
+        Task::Demo(args) => demo::run(&root, &args),
         Task::Fixtures => fixtures::run(&root),
         Task::CheckCuda => check_cuda::run(&root),
     }

@@ -27,6 +27,14 @@ enum Command {
     Metrics(cmd::metrics::MetricsArgs),
     /// Score test embeddings against training embeddings with any scorer of conad-scorers.
     ScoreEmbeddings(cmd::score_embeddings::ScoreEmbeddingsArgs),
+    /// Train a method on the normal images of a one-class task; writes a run directory.
+    Train(cmd::train::TrainArgs),
+    /// Embed a split with a trained run; writes `.npy` embeddings and labels.
+    Embed(cmd::embed::EmbedArgs),
+    /// Score a run's test split against its normal training images: AUROC as JSON, Markdown, ROC PNG.
+    Eval(cmd::eval::EvalArgs),
+    /// List the methods conad can train.
+    Methods,
 }
 
 fn main() {
@@ -42,6 +50,10 @@ fn main() {
         Command::Data(c) => cmd::data::run(c),
         Command::Metrics(a) => cmd::metrics::run(&a),
         Command::ScoreEmbeddings(a) => cmd::score_embeddings::run(&a),
+        Command::Train(a) => cmd::train::run(&a),
+        Command::Embed(a) => cmd::embed::run(&a),
+        Command::Eval(a) => cmd::eval::run(&a),
+        Command::Methods => cmd::methods::run(),
     };
     if let Err(err) = result {
         // `{:#}` joins the context chain on one line.

@@ -190,3 +190,196 @@ fn score_embeddings_rejects_mismatched_dimensions_and_bad_options() {
     std::fs::write(&test, b"not an npy file").unwrap();
     assert_one_line_error(&base(&[]), "test.npy");
 }
+
+// ------------------------------------------------------------------------------------------------
+// train → embed → eval
+
+fn read_npy_f32(path: &Path) -> (Vec<f32>, usize, usize) {
+    conad_data::npy::read_f32_matrix(path).unwrap()
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "stderr: {}", stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// SimCLR on the 6×6 BreastMNIST fixture (normal = label 1 by the MedMNIST convention), two
+/// epochs at width 1/8: every file of the run layout is written, embeddings have the encoder's
+/// width, evaluation reports a valid AUROC, and a second run with the same seed embeds
+/// bit-identically.
+#[test]
+fn train_embed_eval_pipeline_is_complete_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!(
+        "medmnist:{}",
+        fixtures().join("medmnist/breastmnist.npz").display()
+    );
+    let train = |out: &Path| {
+        conad(&[
+            "train",
+            "--method",
+            "simclr",
+            "--data",
+            &spec,
+            "--epochs",
+            "2",
+            "--width",
+            "0.125",
+            "--batch-size",
+            "2",
+            "--seed",
+            "7",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let run_a = dir.path().join("a");
+    let report = json_of(&train(&run_a));
+    assert_eq!(report["method"], "simclr");
+    assert_eq!(report["epochs_completed"], 2);
+    assert_eq!(report["completed"], true);
+    for f in [
+        "config.toml",
+        "task.toml",
+        "model.safetensors",
+        "history.json",
+        "learning_curve.json",
+        "report.json",
+    ] {
+        assert!(run_a.join(f).is_file(), "missing {f}");
+    }
+    let task = std::fs::read_to_string(run_a.join("task.toml")).unwrap();
+    assert!(
+        task.contains("breastmnist.npz") && task.contains("seed = 7"),
+        "{task}"
+    );
+
+    let emb_a = dir.path().join("a.npy");
+    let o = conad(&[
+        "embed",
+        "--run",
+        run_a.to_str().unwrap(),
+        "--split",
+        "test",
+        "--out",
+        emb_a.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (values, rows, cols) = read_npy_f32(&emb_a);
+    // 3 test images; 512 · 1/8 = 64 features.
+    assert_eq!((rows, cols), (3, 64));
+    assert!(values.iter().all(|v| v.is_finite()));
+    let labels = conad_data::npy::read_array(dir.path().join("a.labels.npy"))
+        .unwrap()
+        .into_i64("labels")
+        .unwrap();
+    assert_eq!(labels.len(), 3);
+    assert!(labels.iter().all(|&l| l == 0 || l == 1), "{labels:?}");
+
+    let eval = json_of(&conad(&[
+        "eval",
+        "--json",
+        "--run",
+        run_a.to_str().unwrap(),
+    ]));
+    let auroc = eval["auroc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auroc), "{eval}");
+    assert_eq!(eval["scorer"], "knn");
+    assert_eq!(eval["embedding_dim"], 64);
+    assert_eq!(eval["n_test"], 3);
+    for f in ["metrics.json", "metrics.md", "roc.png", "scores.csv"] {
+        assert!(run_a.join("eval").join(f).is_file(), "missing eval/{f}");
+    }
+    let md = std::fs::read_to_string(run_a.join("eval/metrics.md")).unwrap();
+    assert!(md.contains(&format!("{auroc:.4}")), "{md}");
+    let scores = std::fs::read_to_string(run_a.join("eval/scores.csv")).unwrap();
+    assert_eq!(scores.lines().count(), 4, "{scores}");
+
+    // Same seed, fresh directory: the same embeddings, bit for bit.
+    let run_b = dir.path().join("b");
+    json_of(&train(&run_b));
+    let emb_b = dir.path().join("b.npy");
+    let o = conad(&[
+        "embed",
+        "--run",
+        run_b.to_str().unwrap(),
+        "--out",
+        emb_b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&emb_a).unwrap(),
+        std::fs::read(&emb_b).unwrap()
+    );
+}
+
+/// The raw-pixel floor through the CLI: `conad eval` (kNN via conad-scorers) agrees with the
+/// online evaluation of `conad train` (kNN via conad-train) on the embedded Fashion-MNIST subset,
+/// and the raw embeddings are the 784 pixels.
+#[test]
+fn raw_method_eval_matches_the_training_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("raw");
+    let report = json_of(&conad(&[
+        "train",
+        "--method",
+        "raw",
+        "--data",
+        "embedded:fashion-mnist",
+        "--normal-class",
+        "0",
+        "--json",
+        "--out",
+        run.to_str().unwrap(),
+    ]));
+    assert_eq!(report["method"], "raw_pixels");
+    let online = report["final_auroc"].as_f64().unwrap();
+    let eval = json_of(&conad(&["eval", "--json", "--run", run.to_str().unwrap()]));
+    let offline = eval["auroc"].as_f64().unwrap();
+    assert!((online - offline).abs() < 1e-12, "{online} vs {offline}");
+    assert!(offline > 0.5 && offline < 1.0, "{offline}");
+    assert_eq!(eval["n_train"], 300);
+    assert_eq!(eval["n_test"], 1000);
+    assert_eq!(eval["n_test_anomalies"], 900);
+    assert_eq!(eval["embedding_dim"], 784);
+}
+
+#[test]
+fn train_and_eval_reject_bad_input_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let out = out.to_str().unwrap();
+    let base = ["train", "--data", "embedded:fashion-mnist", "--out", out];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        conad(&a)
+    };
+    // Unknown method: the error lists the registry.
+    assert_one_line_error(&with(&["--method", "simclrr"]), "simclr, raw_pixels");
+    // No method at all.
+    assert_one_line_error(&with(&[]), "--method");
+    // A class the data set does not have.
+    assert_one_line_error(&with(&["--method", "raw", "--normal-class", "12"]), "12");
+    // Invalid hyper-parameters are named.
+    assert_one_line_error(
+        &with(&["--method", "simclr", "--normal-class", "0", "--epochs", "0"]),
+        "epochs",
+    );
+    // A directory that is not a run.
+    assert_one_line_error(
+        &conad(&["eval", "--run", dir.path().to_str().unwrap()]),
+        "task.toml",
+    );
+    assert_one_line_error(
+        &conad(&[
+            "embed",
+            "--run",
+            dir.path().to_str().unwrap(),
+            "--out",
+            "x.npy",
+        ]),
+        "task.toml",
+    );
+}

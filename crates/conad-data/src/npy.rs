@@ -784,6 +784,24 @@ pub fn write_f32_matrix(
     write_f32_matrix_to(&mut w, data, rows, cols, path)
 }
 
+/// Writes a little-endian int64 vector to `path` as `.npy` (e.g. labels; `numpy.load` gives
+/// an `int64` array of shape `(n,)`).
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub fn write_i64_vector(path: impl AsRef<Path>, values: &[i64]) -> Result<()> {
+    let path = path.as_ref();
+    let io = |e| Error::io(path, e);
+    let file = File::create(path).map_err(io)?;
+    let mut w = BufWriter::with_capacity(1 << 16, file);
+    w.write_all(&encode_header(DType::I64, &[values.len()]))
+        .map_err(io)?;
+    for v in values {
+        w.write_all(&v.to_le_bytes()).map_err(io)?;
+    }
+    w.flush().map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -358,6 +358,14 @@ fn npy_writer_is_byte_identical_to_numpy() {
     let numpy_i64 = std::fs::read(npy_path("i64_5.npy")).unwrap();
     let ours = npy::encode_header(DType::I64, &[5]);
     assert_eq!(&numpy_i64[..ours.len()], &ours[..]);
+    // The whole int64 file, values included, is what numpy wrote.
+    let values = npy::read_array(npy_path("i64_5.npy"))
+        .unwrap()
+        .into_i64("i64_5.npy")
+        .unwrap();
+    let out_i64 = dir.join("l.npy");
+    npy::write_i64_vector(&out_i64, &values).unwrap();
+    assert_eq!(std::fs::read(&out_i64).unwrap(), numpy_i64);
     std::fs::remove_dir_all(&dir).unwrap();
     let e = npy::write_f32_matrix("/nonexistent-dir/x.npy", &[1.0], 1, 1).unwrap_err();
     assert!(e.to_string().contains("/nonexistent-dir/x.npy"), "{e}");

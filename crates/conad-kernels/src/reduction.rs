@@ -1,6 +1,7 @@
 //! How positives are combined per anchor and how anchors are averaged (METHODS §0, Khosla et al.
-//! 2020 eqs. 2–3). Same meaning as `conad_losses::{PositiveReduction, EmptyAnchors}`; defined
-//! here so that `conad-losses` can depend on this crate without a cycle.
+//! 2020 eqs. 2–3). The single definition of these enums: `conad-losses` depends on this crate
+//! and re-exports them (`conad_losses::{PositiveReduction, EmptyAnchors}` are these types), so
+//! the composed and the fused compute paths share one config vocabulary without a cycle.
 
 use serde::{Deserialize, Serialize};
 

@@ -106,6 +106,56 @@ pub enum Error {
         reason: String,
     },
 
+    /// An input holds NaN or ±∞ where the loss reads values on the host (scores, weights).
+    #[error("{what} holds a non-finite value at index {index}: {value}; check the features")]
+    NonFiniteInput {
+        /// Which argument.
+        what: &'static str,
+        /// Flat index of the first offending entry.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
+
+    /// A class / shift label is outside `0..classes`.
+    #[error("label {value} at index {index} is outside 0..{classes}")]
+    LabelRange {
+        /// Position of the label.
+        index: usize,
+        /// The label.
+        value: i64,
+        /// Number of classes.
+        classes: usize,
+    },
+
+    /// The batch is too small for the objective's sampling (MIL-Conv needs K + 1 rows, ≥ 1
+    /// normal and ≥ 1 abnormal candidate).
+    #[error("batch of {rows} rows is too small: {reason}")]
+    BatchTooSmall {
+        /// Rows given.
+        rows: usize,
+        /// What the objective needs.
+        reason: String,
+    },
+
+    /// Literal MIL-Conv sampling weights (p ∝ s) are negative or all zero.
+    #[error(
+        "{set} sampling weight at row {row} is {value}: the literal reading p ∝ s needs s > 0; \
+         use `SamplingRule::Shifted` (METHODS §6.16)"
+    )]
+    InvalidSamplingWeight {
+        /// `normal` (p⁺) or `abnormal` (p⁻).
+        set: &'static str,
+        /// Batch row.
+        row: usize,
+        /// The rejected weight.
+        value: f64,
+    },
+
+    /// An error from the fused kernel (`InfoNceBackend::Fused`).
+    #[error(transparent)]
+    Kernel(#[from] conad_kernels::Error),
+
     /// An error from candle (device, dtype or an op).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

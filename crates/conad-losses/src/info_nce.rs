@@ -26,29 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, check_temperature};
 use crate::masks::ContrastMasks;
 
-/// How an anchor's positives are combined (METHODS §0).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PositiveReduction {
-    /// `L_out`: weighted mean of log-probabilities over positives.
-    #[default]
-    MeanLogProb,
-    /// `L_in`: negative log of the weighted sum of probabilities over positives.
-    LogSumProb,
-    /// `L_in` with each row's weights normalised to sum to 1 inside the log.
-    LogMeanProb,
-}
-
-/// What happens to anchors without any positive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmptyAnchors {
-    /// Contribute 0 and count in the mean over all `M` anchors (HobbitLong/SupContrast).
-    #[default]
-    CountAsZero,
-    /// Excluded from the mean (which then runs over anchors with ≥ 1 positive).
-    Drop,
-}
+/// How an anchor's positives are combined and what happens to anchors without positives
+/// (METHODS §0). One definition shared with the fused kernel crate (`conad-kernels`), re-exported
+/// here, so a config means the same thing on both compute paths.
+pub use conad_kernels::{EmptyAnchors, PositiveReduction};
 
 /// Configuration of the generic kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

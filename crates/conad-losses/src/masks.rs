@@ -11,6 +11,7 @@
 //! the anchor itself is removed from both its positives and its denominator; other views of the
 //! same image are never excluded.
 
+use conad_kernels::{MaskRules, RowIds};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -157,6 +158,48 @@ impl ContrastMasks {
             cols: n,
             valid,
             pos_weight: pos,
+        }
+    }
+
+    /// Masks of one contrast set (anchors = keys = the rows of `ids`) from the fused kernel's
+    /// id rules ([`MaskRules`]): row `a` is excluded from its own positives and denominator, every
+    /// other pair is decided by [`MaskRules::pair`]. This is the dense equivalent of what
+    /// `conad_kernels::fused_info_nce` generates tile by tile, so the composed and fused compute
+    /// paths share one definition of each objective's mask (CSI, CON2, UniCLR / FIRM concat, MSC).
+    ///
+    /// # Errors
+    /// [`Error::LabelCount`] if the rules read labels and `ids` carries none.
+    pub fn from_rules(ids: &RowIds, rules: &MaskRules) -> Result<Self> {
+        let (inst, lab) = Self::ids_and_labels(ids, rules)?;
+        Self::from_fn(ids.len(), ids.len(), |a, k| {
+            let (v, p) = rules.pair(inst[a], lab[a], inst[k], lab[k], a == k);
+            (v, if p { 1.0 } else { 0.0 })
+        })
+    }
+
+    /// Masks for separate anchors and keys (no self-pair exists, nothing is excluded), e.g.
+    /// FIRM's pairwise `z¹ z²ᵀ` loss; the dense equivalent of `conad_kernels::fused_info_nce_qk`.
+    ///
+    /// # Errors
+    /// [`Error::LabelCount`] if the rules read labels and either id set carries none.
+    pub fn from_rules_qk(anchor_ids: &RowIds, key_ids: &RowIds, rules: &MaskRules) -> Result<Self> {
+        let (ai, al) = Self::ids_and_labels(anchor_ids, rules)?;
+        let (ki, kl) = Self::ids_and_labels(key_ids, rules)?;
+        Self::from_fn(anchor_ids.len(), key_ids.len(), |a, k| {
+            let (v, p) = rules.pair(ai[a], al[a], ki[k], kl[k], false);
+            (v, if p { 1.0 } else { 0.0 })
+        })
+    }
+
+    fn ids_and_labels<'a>(ids: &'a RowIds, rules: &MaskRules) -> Result<(&'a [i64], &'a [i64])> {
+        match ids.labels() {
+            Some(l) => Ok((ids.instances(), l)),
+            None if rules.needs_labels() => Err(Error::LabelCount {
+                what: "labels",
+                got: 0,
+                expected: ids.len(),
+            }),
+            None => Ok((ids.instances(), ids.instances())),
         }
     }
 

@@ -3,10 +3,10 @@
 //! (`downsample.0`, `downsample.1`) when the stride or the width changes.
 
 use candle_core::Tensor;
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::error::Result;
-use crate::layers::{BatchNorm, conv2d_no_bias};
+use crate::layers::{BatchNorm, Conv2d, add_relu, conv2d_no_bias, engine_error};
 
 /// One residual BasicBlock with torchvision parameter names.
 #[derive(Clone, Debug)]
@@ -52,13 +52,32 @@ impl BasicBlock {
 
     /// # Shapes
     /// `N × C_in × H × W` → `N × C_out × ⌈H/stride⌉ × ⌈W/stride⌉`.
+    ///
+    /// Training on CPU runs the whole block as one fused op (conad-engine's `ResidualBlock`, same
+    /// arithmetic as the separate layers); degenerate batches take the separate layers, which
+    /// report [`crate::Error::BatchNormTooFewValues`].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self.bn1.forward(&x.apply(&self.conv1)?, train)?.relu()?;
-        let out = self.bn2.forward(&out.apply(&self.conv2)?, train)?;
+        let w = self.conv1.weight().dims();
+        let g = conad_engine::ConvGeometry::new(x.dims(), w, self.conv1.stride(), 1)
+            .map_err(|e| engine_error(e, "conv2d"))?;
+        if !train || g.batch * g.out_pixels() >= 2 {
+            let block = conad_engine::ResidualBlock {
+                conv1: &self.conv1,
+                bn1: self.bn1.engine(),
+                conv2: &self.conv2,
+                bn2: self.bn2.engine(),
+                downsample: self.downsample.as_ref().map(|(c, b)| (c, b.engine())),
+            };
+            return block
+                .forward(x, train)
+                .map_err(|e| engine_error(e, "basic_block"));
+        }
+        let out = self.bn1.forward_conv(&self.conv1, x, train, true)?;
+        let out = self.bn2.forward_conv(&self.conv2, &out, train, false)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward(&x.apply(conv)?, train)?,
+            Some((conv, bn)) => bn.forward_conv(conv, x, train, false)?,
             None => x.clone(),
         };
-        Ok((out + shortcut)?.relu()?)
+        add_relu(&out, &shortcut)
     }
 }

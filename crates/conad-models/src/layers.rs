@@ -1,13 +1,19 @@
 //! Layer constructors with torchvision/PyTorch initialisation hints, and a batch-norm wrapper
 //! that refuses degenerate training batches.
 //!
+//! Convolutions and 4-d batch norms run on conad-engine's kernels on CPU (issue #4: im2col +
+//! packed GEMM convolution and fused batch norm with their own backward passes) and on candle's
+//! ops elsewhere (cuDNN with the `cuda` feature); the choice is made per call from the tensor's
+//! device, so model code only sees these layer types.
+//!
 //! The hints are read by [`crate::SeededInit`] (seeded draws); with any other `VarBuilder`
 //! backend (safetensors, npz, a plain `VarMap` that already holds the values) they are ignored and
 //! the stored tensors are used.
 
 use candle_core::{ModuleT, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use candle_nn::{BatchNormConfig, Conv2d, Conv2dConfig, Init, Linear, VarBuilder};
+use candle_nn::{BatchNormConfig, Init, Linear, VarBuilder};
+pub use conad_engine::Conv2d;
 
 use crate::error::{Error, Result};
 
@@ -18,8 +24,36 @@ pub const CONV_INIT: Init = Init::Kaiming {
     non_linearity: NonLinearity::ReLU,
 };
 
+/// Maps an engine error onto this crate's error type.
+pub(crate) fn engine_error(e: conad_engine::Error, module: &'static str) -> Error {
+    match e {
+        conad_engine::Error::Shape { got, expected, .. } => Error::InputShape {
+            module,
+            got,
+            expected,
+        },
+        other => Error::Candle(other.into_candle()),
+    }
+}
+
+/// Applies `conv` to `x` (engine kernels on CPU f32, candle's conv elsewhere).
+///
+/// # Errors
+/// [`Error::InputShape`] when `x` does not fit the convolution.
+pub fn apply_conv(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    conv.forward(x).map_err(|e| engine_error(e, "conv2d"))
+}
+
+/// `relu(a + b)`, the residual join: one fused op (forward and backward) on CPU f32 tensors.
+///
+/// # Errors
+/// [`Error::InputShape`] when the shapes differ.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    conad_engine::add_relu(a, b).map_err(|e| engine_error(e, "add_relu"))
+}
+
 /// A bias-free square 2-d convolution (`<prefix>.weight`, shape `out × in × k × k`) with
-/// [`CONV_INIT`].
+/// [`CONV_INIT`]; a [`conad_engine::Conv2d`] (a `candle_core::Module`).
 pub fn conv2d_no_bias(
     in_channels: usize,
     out_channels: usize,
@@ -33,17 +67,7 @@ pub fn conv2d_no_bias(
         "weight",
         CONV_INIT,
     )?;
-    Ok(Conv2d::new(
-        weight,
-        None,
-        Conv2dConfig {
-            padding,
-            stride,
-            dilation: 1,
-            groups: 1,
-            cudnn_fwd_algo: None,
-        },
-    ))
+    Conv2d::new(weight, stride, padding).map_err(|e| engine_error(e, "conv2d_no_bias"))
 }
 
 /// A linear layer (`<prefix>.weight` of shape `out × in`, optional `<prefix>.bias`) with PyTorch's
@@ -71,7 +95,7 @@ pub fn linear(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder<'_>) -> 
 /// torchvision names (`num_batches_tracked` is not used).
 #[derive(Clone, Debug)]
 pub struct BatchNorm {
-    inner: candle_nn::BatchNorm,
+    inner: conad_engine::BatchNorm2d,
     name: String,
 }
 
@@ -92,14 +116,21 @@ impl BatchNorm {
             momentum,
         };
         Ok(Self {
-            inner: candle_nn::batch_norm(channels, cfg, vb)?,
+            inner: conad_engine::BatchNorm2d::from_candle(candle_nn::batch_norm(
+                channels, cfg, vb,
+            )?),
             name,
         })
     }
 
     /// The wrapped candle-nn layer (running statistics, weight and bias).
-    pub fn inner(&self) -> &candle_nn::BatchNorm {
+    /// The engine layer (shares the parameters with [`Self::inner`]).
+    pub fn engine(&self) -> &conad_engine::BatchNorm2d {
         &self.inner
+    }
+
+    pub fn inner(&self) -> &candle_nn::BatchNorm {
+        self.inner.inner()
     }
 
     /// Normalises `x`; `train = true` uses and updates batch statistics.
@@ -108,6 +139,47 @@ impl BatchNorm {
     /// [`Error::BatchNormTooFewValues`] in training mode when a channel has a single value
     /// (batch 1 on a 1×1 map or a vector), like PyTorch.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_impl(x, train, false)
+    }
+
+    /// `relu(bn(x))`, fused into one op (forward and backward) for CPU training on 4-d inputs.
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub fn forward_relu(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_impl(x, train, true)
+    }
+
+    /// `bn(conv(x))` (then a ReLU when `relu`): one fused op, forward and backward, when training
+    /// on CPU f32 tensors (conad-engine's `ConvBnOp`); the separate layers otherwise.
+    ///
+    /// # Errors
+    /// [`Error::InputShape`] when `x` does not fit `conv`; [`Error::BatchNormTooFewValues`] as
+    /// in [`Self::forward`].
+    pub fn forward_conv(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        train: bool,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let w = conv.weight().dims();
+        let g = conad_engine::ConvGeometry::new(x.dims(), w, conv.stride(), conv.padding())
+            .map_err(|e| engine_error(e, "conv2d"))?;
+        let count = g.batch * g.out_pixels();
+        if train && count < 2 {
+            return Err(Error::BatchNormTooFewValues {
+                layer: self.name.clone(),
+                count,
+                shape: vec![g.batch, g.out_channels, g.out_height(), g.out_width()],
+            });
+        }
+        self.inner
+            .forward_conv(conv, x, train, relu)
+            .map_err(|e| engine_error(e, "conv2d + batch_norm"))
+    }
+
+    fn forward_impl(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         if train {
             let dims = x.dims();
             let channels = dims.get(1).copied().unwrap_or(0).max(1);
@@ -120,7 +192,9 @@ impl BatchNorm {
                 });
             }
         }
-        Ok(self.inner.forward_t(x, train)?)
+        self.inner
+            .forward(x, train, relu)
+            .map_err(|e| engine_error(e, "batch_norm"))
     }
 }
 

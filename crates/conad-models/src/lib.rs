@@ -48,7 +48,9 @@ pub use checkpoint::{
 pub use config::{FULL_WIDTHS, ResNetConfig, Stage, Stem};
 pub use error::{Error, Result};
 pub use init::{SeededInit, sample_init, seeded_var_builder};
-pub use layers::{BatchNorm, CONV_INIT, conv2d_no_bias, global_avg_pool, linear, max_pool2d};
+pub use layers::{
+    BatchNorm, CONV_INIT, Conv2d, apply_conv, conv2d_no_bias, global_avg_pool, linear, max_pool2d,
+};
 pub use linear_head::{LinearHead, LinearHeadConfig};
 pub use params::{is_running_statistic, named_trainable_vars, trainable_vars};
 pub use projection_head::{FinalBatchNorm, MlpHead, MlpHeadConfig};

@@ -27,12 +27,12 @@
 //! ```
 
 use candle_core::{ModuleT, Tensor};
-use candle_nn::{Conv2d, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use crate::basic_block::BasicBlock;
 use crate::config::{ResNetConfig, Stage, Stem};
 use crate::error::{Error, Result};
-use crate::layers::{BatchNorm, conv2d_no_bias, global_avg_pool, linear, max_pool2d};
+use crate::layers::{BatchNorm, Conv2d, conv2d_no_bias, global_avg_pool, linear, max_pool2d};
 
 /// The four stage feature maps of one forward pass.
 #[derive(Clone, Debug)]
@@ -151,7 +151,7 @@ impl ResNet {
     }
 
     fn stem(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self.bn1.forward(&x.apply(&self.conv1)?, train)?.relu()?;
+        let x = self.bn1.forward_conv(&self.conv1, x, train, true)?;
         match self.config.stem {
             Stem::Cifar => Ok(x),
             // torchvision: MaxPool2d(3, stride 2, padding 1).

@@ -7,12 +7,12 @@
 //! Parameter names under the head's prefix: `down.{j}.conv.weight`, `down.{j}.bn.*`, `mlp.*`.
 
 use candle_core::{ModuleT, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ResNetConfig, Stage};
 use crate::error::{Error, Result};
-use crate::layers::{BatchNorm, conv2d_no_bias, global_avg_pool};
+use crate::layers::{BatchNorm, Conv2d, conv2d_no_bias, global_avg_pool};
 use crate::projection_head::{MlpHead, MlpHeadConfig};
 
 /// Configuration of a [`StageHead`].
@@ -158,7 +158,7 @@ impl StageHead {
         }
         let mut h = x.clone();
         for (conv, bn) in &self.down {
-            h = bn.forward(&h.apply(conv)?, train)?.relu()?;
+            h = bn.forward_conv(conv, &h, train, true)?;
         }
         self.mlp.forward(&global_avg_pool(&h)?, train)
     }

@@ -1,5 +1,7 @@
-//! Benchmark of one SimCLR training step (augment → forward → backward → optimiser) and of the
-//! optimiser update alone (conad's in-place update vs candle-nn's tensor-op AdamW).
+//! Benchmark of one SimCLR training step (forward → NT-Xent → backward → AdamW on a freshly
+//! augmented batch; augmentation timed separately) and of the optimiser update alone (conad's
+//! in-place update vs candle-nn's tensor-op AdamW). The Rust side of `cargo xtask bench train`;
+//! the PyTorch side is `xtask/scripts/bench_train.py`.
 //!
 //! ```text
 //! cargo run --release -p conad-train --example bench_train_step -- [--quick] [--steps N]
@@ -167,7 +169,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fwd_t.push((t2 - t1).as_secs_f64());
             bwd_t.push((t3 - t2).as_secs_f64());
             opt_t.push((t4 - t3).as_secs_f64());
-            step_t.push((t4 - t0).as_secs_f64());
+            // The compared step excludes augmentation (reported separately as `augment_s`):
+            // the PyTorch side of `cargo xtask bench train` times a pre-augmented batch too.
+            step_t.push((t4 - t1).as_secs_f64());
         }
         last_grads = Some(grads);
     }

@@ -57,7 +57,7 @@ pub enum Error {
          lower batch_size or set drop_last = false"
     )]
     TooFewImages {
-        /// Images in the training split.
+        /// Items in the training pool (images × the method's shifted copies).
         images: usize,
         /// Configured batch size (source images).
         batch_size: usize,

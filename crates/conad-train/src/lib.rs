@@ -54,8 +54,8 @@ pub use embed::{embed, embed_raw_pixels};
 pub use error::{Error, Result};
 pub use evaluate::knn_auroc;
 pub use method::{
-    BatchContext, METHODS, Method, MethodBatch, MethodConfig, MethodInfo, RawPixelsConfig,
-    SimClrConfig, SimClrMethod, StepOutput, method_names,
+    BatchContext, DistributionShift, METHODS, Method, MethodBatch, MethodConfig, MethodInfo,
+    RawPixelsConfig, SimClrConfig, SimClrMethod, StepOutput, method_names,
 };
 pub use optim::{
     AdamConfig, LarsConfig, Optimizer, OptimizerConfig, OptimizerStateMeta, SgdConfig, StepHyper,

@@ -1,8 +1,9 @@
 //! The training loop, generic over a [`Method`] (METHODS §1.1 for SimCLR, §4.7 for the
 //! learning curve).
 //!
-//! Per epoch `e`: the training indices are shuffled with `seed → "shuffle" → e`; each step takes
-//! `batch_size` source images, the method builds its views with the augmenter (keyed by
+//! Per epoch `e`: the training pool (the images, times the method's shifted copies — see
+//! [`Method::copies_per_image`]) is shuffled with `seed → "shuffle" → e`; each step takes
+//! `batch_size` pool items, the method builds its views with the augmenter (keyed by
 //! `seed → "augment" → e → sample → view`), the loss is back-propagated and the optimiser
 //! updates the parameters with the schedule's learning rate for that step. A NaN/±∞ loss stops
 //! the run with [`Error::NonFiniteLoss`]. Checkpoints every `checkpoint_every` epochs hold the
@@ -368,7 +369,8 @@ impl<'a> Session<'a> {
             Optimizer::from_varmap(config.optimizer.clone(), &varmap, |n| method.trains(n))?;
         let side = data.height.min(data.width);
         let train_aug = Augmenter::new(&config.augment.train.to_augment_config(side)?, root)?;
-        let n = data.len();
+        // The training pool: every image, times the method's shifted copies.
+        let n = data.len() * method.copies_per_image();
         let b = config.batch_size;
         let steps_per_epoch = if config.drop_last {
             n / b
@@ -524,7 +526,7 @@ impl<'a> Session<'a> {
         epoch: u64,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<EpochRecord>> {
-        let n = images.len();
+        let n = images.len() * self.method.copies_per_image();
         let b = self.config.batch_size;
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut self.root.child("shuffle").index(epoch).rng());

@@ -85,6 +85,8 @@ fn unknown_method_lists_the_registry() {
         MethodConfig::from_name("raw_pixels").unwrap().name(),
         "raw_pixels"
     );
+    // The command-line alias resolves to the registry name.
+    assert_eq!(MethodConfig::from_name("raw").unwrap().name(), "raw_pixels");
 }
 
 #[test]

@@ -11,10 +11,12 @@
 
 mod augment;
 mod auroc;
+mod conv;
 mod infonce;
 mod load;
 mod runner;
 mod scorers;
+mod train;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -42,21 +44,27 @@ pub enum BenchName {
     Auroc,
     /// SimCLR augmentation throughput (32×32 RGB) vs torchvision.
     Augment,
+    /// Per-layer ResNet-18 convolution speed (forward, grad-input, grad-weight) vs PyTorch.
+    Conv,
     /// Fused InfoNCE (conad-kernels) vs the same loss composed from candle ops (conad-losses).
     Infonce,
     /// Loading all of Fashion-MNIST (70,000 images) with conad-data.
     Load,
     /// kNN max-cosine (50,000 × 512 bank, 10,000 queries) vs numpy + OpenBLAS and faiss; S_LH fit.
     Scorers,
+    /// One ResNet-18 SimCLR training step (B = 32 × 2 views) vs PyTorch, four configurations.
+    Train,
 }
 
 pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
     let spec = match args.name {
         BenchName::Augment => augment::spec(root, &args),
         BenchName::Auroc => auroc::spec(root, &args),
+        BenchName::Conv => conv::spec(root, &args),
         BenchName::Infonce => infonce::spec(root, &args),
         BenchName::Load => load::spec(root, &args)?,
         BenchName::Scorers => scorers::spec(root, &args),
+        BenchName::Train => train::spec(root, &args),
     };
     runner::run(root, &spec, &args)
 }

@@ -1,4 +1,10 @@
-//! One module per subcommand.
+//! One module per subcommand (plus the pieces they share).
 pub mod data;
+pub mod embed;
+pub mod eval;
+pub mod methods;
 pub mod metrics;
 pub mod score_embeddings;
+pub mod scorer_args;
+pub mod task_file;
+pub mod train;

@@ -2,45 +2,14 @@
 //! of `conad-scorers`, write `index,score` (higher = more anomalous) and, given labels, print the
 //! metrics of `conad metrics`.
 use super::metrics::print_metrics;
+use super::scorer_args::ScorerArgs;
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use conad_data::npy;
 use conad_eval::Metrics;
-use conad_scorers::{Embeddings, ScorerConfig};
+use conad_scorers::Embeddings;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum ScorerName {
-    /// Mean cosine similarity to the k nearest training embeddings (anomaly = 1 − similarity).
-    Knn,
-    /// Gaussian likelihood with Ledoit–Wolf shrinkage (S_LH, anomaly = −log-density).
-    Gaussian,
-    /// SSD: Mahalanobis distance to the nearest of k k-means clusters.
-    Mahalanobis,
-    /// Kernel density with an RBF kernel (anomaly = −log-density).
-    Kde,
-    /// One-class SVM with an RBF kernel (anomaly = −decision function).
-    Ocsvm,
-    /// One-class SVM with a linear kernel.
-    OcsvmLinear,
-    /// Cosine distance to the mean training embedding.
-    Center,
-}
-
-impl ScorerName {
-    const fn config_name(self) -> &'static str {
-        match self {
-            Self::Knn => "knn",
-            Self::Gaussian => "gaussian",
-            Self::Mahalanobis => "mahalanobis",
-            Self::Kde => "kde",
-            Self::Ocsvm => "ocsvm",
-            Self::OcsvmLinear => "ocsvm-linear",
-            Self::Center => "center",
-        }
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct ScoreEmbeddingsArgs {
@@ -50,21 +19,8 @@ pub struct ScoreEmbeddingsArgs {
     /// Test embeddings: `.npy` float32 (M, d).
     #[arg(long)]
     pub test: PathBuf,
-    /// The scorer.
-    #[arg(long, value_enum, default_value_t = ScorerName::Knn)]
-    pub scorer: ScorerName,
-    /// Neighbours for knn; clusters for mahalanobis.
-    #[arg(long)]
-    pub k: Option<usize>,
-    /// L2-normalise rows first (cosine scorers always do).
-    #[arg(long)]
-    pub normalize: bool,
-    /// ν of the one-class SVM, in (0, 1].
-    #[arg(long)]
-    pub nu: Option<f64>,
-    /// RBF γ with scikit-learn's convention k(x, y) = exp(−γ‖x − y‖²) (kde, ocsvm).
-    #[arg(long)]
-    pub gamma: Option<f32>,
+    #[command(flatten)]
+    pub scorer: ScorerArgs,
     /// Output CSV: header `index,score`, one row per test embedding.
     #[arg(long)]
     pub out: PathBuf,
@@ -104,26 +60,8 @@ fn read_labels(path: &Path, expected: usize) -> Result<Vec<bool>> {
         .collect()
 }
 
-fn scorer_config(args: &ScoreEmbeddingsArgs) -> Result<ScorerConfig> {
-    let mut config = ScorerConfig::from_name(args.scorer.config_name())?;
-    if let Some(k) = args.k {
-        config = config.with_k(k)?;
-    }
-    if args.normalize {
-        config = config.with_normalize(true)?;
-    }
-    if let Some(nu) = args.nu {
-        config = config.with_nu(nu)?;
-    }
-    if let Some(gamma) = args.gamma {
-        config = config.with_gamma(gamma)?;
-    }
-    config.validate()?;
-    Ok(config)
-}
-
 pub fn run(args: &ScoreEmbeddingsArgs) -> Result<()> {
-    let config = scorer_config(args)?;
+    let config = args.scorer.config()?;
     let (train, n, d) = read_matrix(&args.train, "training")?;
     let (test, m, d_test) = read_matrix(&args.test, "test")?;
     if d != d_test {

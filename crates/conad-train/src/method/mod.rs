@@ -17,7 +17,7 @@ use conad_models::{ResNet, ResNetConfig};
 use serde::{Deserialize, Serialize};
 
 pub use raw_pixels::RawPixelsConfig;
-pub use simclr::{SimClrConfig, SimClrMethod};
+pub use simclr::{DistributionShift, SimClrConfig, SimClrMethod};
 
 use crate::error::{Error, Result};
 
@@ -26,7 +26,8 @@ use crate::error::{Error, Result};
 pub struct BatchContext<'a> {
     /// The training split (uint8, `(N, H, W, C)`).
     pub images: &'a ImageBatchU8<'a>,
-    /// Dataset indices of this batch's source images.
+    /// Training-pool items of this batch: item `i` is image `i % N` under the method's shifted
+    /// copy `i / N` (see [`Method::copies_per_image`]; with one copy, items are image indices).
     pub indices: &'a [usize],
     /// Zero-based epoch (keys the augmentation streams).
     pub epoch: u64,
@@ -61,7 +62,15 @@ pub trait Method: fmt::Debug + Send + Sync {
     /// Registry name (`simclr`, …).
     fn name(&self) -> &'static str;
 
-    /// Builds the input tensors for the source images `ctx.indices`.
+    /// Size of the training pool per training image: `1` = the images themselves; `k` = every
+    /// image plus `k − 1` shifted copies that enter the pool as distinct items (FIRM's and DROC's
+    /// distribution augmentation: rotated copies of the normal images are extra instances). An
+    /// epoch is one pass over the pool.
+    fn copies_per_image(&self) -> usize {
+        1
+    }
+
+    /// Builds the input tensors for the pool items `ctx.indices`.
     ///
     /// # Errors
     /// Augmentation or tensor errors.
@@ -104,6 +113,8 @@ impl Default for MethodConfig {
 pub struct MethodInfo {
     /// Name used in configs and on the command line.
     pub name: &'static str,
+    /// Other accepted spellings on the command line (e.g. `raw` for `raw_pixels`).
+    pub aliases: &'static [&'static str],
     /// One-line description.
     pub summary: &'static str,
     /// The method with default parameters.
@@ -113,8 +124,8 @@ pub struct MethodInfo {
 /// Every method conad can train — one line per method.
 #[rustfmt::skip]
 pub const METHODS: &[MethodInfo] = &[
-    MethodInfo { name: "simclr", summary: "SimCLR: NT-Xent over two augmented views, MLP projection head (METHODS §1.1)", default: || MethodConfig::Simclr(SimClrConfig::default()) },
-    MethodInfo { name: "raw_pixels", summary: "no training: the embedding is the flattened [0,1] pixels (the kNN floor)", default: || MethodConfig::RawPixels(RawPixelsConfig::default()) },
+    MethodInfo { name: "simclr", aliases: &[], summary: "SimCLR: NT-Xent over two augmented views, MLP projection head (METHODS §1.1)", default: || MethodConfig::Simclr(SimClrConfig::default()) },
+    MethodInfo { name: "raw_pixels", aliases: &["raw"], summary: "no training: the embedding is the flattened [0,1] pixels (the kNN floor)", default: || MethodConfig::RawPixels(RawPixelsConfig::default()) },
 ];
 
 /// Names of every registered method.
@@ -123,14 +134,14 @@ pub fn method_names() -> Vec<&'static str> {
 }
 
 impl MethodConfig {
-    /// The method `name` with default parameters.
+    /// The method `name` (or one of its aliases) with default parameters.
     ///
     /// # Errors
     /// [`Error::UnknownMethod`] listing the valid names.
     pub fn from_name(name: &str) -> Result<Self> {
         METHODS
             .iter()
-            .find(|m| m.name == name)
+            .find(|m| m.name == name || m.aliases.contains(&name))
             .map(|m| (m.default)())
             .ok_or_else(|| Error::UnknownMethod {
                 name: name.to_string(),

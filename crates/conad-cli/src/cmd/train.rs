@@ -1,0 +1,160 @@
+//! `conad train`: train a method on the normal images of a one-class task and write a run
+//! directory (resolved `config.toml`, `task.toml`, checkpoints, `history.json`,
+//! `learning_curve.json`, `report.json`, `model.safetensors`). `--method raw` trains nothing and
+//! records the raw-pixel kNN floor in the same layout, so `conad eval` treats both alike.
+use super::task_file::TaskFile;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use conad_data::OneClassProtocol;
+use conad_train::{
+    MethodConfig, ProgressMode, ResumePolicy, TrainConfig, TrainOptions, method_names,
+    train_with_options,
+};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Method from the registry (`conad methods`); `raw` = raw-pixel kNN floor. Overrides the
+    /// config file's `[method]` unless both name the same method (then the file's parameters win).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Dataset spec (`conad data info` syntax), e.g. `embedded:fashion-mnist`.
+    #[arg(long)]
+    pub data: String,
+    /// Normal class label(s), comma-separated; omitted = the data set's conventional normal class
+    /// (MedMNIST, image folders).
+    #[arg(long = "normal-class", value_delimiter = ',')]
+    pub normal_class: Vec<u32>,
+    /// Full training config (TOML, see `conad_train::TrainConfig`); flags override its fields.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Encoder width multiplier (1, 0.5, 0.25, 0.125).
+    #[arg(long)]
+    pub width: Option<f64>,
+    /// Root seed of weights, shuffling, augmentation and the protocol's draws.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Source images per step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Online kNN evaluation on the test split every this many epochs (0 = never).
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Contamination ratio γ of the training set (anomalies mixed into the normal images).
+    #[arg(long)]
+    pub contamination: Option<f64>,
+    /// Worker threads (results do not depend on it).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The run directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Start from scratch even if `--out` holds a run (default: resume it when the config matches).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut config = match &args.config {
+        Some(path) => TrainConfig::from_toml_file(path)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(name) = &args.method {
+        let wanted = MethodConfig::from_name(name)?;
+        if wanted.name() != config.method.name() {
+            config.method = wanted;
+        }
+    } else if args.config.is_none() {
+        bail!(
+            "no method: pass --method NAME (one of {}) or --config FILE.toml with a [method] section",
+            method_names().join(", ")
+        );
+    }
+    if let Some(e) = args.epochs {
+        config.epochs = e;
+    }
+    if let Some(w) = args.width {
+        config.model.width_multiplier = w;
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(b) = args.batch_size {
+        config.batch_size = b;
+    }
+    if let Some(e) = args.eval_every {
+        config.eval_every = e;
+    }
+    if args.threads.is_some() {
+        config.threads = args.threads;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let config = resolve_config(args)?;
+    let task_file = TaskFile {
+        data: args.data.clone(),
+        protocol: OneClassProtocol {
+            normal_classes: args.normal_class.clone(),
+            contamination: args.contamination,
+            seed: config.seed,
+            ..Default::default()
+        },
+    };
+    task_file.protocol.validate()?;
+    let (_, task) = task_file.build(None)?;
+    eprintln!(
+        "{}: {} training images, {} test images ({} anomalies)",
+        task.description,
+        task.train.len(),
+        task.test.len(),
+        task.num_test_anomalies()
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let options = TrainOptions {
+        resume: if args.overwrite {
+            ResumePolicy::Overwrite
+        } else {
+            ResumePolicy::IfPresent
+        },
+        progress: ProgressMode::Auto,
+        ..Default::default()
+    };
+    let report = train_with_options(&config, &task, &args.out, &options).with_context(|| {
+        format!(
+            "training {} into {}",
+            config.method.name(),
+            args.out.display()
+        )
+    })?;
+    task_file.write(&args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let fmt = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.4}"));
+    println!(
+        "{}: {} of {} epochs, loss {}, online kNN AUROC {}, AULC {}, {} img/s, {:.0} s → {}",
+        report.method,
+        report.epochs_completed,
+        report.epochs_planned,
+        fmt(report.final_loss),
+        fmt(report.final_auroc),
+        fmt(report.aulc),
+        report
+            .images_per_second
+            .map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}")),
+        report.wall_seconds,
+        args.out.display()
+    );
+    Ok(())
+}

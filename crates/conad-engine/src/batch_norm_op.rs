@@ -1,0 +1,301 @@
+//! Fused training-mode batch normalisation (+ optional ReLU) over NCHW tensors as a candle
+//! `CustomOp3` on `(x, γ, β)`, with one fused backward (issue #4: candle-nn's batch norm is a
+//! transpose copy plus ~10 tensor ops, each with its own backward).
+//!
+//! Forward (Ioffe & Szegedy 2015, Alg. 1, per channel over N·H·W values): `μ`, biased `σ²`,
+//! `y = max(0, γ·(x − μ)/√(σ² + ε) + β)` (ReLU optional). Backward with `g = dy·[y > 0]`,
+//! `x̂ = (x − μ)·r`, `r = 1/√(σ² + ε)`, `M = N·H·W`:
+//! `dβ = Σg`, `dγ = Σ g·x̂`, `dx = γ·r·(g − dβ/M − x̂·dγ/M)`.
+//! Per-channel sums run in f64 in a fixed order; channels and planes are independent, so the op is
+//! bit-identical for any thread count.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slice};
+
+/// Per-channel batch statistics of an `N × C × H × W` tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNormStats {
+    /// Mean per channel.
+    pub mean: Vec<f32>,
+    /// Biased variance per channel.
+    pub var: Vec<f32>,
+    /// Values per channel (`N·H·W`).
+    pub count: usize,
+}
+
+impl BatchNormStats {
+    /// Two-pass mean and biased variance per channel (f64 accumulation) of contiguous NCHW data.
+    pub fn compute(x: &[f32], batch: usize, channels: usize, pixels: usize) -> Self {
+        let (mean, var): (Vec<f32>, Vec<f32>) = (0..channels)
+            .into_par_iter()
+            .map(|c| {
+                let planes =
+                    || (0..batch).map(move |n| &x[(n * channels + c) * pixels..][..pixels]);
+                let count = (batch * pixels) as f64;
+                let sum: f64 = planes()
+                    .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
+                    .sum();
+                let mean = sum / count;
+                let ss: f64 = planes()
+                    .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                    .sum();
+                (mean as f32, (ss / count) as f32)
+            })
+            .unzip();
+        Self {
+            mean,
+            var,
+            count: batch * pixels,
+        }
+    }
+}
+
+/// The fused op; holds the batch statistics the forward pass normalises with (computed by
+/// [`BatchNormStats::compute`] on the same input) and whether a ReLU follows.
+#[derive(Clone, Debug)]
+pub struct BatchNormOp {
+    stats: Arc<BatchNormStats>,
+    eps: f64,
+    relu: bool,
+}
+
+impl BatchNormOp {
+    /// An op normalising with `stats` (which must be the statistics of the op's input).
+    pub fn new(stats: Arc<BatchNormStats>, eps: f64, relu: bool) -> Self {
+        Self { stats, eps, relu }
+    }
+}
+
+/// Whole `H × W` planes per parallel task: at least 16 Ki elements, so 4×4 maps do not spawn
+/// thousands of tiny tasks.
+fn planes_per_task(pixels: usize) -> usize {
+    (16 * 1024 / pixels.max(1)).max(1)
+}
+
+/// `1/√(σ² + ε)` per channel.
+fn inv_std(stats: &BatchNormStats, eps: f64) -> Vec<f64> {
+    stats
+        .var
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + eps).sqrt())
+        .collect()
+}
+
+/// Batch-norm forward on contiguous NCHW data `x` with the given batch statistics:
+/// `y = γ·(x − μ)·r + β`, then `max(0, y)` when `relu`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward(
+    x: &[f32],
+    batch: usize,
+    pixels: usize,
+    stats: &BatchNormStats,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    relu: bool,
+) -> Vec<f32> {
+    let channels = stats.mean.len();
+    let r = inv_std(stats, eps);
+    let scale: Vec<f32> = (0..channels)
+        .map(|c| (gamma[c] as f64 * r[c]) as f32)
+        .collect();
+    let shift: Vec<f32> = (0..channels)
+        .map(|c| (beta[c] as f64 - stats.mean[c] as f64 * gamma[c] as f64 * r[c]) as f32)
+        .collect();
+    let mut y = vec![0.0f32; batch * channels * pixels];
+    let per_task = planes_per_task(pixels);
+    let span = (pixels * per_task).max(1);
+    y.par_chunks_mut(span)
+        .zip(x.par_chunks(span))
+        .enumerate()
+        .for_each(|(task, (ys, xs))| {
+            for (j, (yp, xp)) in ys
+                .chunks_mut(pixels.max(1))
+                .zip(xs.chunks(pixels.max(1)))
+                .enumerate()
+            {
+                let c = (task * per_task + j) % channels;
+                let (a, b) = (scale[c], shift[c]);
+                if relu {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = (v * a + b).max(0.0);
+                    }
+                } else {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = v * a + b;
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// Batch-norm backward (see the module docs) on contiguous NCHW data: returns `(dx, dγ, dβ)`.
+/// `y` is the forward output (for the ReLU mask), `dy` its gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    xs: &[f32],
+    ys: &[f32],
+    dys: &[f32],
+    batch: usize,
+    pixels: usize,
+    stats: &BatchNormStats,
+    gs: &[f32],
+    eps: f64,
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let channels = stats.mean.len();
+    let r = inv_std(stats, eps);
+    let mean = &stats.mean;
+    // Per-channel Σg and Σg·x̂ in f64, planes in batch order.
+    let sums: Vec<(f64, f64)> = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            for n in 0..batch {
+                let base = (n * channels + c) * pixels;
+                let (mut ps, mut psx) = (0.0f64, 0.0f64);
+                let mc = mean[c] as f64;
+                let plane = base..base + pixels;
+                for ((&xv, &yv), &dv) in xs[plane.clone()]
+                    .iter()
+                    .zip(&ys[plane.clone()])
+                    .zip(&dys[plane])
+                {
+                    let gv = upstream(relu, yv, dv) as f64;
+                    ps += gv;
+                    psx += gv * (xv as f64 - mc);
+                }
+                s += ps;
+                sx += psx;
+            }
+            (s, sx * r[c])
+        })
+        .collect();
+    let m = (batch * pixels) as f64;
+    let coef: Vec<(f32, f32, f32)> = (0..channels)
+        .map(|c| {
+            let (s, sx) = sums[c];
+            let k = gs[c] as f64 * r[c];
+            // dx = k·g − k·s/M − k·r·sx/M·(x − μ)
+            (
+                k as f32,
+                (k * s / m - k * r[c] * sx / m * mean[c] as f64) as f32,
+                (k * r[c] * sx / m) as f32,
+            )
+        })
+        .collect();
+    let mut dx = vec![0.0f32; xs.len()];
+    let per_task = planes_per_task(pixels);
+    dx.par_chunks_mut((pixels * per_task).max(1))
+        .enumerate()
+        .for_each(|(task, outs)| {
+            for (j, out) in outs.chunks_mut(pixels.max(1)).enumerate() {
+                let plane = task * per_task + j;
+                let c = plane % channels;
+                let (k, off, slope) = coef[c];
+                let p = plane * pixels..(plane + 1) * pixels;
+                for (((o, &xv), &yv), &dv) in out
+                    .iter_mut()
+                    .zip(&xs[p.clone()])
+                    .zip(&ys[p.clone()])
+                    .zip(&dys[p])
+                {
+                    *o = k * upstream(relu, yv, dv) - off - slope * xv;
+                }
+            }
+        });
+    let dgamma: Vec<f32> = sums.iter().map(|&(_, sx)| sx as f32).collect();
+    let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();
+    (dx, dgamma, dbeta)
+}
+
+/// The gradient reaching the batch norm: `dy`, masked by the ReLU (`y > 0`) when one follows.
+#[inline]
+fn upstream(relu: bool, y: f32, dy: f32) -> f32 {
+    if relu && y <= 0.0 { 0.0 } else { dy }
+}
+
+fn nchw(op: &'static str, dims: &[usize], channels: usize) -> candle_core::Result<(usize, usize)> {
+    if dims.len() != 4 || dims[1] != channels {
+        candle_core::bail!("{op}: expected N × {channels} × H × W, got {dims:?}");
+    }
+    Ok((dims[0], dims[2] * dims[3]))
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "conad-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let channels = self.stats.mean.len();
+        let (batch, pixels) = nchw(self.name(), l1.dims(), channels)?;
+        let x = storage_slice(self.name(), s1, l1)?;
+        let gamma = storage_slice(self.name(), s2, l2)?;
+        let beta = storage_slice(self.name(), s3, l3)?;
+        if gamma.len() != channels || beta.len() != channels {
+            candle_core::bail!("{}: γ and β need {channels} values", self.name());
+        }
+        let y = batch_norm_forward(
+            x,
+            batch,
+            pixels,
+            &self.stats,
+            gamma,
+            beta,
+            self.eps,
+            self.relu,
+        );
+        Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let channels = self.stats.mean.len();
+        let (batch, pixels) = nchw(self.name(), x.dims(), channels)?;
+        let name = self.name();
+        let (dx, dgamma, dbeta) = with_tensor_slice(name, x, |xs| {
+            with_tensor_slice(name, y, |ys| {
+                with_tensor_slice(name, dy, |dys| {
+                    with_tensor_slice(name, gamma, |gs| {
+                        Ok(batch_norm_backward(
+                            xs,
+                            ys,
+                            dys,
+                            batch,
+                            pixels,
+                            &self.stats,
+                            gs,
+                            self.eps,
+                            self.relu,
+                        ))
+                    })
+                })
+            })
+        })?;
+        Ok((
+            Some(cpu_tensor(dx, x.dims())?),
+            Some(cpu_tensor(dgamma, channels)?),
+            Some(cpu_tensor(dbeta, channels)?),
+        ))
+    }
+}

@@ -1,0 +1,116 @@
+//! Convolution backward pass: input and weight gradients in one sweep over the chunks, so the
+//! output gradient of a chunk is gathered once for both GEMMs.
+//!
+//! Chunks are grouped into at most [`crate::geometry::MAX_GROUPS`] groups (shape-determined);
+//! groups run in parallel, each accumulating its own weight-gradient partial over its chunks in
+//! order, and the partials are summed in group order — a fixed reduction tree, so the result is
+//! bit-identical for any thread count (issue #4).
+
+use rayon::prelude::*;
+
+use crate::conv_grad_input::chunk_grad_input;
+use crate::conv_grad_weight::{GradWeightLayout, GradWeightScratch, OutputGrad, chunk_grad_weight};
+use crate::geometry::ConvGeometry;
+use crate::matmul::MatRef;
+use crate::transpose::transpose;
+
+/// Gradients of `y = conv2d(x, w)` given `dy` (`N × O × Ho × Wo`, contiguous): returns
+/// `(dx, dw)`, each `None` unless requested.
+pub fn conv_backward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    need_dx: bool,
+    need_dw: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let (cout, kk, howo) = (g.out_channels, g.patch_len(), g.out_pixels());
+    let in_img = g.in_channels * g.in_pixels();
+    let out_img = cout * howo;
+    let ipc = g.images_per_chunk();
+    let layout = g.grad_weight_layout();
+    let group_imgs = ipc * g.chunks_per_group();
+    let groups = g.batch.div_ceil(group_imgs);
+    let mut dx = vec![0.0f32; if need_dx { g.batch * in_img } else { 0 }];
+    let dx_parts: Vec<&mut [f32]> = if need_dx {
+        dx.chunks_mut(group_imgs * in_img).collect()
+    } else {
+        (0..groups).map(|_| <&mut [f32]>::default()).collect()
+    };
+    let partials: Vec<Vec<f32>> = dx_parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(gi, dx_group)| {
+            let mut dw_acc = vec![0.0f32; if need_dw { kk * cout } else { 0 }];
+            let (mut dy_buf, mut dy_t, mut dcols) = (Vec::new(), Vec::new(), Vec::new());
+            let mut scratch = GradWeightScratch::default();
+            let first_img = gi * group_imgs;
+            let group_n = group_imgs.min(g.batch - first_img);
+            let mut done = 0;
+            while done < group_n {
+                let n = ipc.min(group_n - done);
+                let img0 = first_img + done;
+                let ncols = n * howo;
+                let dy_chunk = &dy[img0 * out_img..][..n * out_img];
+                let need_channel_major =
+                    need_dx || (need_dw && layout == GradWeightLayout::Columns);
+                let dy_mat = if !need_channel_major || n == 1 {
+                    MatRef::row_major(dy_chunk, howo)
+                } else {
+                    dy_buf.resize(cout * ncols, 0.0);
+                    for img in 0..n {
+                        for co in 0..cout {
+                            dy_buf[co * ncols + img * howo..][..howo]
+                                .copy_from_slice(&dy_chunk[(img * cout + co) * howo..][..howo]);
+                        }
+                    }
+                    MatRef::row_major(&dy_buf, ncols)
+                };
+                if need_dx {
+                    let dx_chunk = &mut dx_group[done * in_img..][..n * in_img];
+                    chunk_grad_input(g, n, w, dy_mat, dx_chunk, &mut dcols);
+                }
+                if need_dw {
+                    let dy_arg = match layout {
+                        GradWeightLayout::Columns => OutputGrad::ChannelMajor(dy_mat),
+                        GradWeightLayout::Patches => {
+                            dy_t.resize(ncols * cout, 0.0);
+                            for img in 0..n {
+                                transpose(
+                                    &dy_chunk[img * out_img..][..out_img],
+                                    cout,
+                                    howo,
+                                    &mut dy_t[img * out_img..][..out_img],
+                                );
+                            }
+                            OutputGrad::PixelMajor(&dy_t)
+                        }
+                    };
+                    let x_chunk = &x[img0 * in_img..][..n * in_img];
+                    chunk_grad_weight(g, n, x_chunk, dy_arg, &mut dw_acc, done > 0, &mut scratch);
+                }
+                done += n;
+            }
+            dw_acc
+        })
+        .collect();
+    let dw = need_dw.then(|| {
+        let mut sum = vec![0.0f32; kk * cout];
+        sum.par_chunks_mut(4096).enumerate().for_each(|(b, out)| {
+            for p in &partials {
+                for (o, v) in out.iter_mut().zip(&p[b * 4096..]) {
+                    *o += *v;
+                }
+            }
+        });
+        match layout {
+            GradWeightLayout::Columns => sum,
+            GradWeightLayout::Patches => {
+                let mut dw = vec![0.0f32; cout * kk];
+                transpose(&sum, kk, cout, &mut dw);
+                dw
+            }
+        }
+    });
+    (need_dx.then_some(dx), dw)
+}

@@ -1,0 +1,38 @@
+//! Access to the contiguous f32 data of CPU tensors and storages.
+
+use candle_core::{CpuStorage, Device, Layout, Shape, Storage, Tensor};
+
+/// The contiguous f32 slice described by `layout` in `storage`, or a candle error naming `op`.
+pub fn storage_slice<'a>(
+    op: &'static str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("{op}: only f32 tensors are supported; convert with to_dtype(F32)"),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor (made contiguous first if needed).
+pub fn with_tensor_slice<R>(
+    op: &'static str,
+    t: &Tensor,
+    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(storage_slice(op, cpu, layout)?),
+        _ => candle_core::bail!("{op}: the engine's CPU kernels need CPU tensors"),
+    }
+}
+
+/// A CPU f32 tensor from a vector.
+pub fn cpu_tensor(data: Vec<f32>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(data, shape, &Device::Cpu)
+}

@@ -1,0 +1,171 @@
+//! Layout helpers: im2col (unfold image patches into GEMM columns) and its adjoint col2im
+//! (fold columns back, summing overlaps), for a chunk of NCHW images.
+//!
+//! The column matrix of a chunk of `n` images is `C·k² × n·Ho·Wo`, row-major, row index
+//! `(c, ky, kx)` and column index `(image, oy, ox)` — the right-hand side of the forward GEMM
+//! `Y = W · cols` (issue #4, "im2col + packed GEMM"). Both loops run in a fixed order, so col2im's
+//! sums are deterministic.
+
+use crate::geometry::ConvGeometry;
+
+/// The valid output range `lo..hi` along one axis for kernel offset `k_off`: the outputs whose
+/// input coordinate `o·s + k_off − p` lies in `0..len`.
+fn valid_range(len: usize, out: usize, k_off: usize, g: &ConvGeometry) -> (usize, usize) {
+    let (s, p) = (g.stride, g.padding);
+    let lo = if p > k_off {
+        (p - k_off).div_ceil(s)
+    } else {
+        0
+    };
+    let hi = if len + p > k_off {
+        ((len - 1 + p - k_off) / s + 1).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Unfolds `images` (`n × C × H × W`, contiguous) into `cols` (`C·k² × n·Ho·Wo`).
+pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
+    let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
+    let (ho, wo) = (g.out_height(), g.out_width());
+    let hw = h * w;
+    let ncols = n * ho * wo;
+    debug_assert_eq!(images.len(), n * g.in_channels * hw);
+    debug_assert_eq!(cols.len(), g.patch_len() * ncols);
+    for c in 0..g.in_channels {
+        for ky in 0..k {
+            let (oy_lo, oy_hi) = valid_range(h, ho, ky, g);
+            for kx in 0..k {
+                let (ox_lo, ox_hi) = valid_range(w, wo, kx, g);
+                let row = (c * k + ky) * k + kx;
+                let dst_row = &mut cols[row * ncols..(row + 1) * ncols];
+                for img in 0..n {
+                    let src = &images[(img * g.in_channels + c) * hw..][..hw];
+                    let dst = &mut dst_row[img * ho * wo..(img + 1) * ho * wo];
+                    for oy in 0..ho {
+                        let d = &mut dst[oy * wo..(oy + 1) * wo];
+                        if oy < oy_lo || oy >= oy_hi || ox_lo >= ox_hi {
+                            d.fill(0.0);
+                            continue;
+                        }
+                        let iy = oy * s + ky - p;
+                        let srow = &src[iy * w..(iy + 1) * w];
+                        d[..ox_lo].fill(0.0);
+                        d[ox_hi..].fill(0.0);
+                        let ix0 = ox_lo * s + kx - p;
+                        if s == 1 {
+                            d[ox_lo..ox_hi].copy_from_slice(&srow[ix0..ix0 + (ox_hi - ox_lo)]);
+                        } else {
+                            for (j, v) in d[ox_lo..ox_hi].iter_mut().enumerate() {
+                                *v = srow[ix0 + j * s];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `cols` (`C·k² × n·Ho·Wo`) back into `images` (`n × C × H × W`), *adding* every column
+/// entry to the input pixel it was copied from; pixels no window touches keep their value.
+pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
+    let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
+    let (ho, wo) = (g.out_height(), g.out_width());
+    let hw = h * w;
+    let ncols = n * ho * wo;
+    debug_assert_eq!(images.len(), n * g.in_channels * hw);
+    debug_assert_eq!(cols.len(), g.patch_len() * ncols);
+    for img in 0..n {
+        for c in 0..g.in_channels {
+            let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
+            for ky in 0..k {
+                let (oy_lo, oy_hi) = valid_range(h, ho, ky, g);
+                for kx in 0..k {
+                    let (ox_lo, ox_hi) = valid_range(w, wo, kx, g);
+                    if ox_lo >= ox_hi {
+                        continue;
+                    }
+                    let row = (c * k + ky) * k + kx;
+                    let src = &cols[row * ncols + img * ho * wo..][..ho * wo];
+                    for oy in oy_lo..oy_hi {
+                        let iy = oy * s + ky - p;
+                        let drow = &mut dst[iy * w..(iy + 1) * w];
+                        let srow = &src[oy * wo + ox_lo..oy * wo + ox_hi];
+                        let ix0 = ox_lo * s + kx - p;
+                        if s == 1 {
+                            for (d, v) in drow[ix0..ix0 + srow.len()].iter_mut().zip(srow) {
+                                *d += *v;
+                            }
+                        } else {
+                            for (j, v) in srow.iter().enumerate() {
+                                drow[ix0 + j * s] += *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> ConvGeometry {
+        ConvGeometry::new(&[2, c, h, w], &[1, c, k, k], s, p).unwrap()
+    }
+
+    /// col2im is the adjoint of im2col: ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ (a wrong index in either
+    /// breaks the identity), and im2col picks exactly the padded-input pixel by definition.
+    #[test]
+    fn im2col_matches_definition_and_col2im_is_its_adjoint() {
+        for &(c, h, w, k, s, p) in &[
+            (1, 5, 7, 3, 1, 1),
+            (2, 6, 5, 3, 2, 1),
+            (3, 4, 4, 1, 2, 0),
+            (2, 7, 6, 3, 2, 0),
+            (1, 3, 3, 3, 1, 2),
+        ] {
+            let g = geom(c, h, w, k, s, p);
+            let n = 2;
+            let x: Vec<f32> = (0..n * c * h * w).map(|i| (i % 13) as f32 - 6.0).collect();
+            let ncols = n * g.out_pixels();
+            let mut cols = vec![f32::NAN; g.patch_len() * ncols];
+            im2col(&g, &x, n, &mut cols);
+            let (ho, wo) = (g.out_height(), g.out_width());
+            for ci in 0..c {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        for img in 0..n {
+                            for oy in 0..ho {
+                                for ox in 0..wo {
+                                    let iy = (oy * s + ky) as isize - p as isize;
+                                    let ix = (ox * s + kx) as isize - p as isize;
+                                    let want =
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize
+                                        {
+                                            0.0
+                                        } else {
+                                            x[((img * c + ci) * h + iy as usize) * w + ix as usize]
+                                        };
+                                    let row = (ci * k + ky) * k + kx;
+                                    let col = img * ho * wo + oy * wo + ox;
+                                    assert_eq!(cols[row * ncols + col], want);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let y: Vec<f32> = (0..cols.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+            let mut back = vec![0.0f32; x.len()];
+            col2im_add(&g, &y, n, &mut back);
+            let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (*a * *b) as f64).sum();
+            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a * *b) as f64).sum();
+            assert_eq!(lhs, rhs, "geometry {g:?}");
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! Properties of the engine ops that a wrong implementation would break: exact agreement of the
+//! conv gradients with finite differences (the loss is linear in x and w), batch-norm gradients vs
+//! finite differences, bit-identical results for rayon pools of 1, 2 and 3 threads, and training
+//! a tiny ResNet with SGD matching the same model built from candle's ops.
+
+use candle_core::{DType, Device, ModuleT, Tensor, Var};
+use candle_nn::{Optimizer, SGD};
+use conad_engine::{BatchNorm2d, Conv2d};
+use conad_rng::SeedTree;
+use rand_distr::{Distribution, StandardNormal};
+
+fn randn(seed: &str, shape: &[usize], scale: f32) -> Tensor {
+    let mut rng = SeedTree::new(4).child(seed).rng();
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            let z: f32 = StandardNormal.sample(&mut rng);
+            z * scale
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn bn_layer(channels: usize, seed: &str) -> (BatchNorm2d, Vec<Var>) {
+    let gamma =
+        Var::from_tensor(&(randn(&format!("{seed}.g"), &[channels], 0.3) + 1.0).unwrap()).unwrap();
+    let beta = Var::from_tensor(&randn(&format!("{seed}.b"), &[channels], 0.3)).unwrap();
+    let rm = Var::zeros(channels, DType::F32, &Device::Cpu).unwrap();
+    let rv = Var::ones(channels, DType::F32, &Device::Cpu).unwrap();
+    let inner = candle_nn::BatchNorm::new_with_momentum(
+        channels,
+        rm.as_tensor().clone(),
+        rv.as_tensor().clone(),
+        gamma.as_tensor().clone(),
+        beta.as_tensor().clone(),
+        1e-5,
+        0.1,
+    )
+    .unwrap();
+    (BatchNorm2d::from_candle(inner), vec![gamma, beta, rm, rv])
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
+#[test]
+fn conv_gradients_equal_finite_differences() {
+    // L = Σ conv(x, w)·r is bilinear, so (L(x + h·e) − L(x − h·e)) / 2h is the exact partial
+    // derivative up to rounding; the test perturbs single entries of x and w.
+    for &(n, c, h, w, o, k, s, p) in &[(2, 3, 5, 6, 4, 3, 2, 1), (1, 2, 4, 4, 3, 1, 2, 0)] {
+        let x = Var::from_tensor(&randn("fd.x", &[n, c, h, w], 1.0)).unwrap();
+        let wt = Var::from_tensor(&randn("fd.w", &[o, c, k, k], 0.5)).unwrap();
+        let loss = |xt: &Tensor, wv: &Tensor| -> Tensor {
+            let y = Conv2d::new(wv.clone(), s, p).unwrap().forward(xt).unwrap();
+            let r = randn("fd.r", y.dims(), 1.0);
+            (y.to_dtype(DType::F64).unwrap() * r.to_dtype(DType::F64).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let grads = loss(x.as_tensor(), wt.as_tensor()).backward().unwrap();
+        for (var, is_x) in [(&x, true), (&wt, false)] {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let base = var
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for idx in (0..base.len()).step_by(base.len() / 7 + 1) {
+                let hstep = 0.5f32;
+                let at = |delta: f32| {
+                    let mut v = base.clone();
+                    v[idx] += delta;
+                    let t = Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap();
+                    if is_x {
+                        scalar(&loss(&t, wt.as_tensor()))
+                    } else {
+                        scalar(&loss(x.as_tensor(), &t))
+                    }
+                };
+                let fd = (at(hstep) - at(-hstep)) / (2.0 * hstep as f64);
+                assert!(
+                    (fd - g[idx] as f64).abs() < 2e-4 * (1.0 + fd.abs()),
+                    "{} entry {idx}: analytic {} vs finite difference {fd}",
+                    if is_x { "x" } else { "w" },
+                    g[idx]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_gradients_match_finite_differences() {
+    let (bn, vars) = bn_layer(3, "fdbn");
+    let x = Var::from_tensor(&randn("fdbn.x", &[2, 3, 3, 4], 2.0)).unwrap();
+    let r = randn("fdbn.r", &[2, 3, 3, 4], 1.0)
+        .to_dtype(DType::F64)
+        .unwrap();
+    let loss = |xt: &Tensor, g: &Tensor| -> f64 {
+        // Evaluate with a fresh layer sharing nothing but γ (β enters linearly).
+        let inner = candle_nn::BatchNorm::new_with_momentum(
+            3,
+            Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
+            Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
+            g.clone(),
+            vars[1].as_tensor().clone(),
+            1e-5,
+            0.1,
+        )
+        .unwrap();
+        let y = BatchNorm2d::from_candle(inner)
+            .forward(xt, true, false)
+            .unwrap();
+        scalar(
+            &(y.to_dtype(DType::F64).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap(),
+        )
+    };
+    let y = bn.forward(x.as_tensor(), true, false).unwrap();
+    let grads = (y.to_dtype(DType::F64).unwrap() * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gx = grads
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let gg = grads
+        .get(vars[0].as_tensor())
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let xb = x
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let h = 1e-2f32;
+    for idx in [0, 5, 17, 30, 71] {
+        let at = |d: f32| {
+            let mut v = xb.clone();
+            v[idx] += d;
+            loss(
+                &Tensor::from_vec(v, (2, 3, 3, 4), &Device::Cpu).unwrap(),
+                vars[0].as_tensor(),
+            )
+        };
+        let fd = (at(h) - at(-h)) / (2.0 * h as f64);
+        assert!(
+            (fd - gx[idx] as f64).abs() < 5e-3 * (1.0 + fd.abs()),
+            "dx[{idx}]: {} vs {fd}",
+            gx[idx]
+        );
+    }
+    let gb = vars[0].as_tensor().to_vec1::<f32>().unwrap();
+    for c in 0..3 {
+        let at = |d: f32| {
+            let mut v = gb.clone();
+            v[c] += d;
+            loss(
+                x.as_tensor(),
+                &Tensor::from_vec(v, 3, &Device::Cpu).unwrap(),
+            )
+        };
+        let fd = (at(h) - at(-h)) / (2.0 * h as f64);
+        assert!(
+            (fd - gg[c] as f64).abs() < 5e-3 * (1.0 + fd.abs()),
+            "dγ[{c}]: {} vs {fd}",
+            gg[c]
+        );
+    }
+}
+
+/// Forward + backward of fused conv+BN+ReLU → strided conv → BN on a shape with many chunks and
+/// several reduction groups; returns every output and gradient as raw bits.
+fn run_graph() -> Vec<u32> {
+    let x = Var::from_tensor(&randn("det.x", &[20, 3, 24, 24], 1.0)).unwrap();
+    let w1 = Var::from_tensor(&randn("det.w1", &[8, 3, 3, 3], 0.3)).unwrap();
+    let w2 = Var::from_tensor(&randn("det.w2", &[6, 8, 3, 3], 0.2)).unwrap();
+    let (bn1, v1) = bn_layer(8, "det.bn1");
+    let (bn2, v2) = bn_layer(6, "det.bn2");
+    // Fused conv + BN + ReLU, then the separate ops.
+    let conv1 = Conv2d::new(w1.as_tensor().clone(), 1, 1).unwrap();
+    let h = bn1.forward_conv(&conv1, x.as_tensor(), true, true).unwrap();
+    let h = Conv2d::new(w2.as_tensor().clone(), 2, 1)
+        .unwrap()
+        .forward(&h)
+        .unwrap();
+    let y = bn2.forward(&h, true, false).unwrap();
+    let r = randn("det.r", y.dims(), 1.0);
+    let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut bits = Vec::new();
+    let mut push = |t: &Tensor| {
+        bits.extend(
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits()),
+        )
+    };
+    push(&y);
+    for v in [&x, &w1, &w2, &v1[0], &v1[1], &v2[0], &v2[1]] {
+        push(grads.get(v.as_tensor()).unwrap());
+    }
+    push(v1[2].as_tensor());
+    push(v1[3].as_tensor());
+    bits
+}
+
+#[test]
+fn results_are_bit_identical_for_any_thread_count() {
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let one = pool(1).install(run_graph);
+    let two = pool(2).install(run_graph);
+    let three = pool(3).install(run_graph);
+    assert!(one == two, "1 vs 2 threads differ");
+    assert!(one == three, "1 vs 3 threads differ");
+}
+
+/// A tiny residual network: stem conv–BN–ReLU, then a strided block with a 1×1 downsample
+/// shortcut, global average pool, linear layer. `engine` picks conad-engine's layers or
+/// candle's (`Tensor::conv2d` + candle-nn `BatchNorm`) on the same parameters.
+struct TinyResNet {
+    convs: Vec<(Var, usize, usize)>,
+    bns: Vec<(candle_nn::BatchNorm, Vec<Var>)>,
+    fc: Var,
+}
+
+impl TinyResNet {
+    fn new() -> Self {
+        let specs = [
+            ("c0", 4, 3, 3, 1, 1),
+            ("c1", 8, 4, 3, 2, 1),
+            ("c2", 8, 8, 3, 1, 1),
+            ("cd", 8, 4, 1, 2, 0),
+        ];
+        let convs = specs
+            .iter()
+            .map(|&(n, o, i, k, s, p)| {
+                let fan_out = (o * k * k) as f32;
+                (
+                    Var::from_tensor(&randn(n, &[o, i, k, k], (2.0 / fan_out).sqrt())).unwrap(),
+                    s,
+                    p,
+                )
+            })
+            .collect();
+        let bns = [("b0", 4), ("b1", 8), ("b2", 8), ("bd", 8)]
+            .iter()
+            .map(|&(n, c)| {
+                let (bn, vars) = bn_layer(c, n);
+                (bn.inner().clone(), vars)
+            })
+            .collect();
+        let fc = Var::from_tensor(&randn("fc", &[8, 5], 0.3)).unwrap();
+        Self { convs, bns, fc }
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        let mut v: Vec<Var> = self.convs.iter().map(|c| c.0.clone()).collect();
+        for (_, vars) in &self.bns {
+            v.extend(vars[..2].iter().cloned());
+        }
+        v.push(self.fc.clone());
+        v
+    }
+
+    fn forward(&self, x: &Tensor, engine: bool) -> Tensor {
+        let conv = |i: usize, x: &Tensor| {
+            let (w, s, p) = &self.convs[i];
+            if engine {
+                Conv2d::new(w.as_tensor().clone(), *s, *p)
+                    .unwrap()
+                    .forward(x)
+                    .unwrap()
+            } else {
+                x.conv2d(w.as_tensor(), *p, *s, 1, 1).unwrap()
+            }
+        };
+        let bn = |i: usize, x: &Tensor, relu: bool| {
+            let inner = &self.bns[i].0;
+            if engine {
+                BatchNorm2d::from_candle(inner.clone())
+                    .forward(x, true, relu)
+                    .unwrap()
+            } else {
+                let y = inner.forward_t(x, true).unwrap();
+                if relu { y.relu().unwrap() } else { y }
+            }
+        };
+        let h = bn(0, &conv(0, x), true);
+        let out = bn(1, &conv(1, &h), true);
+        let out = bn(2, &conv(2, &out), false);
+        let short = bn(3, &conv(3, &h), false);
+        let h = (out + short).unwrap().relu().unwrap().mean((2, 3)).unwrap();
+        h.matmul(self.fc.as_tensor()).unwrap()
+    }
+}
+
+#[test]
+fn sgd_training_matches_candle_ops() {
+    let engine = TinyResNet::new();
+    let candle = TinyResNet::new();
+    let mut opt_e = SGD::new(engine.vars(), 0.05).unwrap();
+    let mut opt_c = SGD::new(candle.vars(), 0.05).unwrap();
+    let target = randn("target", &[6, 5], 1.0);
+    let mut moved = 0.0f32;
+    for step in 0..5 {
+        let x = randn(&format!("x{step}"), &[6, 3, 9, 7], 1.0);
+        let le = (engine.forward(&x, true) - &target)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let lc = (candle.forward(&x, false) - &target)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let (le_v, lc_v) = (
+            le.to_scalar::<f32>().unwrap(),
+            lc.to_scalar::<f32>().unwrap(),
+        );
+        assert!(
+            (le_v - lc_v).abs() < 1e-4 * (1.0 + lc_v.abs()),
+            "step {step}: loss {le_v} vs {lc_v}"
+        );
+        opt_e.backward_step(&le).unwrap();
+        opt_c.backward_step(&lc).unwrap();
+    }
+    let (ve, vc) = (engine.vars(), candle.vars());
+    for (a, b) in ve.iter().zip(&vc) {
+        let d: f32 = (a.as_tensor() - b.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(d < 1e-4, "parameter {:?} differs by {d}", a.dims());
+    }
+    for ((_, a), (_, b)) in engine.bns.iter().zip(&candle.bns) {
+        for k in 2..4 {
+            let d: f32 = (a[k].as_tensor() - b[k].as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(d < 1e-5, "running statistic differs by {d}");
+        }
+    }
+    // Training actually moved the parameters (a no-op backward would pass the checks above).
+    let w0 = randn("c0", &[4, 3, 3, 3], (2.0f32 / 36.0).sqrt());
+    moved += (ve[0].as_tensor() - w0)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(moved > 1e-3, "SGD did not change the stem weights");
+}
+
+#[test]
+fn add_relu_matches_candle_forward_and_gradients() {
+    let a = Var::from_tensor(&randn("ar.a", &[3, 4, 5, 6], 1.0)).unwrap();
+    let b = Var::from_tensor(&randn("ar.b", &[3, 4, 5, 6], 1.0)).unwrap();
+    let r = randn("ar.r", &[3, 4, 5, 6], 1.0);
+    let ours = conad_engine::add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+    let theirs = (a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    assert_eq!(bits(&ours), bits(&theirs));
+    let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = (&theirs * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for v in [&a, &b] {
+        let x = g1.get(v.as_tensor()).unwrap();
+        assert_eq!(bits(x), bits(g2.get(v.as_tensor()).unwrap()));
+    }
+    // About half the entries are masked: the gradient is not a plain copy of r.
+    let zeros = bits(g1.get(a.as_tensor()).unwrap())
+        .iter()
+        .filter(|&&b| b == 0)
+        .count();
+    assert!(zeros > 100 && zeros < 260, "{zeros} masked entries of 360");
+    let short = Tensor::zeros((3, 4, 5, 5), DType::F32, &Device::Cpu).unwrap();
+    assert!(conad_engine::add_relu(a.as_tensor(), &short).is_err());
+}
+
+#[test]
+fn fused_conv_batch_norm_is_bit_identical_to_the_separate_ops() {
+    for &(relu, stride, pad, k) in &[(true, 1, 1, 3), (false, 2, 1, 3), (false, 2, 0, 1)] {
+        let run = |fused: bool| -> Vec<u32> {
+            let x = Var::from_tensor(&randn("cb.x", &[5, 3, 9, 8], 1.0)).unwrap();
+            let w = Var::from_tensor(&randn("cb.w", &[6, 3, k, k], 0.4)).unwrap();
+            let (bn, vars) = bn_layer(6, "cb.bn");
+            let conv = Conv2d::new(w.as_tensor().clone(), stride, pad).unwrap();
+            let y = if fused {
+                bn.forward_conv(&conv, x.as_tensor(), true, relu).unwrap()
+            } else {
+                bn.forward(&conv.forward(x.as_tensor()).unwrap(), true, relu)
+                    .unwrap()
+            };
+            let r = randn("cb.r", y.dims(), 1.0);
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut bits = Vec::new();
+            let mut push = |t: &Tensor| {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                bits.extend(v.iter().map(|v| v.to_bits()));
+            };
+            push(&y);
+            for v in [&x, &w, &vars[0], &vars[1]] {
+                push(grads.get(v.as_tensor()).unwrap());
+            }
+            push(vars[2].as_tensor());
+            push(vars[3].as_tensor());
+            bits
+        };
+        assert!(
+            run(true) == run(false),
+            "relu {relu} stride {stride} kernel {k}"
+        );
+    }
+}
+
+#[test]
+fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
+    use conad_engine::ResidualBlock;
+    // (in, out, stride): a projection shortcut and an identity shortcut.
+    for &(cin, cout, stride) in &[(4, 6, 2), (5, 5, 1)] {
+        let run = |fused: bool| -> Vec<u32> {
+            let x = Var::from_tensor(&randn("rb.x", &[4, cin, 9, 7], 1.0)).unwrap();
+            let w1 = Var::from_tensor(&randn("rb.w1", &[cout, cin, 3, 3], 0.3)).unwrap();
+            let w2 = Var::from_tensor(&randn("rb.w2", &[cout, cout, 3, 3], 0.3)).unwrap();
+            let wd = Var::from_tensor(&randn("rb.wd", &[cout, cin, 1, 1], 0.5)).unwrap();
+            let (bn1, v1) = bn_layer(cout, "rb.bn1");
+            let (bn2, v2) = bn_layer(cout, "rb.bn2");
+            let (bnd, vd) = bn_layer(cout, "rb.bnd");
+            let conv1 = Conv2d::new(w1.as_tensor().clone(), stride, 1).unwrap();
+            let conv2 = Conv2d::new(w2.as_tensor().clone(), 1, 1).unwrap();
+            let convd = Conv2d::new(wd.as_tensor().clone(), stride, 0).unwrap();
+            let down = cin != cout;
+            let y = if fused {
+                ResidualBlock {
+                    conv1: &conv1,
+                    bn1: &bn1,
+                    conv2: &conv2,
+                    bn2: &bn2,
+                    downsample: down.then_some((&convd, &bnd)),
+                }
+                .forward(x.as_tensor(), true)
+                .unwrap()
+            } else {
+                let a = bn1.forward_conv(&conv1, x.as_tensor(), true, true).unwrap();
+                let b = bn2.forward_conv(&conv2, &a, true, false).unwrap();
+                let s = if down {
+                    bnd.forward_conv(&convd, x.as_tensor(), true, false)
+                        .unwrap()
+                } else {
+                    x.as_tensor().clone()
+                };
+                conad_engine::add_relu(&b, &s).unwrap()
+            };
+            let r = randn("rb.r", y.dims(), 1.0);
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut bits = Vec::new();
+            let mut push = |t: &Tensor| {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                bits.extend(v.iter().map(|v| v.to_bits()));
+            };
+            push(&y);
+            let mut vars = vec![&x, &w1, &w2, &v1[0], &v1[1], &v2[0], &v2[1]];
+            if down {
+                vars.extend([&wd, &vd[0], &vd[1]]);
+            }
+            for v in vars {
+                push(grads.get(v.as_tensor()).unwrap());
+            }
+            for v in v1[2..]
+                .iter()
+                .chain(&v2[2..])
+                .chain(if down { &vd[2..] } else { &vd[..0] })
+            {
+                push(v.as_tensor());
+            }
+            bits
+        };
+        let (a, b) = (run(true), run(false));
+        assert_eq!(a.len(), b.len());
+        let differ = a.iter().zip(&b).filter(|(p, q)| p != q).count();
+        assert_eq!(
+            differ, 0,
+            "in {cin} out {cout} stride {stride}: {differ} values differ"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""PyTorch side of `cargo xtask bench train`: one ResNet-18 SimCLR training step.
+
+The same work as `crates/conad-train/examples/bench_train_step.rs`: a CIFAR-stem ResNet-18
+(3x3 stride-1 stem, no max-pool, stage widths 64/128/256/512 times the width multiplier, BatchNorm in
+training mode) on B source images x 2 views, MLP projection head d -> d -> 128 (ReLU, biases),
+L2 normalisation, symmetric NT-Xent over the 2B projections (tau = 0.5), backward, AdamW
+(lr 1e-3, weight decay 0.01). Timed: forward + loss + backward + optimizer step on an already
+augmented batch (augmentation is timed separately on the conad side and excluded from both).
+Two threads (`torch.set_num_threads(2)`), float32, CPU. Prints one JSON line per case:
+
+    {"bench":"train_step","case":"simclr_w0.25_28x28x1_b32x2","impl":"torch","seconds":…,…}
+
+Usage: bench_train.py [--quick] [--steps N] [--width W] [--batch B] [--side S] [--channels C]
+"""
+import argparse
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False),
+                                            nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class ResNet18Cifar(nn.Module):
+    def __init__(self, in_channels, width):
+        super().__init__()
+        widths = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
+            cin = w
+        self.layers = nn.Sequential(*layers)
+        self.dim = widths[-1]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def nt_xent(z, tau):
+    n2 = z.shape[0]
+    n = n2 // 2
+    logits = z @ z.t() / tau
+    logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
+    target = torch.cat([torch.arange(n, n2), torch.arange(0, n)])
+    return F.cross_entropy(logits, target)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--side", type=int, default=28)
+    p.add_argument("--channels", type=int, default=1)
+    a = p.parse_args()
+    if a.quick:
+        a.steps, a.width, a.batch, a.side = 1, 1.0 / 16.0, 4, 8
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    encoder = ResNet18Cifar(a.channels, a.width)
+    d = encoder.dim
+    head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 128))
+    params = list(encoder.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    g = torch.Generator().manual_seed(0)
+    views = torch.rand(2 * a.batch, a.channels, a.side, a.side, generator=g)
+    encoder.train()
+    head.train()
+    times, fwd, bwd, optt = [], [], [], []
+    for step in range(a.steps + 1):
+        t0 = time.perf_counter()
+        z = F.normalize(head(encoder(views)), dim=1, eps=1e-12)
+        loss = nt_xent(z, 0.5)
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        print(f"step {step}: loss {loss.item():.4f} forward {t1 - t0:.3f}s backward {t2 - t1:.3f}s "
+              f"optimizer {t3 - t2:.4f}s", file=sys.stderr)
+        if step > 0:
+            times.append(t3 - t0)
+            fwd.append(t1 - t0)
+            bwd.append(t2 - t1)
+            optt.append(t3 - t2)
+
+    def median(v):
+        v = sorted(v)
+        return v[len(v) // 2]
+
+    s = median(times)
+    print(json.dumps({
+        "bench": "train_step",
+        "case": f"simclr_w{a.width:g}_{a.side}x{a.side}x{a.channels}_b{a.batch}x2",
+        "impl": "torch",
+        "seconds": s,
+        "images_per_second": 2 * a.batch / s,
+        "forward_s": median(fwd),
+        "backward_s": median(bwd),
+        "optimizer_s": median(optt),
+    }))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
