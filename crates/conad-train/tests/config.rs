@@ -169,3 +169,27 @@ fn differences_name_the_changed_keys() {
     assert!(d[0].starts_with("epochs: 100 vs 5"), "{d:?}");
     assert!(d[1].starts_with("seed: 0 vs 9"), "{d:?}");
 }
+
+/// The configs shipped with the repository (`xtask/configs/*.toml`, used by `cargo xtask demo`
+/// and the README) parse and validate, and the rotation-pool one really asks for rotations.
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xtask/configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = TrainConfig::from_toml_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            config.validate().unwrap();
+            if path.ends_with("fmnist_simclr_rotations.toml") {
+                assert!(matches!(
+                    &config.method,
+                    MethodConfig::Simclr(c) if c.distribution_shift == conad_train::DistributionShift::Rotations
+                ));
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "expected the demo and rotation configs in {}", dir.display());
+}
