@@ -191,5 +191,9 @@ fn shipped_configs_are_valid() {
             seen += 1;
         }
     }
-    assert!(seen >= 2, "expected the demo and rotation configs in {}", dir.display());
+    assert!(
+        seen >= 2,
+        "expected the demo and rotation configs in {}",
+        dir.display()
+    );
 }
