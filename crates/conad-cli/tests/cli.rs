@@ -343,6 +343,23 @@ fn raw_method_eval_matches_the_training_report() {
     assert_eq!(eval["n_test"], 1000);
     assert_eq!(eval["n_test_anomalies"], 900);
     assert_eq!(eval["embedding_dim"], 784);
+
+    // Rotating train and test images alike only permutes the pixels, so for raw pixels FIRM's
+    // rotation ensemble equals the plain score (up to float summation order).
+    let out = dir.path().join("rot");
+    let rot = json_of(&conad(&[
+        "eval",
+        "--json",
+        "--rotation-ensemble",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(rot["scorer"], "knn (rotation ensemble)");
+    let ensemble = rot["auroc"].as_f64().unwrap();
+    assert!((ensemble - offline).abs() < 1e-3, "{ensemble} vs {offline}");
+    assert!(out.join("metrics.json").is_file());
 }
 
 #[test]

@@ -189,6 +189,44 @@ impl Dataset {
         }
     }
 
+    /// Every image turned `quarter_turns` × 90° counter-clockwise (`numpy.rot90` on the
+    /// height/width axes; odd turns swap height and width). Used by FIRM's rotation ensemble
+    /// (METHODS §2.3), which scores each test rotation against the same-rotation training bank.
+    pub fn rot90(&self, quarter_turns: u8) -> Dataset {
+        let (h, w, c) = (self.height, self.width, self.channels);
+        let k = quarter_turns % 4;
+        let (oh, ow) = if k % 2 == 1 { (w, h) } else { (h, w) };
+        let mut images = vec![0u8; self.images.len()];
+        for (src, dst) in self
+            .images
+            .chunks_exact(h * w * c)
+            .zip(images.chunks_exact_mut(h * w * c))
+        {
+            for i in 0..oh {
+                for j in 0..ow {
+                    // Output pixel (i, j) comes from input (y, x).
+                    let (y, x) = match k {
+                        0 => (i, j),
+                        1 => (j, w - 1 - i),
+                        2 => (h - 1 - i, w - 1 - j),
+                        _ => (h - 1 - j, i),
+                    };
+                    let (o, s) = ((i * ow + j) * c, (y * w + x) * c);
+                    dst[o..o + c].copy_from_slice(&src[s..s + c]);
+                }
+            }
+        }
+        Dataset {
+            images,
+            n: self.n,
+            height: oh,
+            width: ow,
+            channels: c,
+            labels: self.labels.clone(),
+            class_names: self.class_names.clone(),
+        }
+    }
+
     /// The same images with 3 channels: grey images are replicated to R = G = B (METHODS §4.1,
     /// Fashion-MNIST "convert to 3 channels by replication"); RGB data sets are returned as is.
     pub fn to_rgb(&self) -> Dataset {
@@ -306,6 +344,45 @@ impl LoadedData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `numpy.rot90` of the 2×3 grey image [[1,2,3],[4,5,6]] (second image: +10, RGB check
+    /// below):
+    /// ```python
+    /// import numpy as np; A = np.arange(1, 7).reshape(2, 3)
+    /// [np.rot90(A, k).tolist() for k in range(4)]
+    /// # [[[1,2,3],[4,5,6]], [[3,6],[2,5],[1,4]], [[6,5,4],[3,2,1]], [[4,1],[5,2],[6,3]]]
+    /// ```
+    #[test]
+    fn rot90_matches_numpy() {
+        let pixels: Vec<u8> = (1..=6).chain(11..=16).collect();
+        let d = Dataset::new(
+            pixels,
+            2,
+            (2, 3, 1),
+            vec![0, 1],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap();
+        let expected: [(usize, usize, [u8; 6]); 4] = [
+            (2, 3, [1, 2, 3, 4, 5, 6]),
+            (3, 2, [3, 6, 2, 5, 1, 4]),
+            (2, 3, [6, 5, 4, 3, 2, 1]),
+            (3, 2, [4, 1, 5, 2, 6, 3]),
+        ];
+        for (k, (h, w, px)) in expected.iter().enumerate() {
+            let r = d.rot90(k as u8);
+            r.validate().unwrap();
+            assert_eq!((r.height, r.width), (*h, *w), "k = {k}");
+            assert_eq!(&r.images[..6], px, "k = {k}");
+            let second: Vec<u8> = px.iter().map(|p| p + 10).collect();
+            assert_eq!(&r.images[6..], &second[..], "k = {k}");
+            assert_eq!(r.labels, d.labels);
+        }
+        // Four quarter turns are the identity; RGB pixels move as a whole.
+        assert_eq!(d.rot90(1).rot90(3), d);
+        let rgb = d.to_rgb().rot90(1);
+        assert_eq!(&rgb.images[..6], &[3, 3, 3, 6, 6, 6]);
+    }
 
     fn tiny() -> Dataset {
         // 3 images of 2×1×1: pixels [0,1], [2,3], [4,5]; labels 1, 0, 1.

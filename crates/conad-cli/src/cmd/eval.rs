@@ -3,6 +3,9 @@
 //! transform), score the test images with a scorer of conad-scorers (default: max-cosine kNN,
 //! METHODS §2.2) and write `metrics.json`, `metrics.md`, `roc.png` and `scores.csv` to
 //! `RUN/eval/` (or `--out`). Anomalies are the positive class; higher score = more anomalous.
+//! `--rotation-ensemble` is FIRM's S_rot (METHODS §2.3): for each of the four rotations, rotate
+//! the training and test images, score the rotated test images against the same-rotation
+//! training bank, and average the four scores (meant for models trained with rotated copies).
 use super::scorer_args::ScorerArgs;
 use super::task_file::TaskFile;
 use anyhow::{Context, Result};
@@ -23,6 +26,10 @@ pub struct EvalArgs {
     pub data: Option<String>,
     #[command(flatten)]
     pub scorer: ScorerArgs,
+    /// Average the score over the four rotations, each against the same-rotation training bank
+    /// (FIRM's S_rot, METHODS §2.3).
+    #[arg(long)]
+    pub rotation_ensemble: bool,
     /// Output directory (default `RUN/eval`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -99,21 +106,36 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let task_file = TaskFile::read(&args.run)?;
     let (loaded, task) = task_file.build(args.data.as_deref())?;
     let model = load_run(&args.run)?;
-    let train = model
-        .embed(&task.train, args.batch_size)
-        .context("embedding the normal training images")?;
-    let test = model
-        .embed(&task.test, args.batch_size)
-        .context("embedding the test split")?;
-    let scorer = scorer_config
-        .fit_boxed(train.view())
-        .with_context(|| format!("fitting {}", scorer_config.name()))?;
-    let scores: Vec<f64> = scorer
-        .score_batch(test.view())
-        .context("scoring the test split")?
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let turns: &[u8] = if args.rotation_ensemble {
+        &[0, 1, 2, 3]
+    } else {
+        &[0]
+    };
+    let mut scores = vec![0f64; task.test.len()];
+    let mut embedding_dim = 0;
+    for &k in turns {
+        let what = if k == 0 {
+            String::new()
+        } else {
+            format!(" rotated by {}°", 90 * u32::from(k))
+        };
+        let train = model
+            .embed(&task.train.rot90(k), args.batch_size)
+            .with_context(|| format!("embedding the normal training images{what}"))?;
+        let test = model
+            .embed(&task.test.rot90(k), args.batch_size)
+            .with_context(|| format!("embedding the test split{what}"))?;
+        let scorer = scorer_config
+            .fit_boxed(train.view())
+            .with_context(|| format!("fitting {}{what}", scorer_config.name()))?;
+        let part = scorer
+            .score_batch(test.view())
+            .with_context(|| format!("scoring the test split{what}"))?;
+        for (s, p) in scores.iter_mut().zip(part) {
+            *s += f64::from(p) / turns.len() as f64;
+        }
+        embedding_dim = train.cols();
+    }
     let metrics = Metrics::compute(&scores, &task.test_is_anomaly)?;
     let report = EvalReport {
         run: args.run.clone(),
@@ -122,10 +144,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         data: loaded.source.clone(),
         task: task.description.clone(),
         normal_classes: task.normal_classes.clone(),
-        scorer: scorer_config.name().to_string(),
-        embedding_dim: train.cols(),
-        n_train: train.rows(),
-        n_test: test.rows(),
+        scorer: if args.rotation_ensemble {
+            format!("{} (rotation ensemble)", scorer_config.name())
+        } else {
+            scorer_config.name().to_string()
+        },
+        embedding_dim,
+        n_train: task.train.len(),
+        n_test: task.test.len(),
         n_test_anomalies: task.num_test_anomalies(),
         metrics,
     };
