@@ -5,68 +5,23 @@
 //! direct masked log-softmax for the generic kernel). Each case is checked in f64 (1e-10) and in
 //! f32 (1e-5, relative to the value's scale).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
 use candle_core::{DType, Tensor, Var};
 use conad_losses::{
     AnchorViews, ContrastMasks, EmptyAnchors, InfoNceConfig, L2_EPS, NtXent, NtXentConfig,
     NtXentVariant, PositiveReduction, SupCon, SupConConfig, info_nce, l2_normalize,
 };
 
-fn golden() -> HashMap<String, Tensor> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/losses/golden_losses.npz");
-    Tensor::read_npz(path).unwrap().into_iter().collect()
+mod common;
+
+use common::{Golden, max_rel};
+
+fn golden() -> Golden {
+    common::load_golden("golden_losses.npz")
 }
 
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a = a
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let b = b
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let scale = b.iter().fold(0f64, |m, x| m.max(x.abs()));
-    a.iter()
-        .zip(&b)
-        .fold(0f64, |m, (x, y)| m.max((x - y).abs()))
-        / scale.max(1.0)
-}
-
-/// Runs `f` on Vars made from the case's inputs in `dtype`; compares loss and gradients.
+/// [`common::check`] on this file's fixture.
 fn check(case: &str, n_inputs: usize, f: impl Fn(&[Tensor]) -> Tensor) {
-    let g = golden();
-    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-5)] {
-        let vars: Vec<Var> = (0..n_inputs)
-            .map(|i| {
-                Var::from_tensor(&g[&format!("{case}.input{i}")].to_dtype(dtype).unwrap()).unwrap()
-            })
-            .collect();
-        let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let loss = f(&inputs);
-        let want = &g[&format!("{case}.loss")];
-        let d = max_rel(&loss, want);
-        assert!(d < tol, "{case} {dtype:?}: loss {loss} vs {want}: {d}");
-        let grads = loss.backward().unwrap();
-        for (i, v) in vars.iter().enumerate() {
-            let got = grads.get(v.as_tensor()).unwrap();
-            let d = max_rel(got, &g[&format!("{case}.grad{i}")]);
-            assert!(
-                d < tol,
-                "{case} {dtype:?}: grad of input {i} differs by {d}"
-            );
-        }
-    }
+    common::check(&golden(), case, n_inputs, f)
 }
 
 fn labels(case: &str) -> Vec<i64> {

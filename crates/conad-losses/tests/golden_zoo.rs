@@ -6,10 +6,7 @@
 //! they must agree). Each case is checked in f64 (1e-10) and f32 (1e-5 relative to the value's
 //! scale), on the composed and, where offered, the fused compute path.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-
-use candle_core::{DType, Tensor, Var};
+use candle_core::Tensor;
 use conad_losses::{
     Con2, Con2Config, ConvexCombinations, Csi, CsiConfig, Firm, FirmConfig, FirmVariant,
     InfoNceBackend, KeConfig, KeLoss, KeNegatives, L2_EPS, Msc, MscConfig, RotationCe,
@@ -17,55 +14,17 @@ use conad_losses::{
     pseudo_normality_scores,
 };
 
-fn golden() -> HashMap<String, Tensor> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/losses/golden_zoo.npz");
-    Tensor::read_npz(path).unwrap().into_iter().collect()
+mod common;
+
+use common::{Golden, vec64};
+
+fn golden() -> Golden {
+    common::load_golden("golden_zoo.npz")
 }
 
-fn vec64(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap()
-}
-
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let (a, b) = (vec64(a), vec64(b));
-    let scale = b.iter().fold(0f64, |m, x| m.max(x.abs()));
-    a.iter()
-        .zip(&b)
-        .fold(0f64, |m, (x, y)| m.max((x - y).abs()))
-        / scale.max(1.0)
-}
-
-/// Runs `f` on Vars made from the case's inputs; compares loss and every input gradient.
+/// [`common::check`] on this file's fixture.
 fn check(case: &str, n_inputs: usize, f: impl Fn(&[Tensor]) -> Tensor) {
-    let g = golden();
-    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-5)] {
-        let vars: Vec<Var> = (0..n_inputs)
-            .map(|i| {
-                Var::from_tensor(&g[&format!("{case}.input{i}")].to_dtype(dtype).unwrap()).unwrap()
-            })
-            .collect();
-        let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-        let loss = f(&inputs);
-        let want = &g[&format!("{case}.loss")];
-        let d = max_rel(&loss, want);
-        assert!(d < tol, "{case} {dtype:?}: loss {loss} vs {want}: {d}");
-        let grads = loss.backward().unwrap();
-        for (i, v) in vars.iter().enumerate() {
-            let got = grads.get(v.as_tensor()).unwrap();
-            let d = max_rel(got, &g[&format!("{case}.grad{i}")]);
-            assert!(
-                d < tol,
-                "{case} {dtype:?}: grad of input {i} differs by {d}"
-            );
-        }
-    }
+    common::check(&golden(), case, n_inputs, f)
 }
 
 fn norm(x: &Tensor) -> Tensor {

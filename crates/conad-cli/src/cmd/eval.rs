@@ -10,9 +10,11 @@ use super::scorer_args::ScorerArgs;
 use super::task_file::TaskFile;
 use anyhow::{Context, Result};
 use clap::Args;
+use conad_data::Dataset;
 use conad_eval::{DropIntermediate, Metrics, PlotOptions, RocSeries, plot_roc, roc_curve};
 use conad_train::load_run;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -100,6 +102,15 @@ fn write_scores(path: &Path, scores: &[f64], labels: &[bool], classes: &[u32]) -
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// `d` turned `k` quarter turns; rotation 0 borrows the images instead of copying them.
+fn rotated(d: &Dataset, k: u8) -> Cow<'_, Dataset> {
+    if k == 0 {
+        Cow::Borrowed(d)
+    } else {
+        Cow::Owned(d.rot90(k))
+    }
+}
+
 pub fn run(args: &EvalArgs) -> Result<()> {
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be ≥ 1");
     let scorer_config = args.scorer.config()?;
@@ -120,10 +131,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             format!(" rotated by {}°", 90 * u32::from(k))
         };
         let train = model
-            .embed(&task.train.rot90(k), args.batch_size)
+            .embed(&rotated(&task.train, k), args.batch_size)
             .with_context(|| format!("embedding the normal training images{what}"))?;
         let test = model
-            .embed(&task.test.rot90(k), args.batch_size)
+            .embed(&rotated(&task.test, k), args.batch_size)
             .with_context(|| format!("embedding the test split{what}"))?;
         let scorer = scorer_config
             .fit_boxed(train.view())
