@@ -36,12 +36,10 @@ impl BatchNormStats {
                 let planes =
                     || (0..batch).map(move |n| &x[(n * channels + c) * pixels..][..pixels]);
                 let count = (batch * pixels) as f64;
-                let sum: f64 = planes()
-                    .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
-                    .sum();
+                let sum: f64 = planes().map(|p| lane_sum(p, |v| v as f64)).sum();
                 let mean = sum / count;
                 let ss: f64 = planes()
-                    .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                    .map(|p| lane_sum(p, |v| (v as f64 - mean) * (v as f64 - mean)))
                     .sum();
                 (mean as f32, (ss / count) as f32)
             })
@@ -52,6 +50,34 @@ impl BatchNormStats {
             count: batch * pixels,
         }
     }
+}
+
+/// Independent f64 accumulators per plane: enough for the sums to vectorise (a single running
+/// sum is one dependent add per element), few enough to keep the order fixed and simple.
+const LANES: usize = 8;
+
+/// `Σ f(v)` over `values` in f64, in a fixed order: lane `i` sums the elements `≡ i (mod 8)` of
+/// the full 8-blocks, the lanes are added pairwise, then the tail in order.
+#[inline]
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let mut blocks = values.chunks_exact(LANES);
+    for b in &mut blocks {
+        for (a, &v) in acc.iter_mut().zip(b) {
+            *a += f(v);
+        }
+    }
+    let mut total = fold_lanes(acc);
+    for &v in blocks.remainder() {
+        total += f(v);
+    }
+    total
+}
+
+/// `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`: a fixed pairwise fold of the lanes.
+#[inline]
+fn fold_lanes(a: [f64; LANES]) -> f64 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 /// The fused op; holds the batch statistics the forward pass normalises with (computed by
@@ -158,18 +184,15 @@ pub fn batch_norm_backward(
             let (mut s, mut sx) = (0.0f64, 0.0f64);
             for n in 0..batch {
                 let base = (n * channels + c) * pixels;
-                let (mut ps, mut psx) = (0.0f64, 0.0f64);
                 let mc = mean[c] as f64;
                 let plane = base..base + pixels;
-                for ((&xv, &yv), &dv) in xs[plane.clone()]
-                    .iter()
-                    .zip(&ys[plane.clone()])
-                    .zip(&dys[plane])
-                {
-                    let gv = upstream(relu, yv, dv) as f64;
-                    ps += gv;
-                    psx += gv * (xv as f64 - mc);
-                }
+                let (ps, psx) = plane_grad_sums(
+                    &xs[plane.clone()],
+                    &ys[plane.clone()],
+                    &dys[plane],
+                    mc,
+                    relu,
+                );
                 s += ps;
                 sx += psx;
             }
@@ -212,6 +235,31 @@ pub fn batch_norm_backward(
     let dgamma: Vec<f32> = sums.iter().map(|&(_, sx)| sx as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();
     (dx, dgamma, dbeta)
+}
+
+/// `(Σg, Σg·(x − μ))` over one plane in f64, in the fixed lane order of [`lane_sum`].
+#[inline]
+fn plane_grad_sums(xs: &[f32], ys: &[f32], dys: &[f32], mc: f64, relu: bool) -> (f64, f64) {
+    let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let n = xs.len() / LANES * LANES;
+    for ((xb, yb), db) in xs[..n]
+        .chunks_exact(LANES)
+        .zip(ys[..n].chunks_exact(LANES))
+        .zip(dys[..n].chunks_exact(LANES))
+    {
+        for i in 0..LANES {
+            let gv = upstream(relu, yb[i], db[i]) as f64;
+            s[i] += gv;
+            sx[i] += gv * (xb[i] as f64 - mc);
+        }
+    }
+    let (mut ts, mut tsx) = (fold_lanes(s), fold_lanes(sx));
+    for i in n..xs.len() {
+        let gv = upstream(relu, ys[i], dys[i]) as f64;
+        ts += gv;
+        tsx += gv * (xs[i] as f64 - mc);
+    }
+    (ts, tsx)
 }
 
 /// The gradient reaching the batch norm: `dy`, masked by the ReLU (`y > 0`) when one follows.

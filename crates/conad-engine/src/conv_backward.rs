@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::conv_grad_input::chunk_grad_input;
-use crate::conv_grad_weight::{GradWeightLayout, GradWeightScratch, OutputGrad, chunk_grad_weight};
+use crate::conv_grad_weight::chunk_grad_weight;
 use crate::geometry::ConvGeometry;
 use crate::matmul::MatRef;
 use crate::transpose::transpose;
@@ -28,7 +28,6 @@ pub fn conv_backward(
     let in_img = g.in_channels * g.in_pixels();
     let out_img = cout * howo;
     let ipc = g.images_per_chunk();
-    let layout = g.grad_weight_layout();
     let group_imgs = ipc * g.chunks_per_group();
     let groups = g.batch.div_ceil(group_imgs);
     let mut dx = vec![0.0f32; if need_dx { g.batch * in_img } else { 0 }];
@@ -42,8 +41,7 @@ pub fn conv_backward(
         .enumerate()
         .map(|(gi, dx_group)| {
             let mut dw_acc = vec![0.0f32; if need_dw { kk * cout } else { 0 }];
-            let (mut dy_buf, mut dy_t, mut dcols) = (Vec::new(), Vec::new(), Vec::new());
-            let mut scratch = GradWeightScratch::default();
+            let (mut dy_buf, mut dcols, mut cols) = (Vec::new(), Vec::new(), Vec::new());
             let first_img = gi * group_imgs;
             let group_n = group_imgs.min(g.batch - first_img);
             let mut done = 0;
@@ -52,9 +50,7 @@ pub fn conv_backward(
                 let img0 = first_img + done;
                 let ncols = n * howo;
                 let dy_chunk = &dy[img0 * out_img..][..n * out_img];
-                let need_channel_major =
-                    need_dx || (need_dw && layout == GradWeightLayout::Columns);
-                let dy_mat = if !need_channel_major || n == 1 {
+                let dy_mat = if n == 1 {
                     MatRef::row_major(dy_chunk, howo)
                 } else {
                     dy_buf.resize(cout * ncols, 0.0);
@@ -71,23 +67,8 @@ pub fn conv_backward(
                     chunk_grad_input(g, n, w, dy_mat, dx_chunk, &mut dcols);
                 }
                 if need_dw {
-                    let dy_arg = match layout {
-                        GradWeightLayout::Columns => OutputGrad::ChannelMajor(dy_mat),
-                        GradWeightLayout::Patches => {
-                            dy_t.resize(ncols * cout, 0.0);
-                            for img in 0..n {
-                                transpose(
-                                    &dy_chunk[img * out_img..][..out_img],
-                                    cout,
-                                    howo,
-                                    &mut dy_t[img * out_img..][..out_img],
-                                );
-                            }
-                            OutputGrad::PixelMajor(&dy_t)
-                        }
-                    };
                     let x_chunk = &x[img0 * in_img..][..n * in_img];
-                    chunk_grad_weight(g, n, x_chunk, dy_arg, &mut dw_acc, done > 0, &mut scratch);
+                    chunk_grad_weight(g, n, x_chunk, dy_mat, &mut dw_acc, done > 0, &mut cols);
                 }
                 done += n;
             }
@@ -103,14 +84,10 @@ pub fn conv_backward(
                 }
             }
         });
-        match layout {
-            GradWeightLayout::Columns => sum,
-            GradWeightLayout::Patches => {
-                let mut dw = vec![0.0f32; cout * kk];
-                transpose(&sum, kk, cout, &mut dw);
-                dw
-            }
-        }
+        // The accumulators hold dWᵀ (C·k² × O); the weight is O × C·k².
+        let mut dw = vec![0.0f32; cout * kk];
+        transpose(&sum, kk, cout, &mut dw);
+        dw
     });
     (need_dx.then_some(dx), dw)
 }

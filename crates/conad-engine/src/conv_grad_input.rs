@@ -3,7 +3,7 @@
 //! machine (issue #4). For 1×1 stride-1 single-image chunks the GEMM writes the gradient in place.
 
 use crate::geometry::ConvGeometry;
-use crate::im2col::col2im_add;
+use crate::im2col::col2im_add_consuming;
 use crate::matmul::{MatRef, gemm_into};
 
 /// Adds the input gradient of a chunk of `n` images to `dx_chunk` (`n × C × H × W`, zeroed by the
@@ -26,5 +26,5 @@ pub fn chunk_grad_input(
     }
     dcols.resize(kk * ncols, 0.0);
     gemm_into(kk, ncols, cout, dcols, ncols, 1, false, wt, dy);
-    col2im_add(g, dcols, n, dx_chunk);
+    col2im_add_consuming(g, dcols, n, dx_chunk);
 }

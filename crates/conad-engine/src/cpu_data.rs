@@ -3,11 +3,14 @@
 use candle_core::{CpuStorage, Device, Layout, Shape, Storage, Tensor};
 
 /// The contiguous f32 slice described by `layout` in `storage`, or a candle error naming `op`.
+/// The first call in a process applies [`crate::keep_activation_buffers`].
 pub fn storage_slice<'a>(
     op: &'static str,
     storage: &'a CpuStorage,
     layout: &Layout,
 ) -> candle_core::Result<&'a [f32]> {
+    // Every engine kernel reads its inputs through here: tune the allocator on first use.
+    crate::keep_activation_buffers();
     let data = match storage {
         CpuStorage::F32(v) => v.as_slice(),
         _ => candle_core::bail!("{op}: only f32 tensors are supported; convert with to_dtype(F32)"),

@@ -7,7 +7,6 @@
 //! number of threads — which is what makes every result bit-identical for any rayon pool size
 //! (issue #4, "determinism").
 
-use crate::conv_grad_weight::GradWeightLayout;
 use crate::error::{Error, Result};
 
 /// Minimum number of im2col columns (output pixels) per chunk.
@@ -134,17 +133,6 @@ impl ConvGeometry {
         self.chunks().div_ceil(MAX_GROUPS)
     }
 
-    /// The weight-gradient GEMM layout for this shape: transposed operands
-    /// ([`GradWeightLayout::Patches`]) for spatial kernels on maps of at least 512 output pixels,
-    /// where they measured about 2× faster; the im2col matrix as is otherwise.
-    pub fn grad_weight_layout(&self) -> GradWeightLayout {
-        if self.kernel > 1 && self.out_pixels() >= 512 {
-            GradWeightLayout::Patches
-        } else {
-            GradWeightLayout::Columns
-        }
-    }
-
     /// Floating-point operations of one forward pass (`2·N·O·HoWo·C·k²`); each gradient costs the
     /// same.
     pub fn flops(&self) -> f64 {
@@ -163,12 +151,10 @@ mod tests {
         assert_eq!(g.images_per_chunk(), 1);
         assert_eq!(g.chunks(), 64);
         assert_eq!(g.chunks_per_group(), 8);
-        assert_eq!(g.grad_weight_layout(), GradWeightLayout::Patches);
         let g = ConvGeometry::new(&[64, 128, 8, 8], &[128, 128, 3, 3], 2, 1).unwrap();
         assert_eq!(g.out_pixels(), 16);
         assert_eq!(g.images_per_chunk(), 16);
         assert_eq!(g.chunks(), 4);
-        assert_eq!(g.grad_weight_layout(), GradWeightLayout::Columns);
         assert!(ConvGeometry::new(&[2, 3, 2, 2], &[4, 3, 5, 5], 1, 1).is_err());
         assert!(ConvGeometry::new(&[2, 3, 8, 8], &[4, 2, 3, 3], 1, 1).is_err());
         assert!(ConvGeometry::new(&[2, 3, 8, 8], &[4, 3, 3, 3], 0, 1).is_err());

@@ -25,6 +25,67 @@ fn valid_range(len: usize, out: usize, k_off: usize, g: &ConvGeometry) -> (usize
     (lo.min(hi), hi)
 }
 
+/// The constant-shift view of a stride-1 convolution whose output plane has the input plane's
+/// size (`2p = k − 1`, every 3×3 stride-1 layer of ResNet-18): kernel offset `(ky, kx)` reads the
+/// flattened input plane at `j + shift` for output position `j`. Returns `None` for other shapes.
+struct PlaneShift {
+    /// `(ky − p)·W + (kx − p)`.
+    shift: isize,
+    /// Valid output rows `lo..hi` (the input row exists).
+    rows: (usize, usize),
+    /// Output columns at the left (`kx < p`) or right (`kx > p`) edge whose input column is
+    /// padding: `(left, right)` counts.
+    edge: (usize, usize),
+    /// Output positions `j` whose `j + shift` lies inside the plane, clipped to the valid rows
+    /// (`(0, 0)` when no row is valid).
+    span: (usize, usize),
+}
+
+impl PlaneShift {
+    fn new(g: &ConvGeometry, ky: usize, kx: usize) -> Option<Self> {
+        let (h, w, p) = (g.height, g.width, g.padding);
+        if g.stride != 1 || g.out_height() != h || g.out_width() != w {
+            return None;
+        }
+        let shift = (ky as isize - p as isize) * w as isize + (kx as isize - p as isize);
+        let rows = valid_range(h, h, ky, g);
+        let edge = (p.saturating_sub(kx), kx.saturating_sub(p));
+        let hw = (h * w) as isize;
+        let lo = ((rows.0 * w) as isize).max(-shift);
+        let hi = ((rows.1 * w) as isize).min(hw - shift);
+        let span = if lo < hi {
+            (lo as usize, hi as usize)
+        } else {
+            (0, 0)
+        };
+        Some(Self {
+            shift,
+            rows,
+            edge,
+            span,
+        })
+    }
+
+    /// Zeroes the entries of `plane` (an output plane of this offset) outside the valid rows and in
+    /// the padding columns.
+    fn zero_invalid(&self, plane: &mut [f32], w: usize) {
+        let (lo, hi) = self.rows;
+        plane[..lo * w].fill(0.0);
+        plane[hi * w..].fill(0.0);
+        if self.edge != (0, 0) {
+            for row in plane[lo * w..hi * w].chunks_exact_mut(w) {
+                row[..self.edge.0].fill(0.0);
+                row[w - self.edge.1..].fill(0.0);
+            }
+        }
+    }
+
+    /// The input index read by output position `j` (inside [`Self::span`]).
+    fn source(&self, j: usize) -> usize {
+        (j as isize + self.shift) as usize
+    }
+}
+
 /// Unfolds `images` (`n × C × H × W`, contiguous) into `cols` (`C·k² × n·Ho·Wo`).
 pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
@@ -40,6 +101,21 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
                 let (ox_lo, ox_hi) = valid_range(w, wo, kx, g);
                 let row = (c * k + ky) * k + kx;
                 let dst_row = &mut cols[row * ncols..(row + 1) * ncols];
+                if let Some(sh) = PlaneShift::new(g, ky, kx) {
+                    // One contiguous copy per plane, then the padding entries zeroed.
+                    let (a, b) = sh.span;
+                    for img in 0..n {
+                        let src = &images[(img * g.in_channels + c) * hw..][..hw];
+                        let dst = &mut dst_row[img * hw..(img + 1) * hw];
+                        if a < b {
+                            dst[a..b].copy_from_slice(&src[sh.source(a)..][..b - a]);
+                        }
+                        dst[..a].fill(0.0);
+                        dst[b..].fill(0.0);
+                        sh.zero_invalid(dst, w);
+                    }
+                    continue;
+                }
                 for img in 0..n {
                     let src = &images[(img * g.in_channels + c) * hw..][..hw];
                     let dst = &mut dst_row[img * ho * wo..(img + 1) * ho * wo];
@@ -110,6 +186,44 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
     }
 }
 
+/// [`col2im_add`] for scratch columns it may overwrite: on stride-1 layers whose output plane has
+/// the input's size it zeroes the padding entries of `cols` in place and folds each row back with
+/// one contiguous add per plane; every input pixel receives its terms in the same order as
+/// [`col2im_add`], so the results are bit-identical.
+pub fn col2im_add_consuming(g: &ConvGeometry, cols: &mut [f32], n: usize, images: &mut [f32]) {
+    let k = g.kernel;
+    if PlaneShift::new(g, 0, 0).is_none() {
+        col2im_add(g, cols, n, images);
+        return;
+    }
+    let (h, w) = (g.height, g.width);
+    let hw = h * w;
+    let ncols = n * hw;
+    debug_assert_eq!(images.len(), n * g.in_channels * hw);
+    debug_assert_eq!(cols.len(), g.patch_len() * ncols);
+    let shifts: Vec<PlaneShift> = (0..k * k)
+        .filter_map(|t| PlaneShift::new(g, t / k, t % k))
+        .collect();
+    for img in 0..n {
+        for c in 0..g.in_channels {
+            let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
+            for (t, sh) in shifts.iter().enumerate() {
+                let row = c * k * k + t;
+                let src = &mut cols[row * ncols + img * hw..][..hw];
+                let (a, b) = sh.span;
+                if a == b {
+                    continue;
+                }
+                sh.zero_invalid(src, w);
+                let d = &mut dst[sh.source(a)..][..b - a];
+                for (o, v) in d.iter_mut().zip(&src[a..b]) {
+                    *o += *v;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +280,30 @@ mod tests {
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (*a * *b) as f64).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a * *b) as f64).sum();
             assert_eq!(lhs, rhs, "geometry {g:?}");
+        }
+    }
+
+    /// The in-place fast fold equals the general fold on same-size stride-1 layers (3×3 and 5×5
+    /// kernels, non-square planes, 1×1) and falls back to it elsewhere.
+    #[test]
+    fn consuming_col2im_equals_the_general_fold() {
+        for &(c, h, w, k, s, p) in &[
+            (2, 5, 7, 3, 1, 1),
+            (1, 6, 4, 5, 1, 2),
+            (3, 4, 4, 1, 1, 0),
+            (2, 1, 6, 3, 1, 1),
+            (2, 6, 5, 3, 2, 1),
+        ] {
+            let g = geom(c, h, w, k, s, p);
+            let n = 2;
+            let len = g.patch_len() * n * g.out_pixels();
+            let y: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+            let mut want = vec![0.5f32; n * c * h * w];
+            col2im_add(&g, &y, n, &mut want);
+            let mut got = vec![0.5f32; n * c * h * w];
+            let mut scratch = y.clone();
+            col2im_add_consuming(&g, &mut scratch, n, &mut got);
+            assert_eq!(got, want, "geometry {g:?}");
         }
     }
 }

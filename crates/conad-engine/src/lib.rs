@@ -25,6 +25,7 @@
 //! splits a reduction across threads, so results are bit-identical for any rayon pool size.
 
 mod add_relu;
+mod allocator;
 mod batch_norm;
 mod batch_norm_op;
 mod conv2d;
@@ -43,12 +44,12 @@ mod residual_block;
 mod transpose;
 
 pub use add_relu::{AddReluOp, add_relu};
+pub use allocator::keep_activation_buffers;
 pub use batch_norm::BatchNorm2d;
 pub use batch_norm_op::{BatchNormOp, BatchNormStats, batch_norm_backward, batch_norm_forward};
 pub use conv_backward::conv_backward;
 pub use conv_bn::{ConvBnOp, ConvBnSaved};
 pub use conv_forward::conv_forward;
-pub use conv_grad_weight::GradWeightLayout;
 pub use conv_op::Conv2dOp;
 pub use conv2d::Conv2d;
 pub use error::{Error, Result};

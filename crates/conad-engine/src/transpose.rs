@@ -1,6 +1,5 @@
-//! Layout helper: cache-blocked matrix transpose, used to hand the GEMM its fast operand layouts
-//! (the `gemm` crate runs the weight-gradient product ~10× faster on a row-major patch matrix than
-//! on a transposed view of the im2col matrix; measured on this machine for issue #4).
+//! Layout helper: cache-blocked matrix transpose — turns the weight-gradient accumulator (`dWᵀ`,
+//! see [`crate::conv_backward`]) into the weight's `O × C·k²` layout.
 
 const BLOCK: usize = 16;
 
