@@ -10,8 +10,10 @@ use rayon::prelude::*;
 
 use crate::conv_grad_input::chunk_grad_input;
 use crate::conv_grad_weight::chunk_grad_weight;
+use crate::cpu_data::zeros_written;
 use crate::geometry::ConvGeometry;
 use crate::matmul::MatRef;
+use crate::scratch::ScratchBuf;
 use crate::transpose::transpose;
 
 /// Gradients of `y = conv2d(x, w)` given `dy` (`N × O × Ho × Wo`, contiguous): returns
@@ -30,7 +32,7 @@ pub fn conv_backward(
     let ipc = g.images_per_chunk();
     let group_imgs = ipc * g.chunks_per_group();
     let groups = g.batch.div_ceil(group_imgs);
-    let mut dx = vec![0.0f32; if need_dx { g.batch * in_img } else { 0 }];
+    let mut dx = zeros_written(if need_dx { g.batch * in_img } else { 0 });
     let dx_parts: Vec<&mut [f32]> = if need_dx {
         dx.chunks_mut(group_imgs * in_img).collect()
     } else {
@@ -41,7 +43,6 @@ pub fn conv_backward(
         .enumerate()
         .map(|(gi, dx_group)| {
             let mut dw_acc = vec![0.0f32; if need_dw { kk * cout } else { 0 }];
-            let (mut dy_buf, mut dcols, mut cols) = (Vec::new(), Vec::new(), Vec::new());
             let first_img = gi * group_imgs;
             let group_n = group_imgs.min(g.batch - first_img);
             let mut done = 0;
@@ -50,25 +51,26 @@ pub fn conv_backward(
                 let img0 = first_img + done;
                 let ncols = n * howo;
                 let dy_chunk = &dy[img0 * out_img..][..n * out_img];
+                let mut dy_buf = None;
                 let dy_mat = if n == 1 {
                     MatRef::row_major(dy_chunk, howo)
                 } else {
-                    dy_buf.resize(cout * ncols, 0.0);
+                    let buf = dy_buf.insert(ScratchBuf::take(cout * ncols));
                     for img in 0..n {
                         for co in 0..cout {
-                            dy_buf[co * ncols + img * howo..][..howo]
+                            buf[co * ncols + img * howo..][..howo]
                                 .copy_from_slice(&dy_chunk[(img * cout + co) * howo..][..howo]);
                         }
                     }
-                    MatRef::row_major(&dy_buf, ncols)
+                    MatRef::row_major(buf, ncols)
                 };
                 if need_dx {
                     let dx_chunk = &mut dx_group[done * in_img..][..n * in_img];
-                    chunk_grad_input(g, n, w, dy_mat, dx_chunk, &mut dcols);
+                    chunk_grad_input(g, n, w, dy_mat, dx_chunk);
                 }
                 if need_dw {
                     let x_chunk = &x[img0 * in_img..][..n * in_img];
-                    chunk_grad_weight(g, n, x_chunk, dy_mat, &mut dw_acc, done > 0, &mut cols);
+                    chunk_grad_weight(g, n, x_chunk, dy_mat, &mut dw_acc, done > 0);
                 }
                 done += n;
             }

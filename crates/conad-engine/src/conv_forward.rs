@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use crate::geometry::ConvGeometry;
 use crate::im2col::im2col;
 use crate::matmul::{MatRef, gemm_into};
+use crate::scratch::ScratchBuf;
 
 /// `y = conv2d(x, w)` for contiguous NCHW `x` and `O × C × k × k` `w`; returns `N × O × Ho × Wo`.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
@@ -16,26 +17,27 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let out_img = cout * howo;
     let ipc = g.images_per_chunk();
     let mut y = vec![0.0f32; g.batch * out_img];
-    y.par_chunks_mut(ipc * out_img).enumerate().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(cols_buf, out_buf): &mut (Vec<f32>, Vec<f32>), (chunk, y_chunk)| {
+    y.par_chunks_mut(ipc * out_img)
+        .enumerate()
+        .for_each(|(chunk, y_chunk)| {
             let n = y_chunk.len() / out_img;
             let x_chunk = &x[chunk * ipc * in_img..][..n * in_img];
             let ncols = n * howo;
+            let mut cols_buf = None;
             let cols: &[f32] = if g.is_pointwise() && n == 1 {
                 x_chunk
             } else {
-                cols_buf.resize(kk * ncols, 0.0);
-                im2col(g, x_chunk, n, cols_buf);
-                cols_buf
+                let cols = cols_buf.insert(ScratchBuf::take(kk * ncols));
+                im2col(g, x_chunk, n, cols);
+                cols
             };
             let lhs = MatRef::row_major(w, kk);
             let rhs = MatRef::row_major(cols, ncols);
             if n == 1 {
                 gemm_into(cout, ncols, kk, y_chunk, ncols, 1, false, lhs, rhs);
             } else {
-                out_buf.resize(cout * ncols, 0.0);
-                gemm_into(cout, ncols, kk, out_buf, ncols, 1, false, lhs, rhs);
+                let mut out_buf = ScratchBuf::take(cout * ncols);
+                gemm_into(cout, ncols, kk, &mut out_buf, ncols, 1, false, lhs, rhs);
                 for img in 0..n {
                     for co in 0..cout {
                         y_chunk[(img * cout + co) * howo..][..howo]
@@ -43,7 +45,6 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                     }
                 }
             }
-        },
-    );
+        });
     y
 }

@@ -5,17 +5,16 @@
 use crate::geometry::ConvGeometry;
 use crate::im2col::col2im_add_consuming;
 use crate::matmul::{MatRef, gemm_into};
+use crate::scratch::ScratchBuf;
 
 /// Adds the input gradient of a chunk of `n` images to `dx_chunk` (`n × C × H × W`, zeroed by the
-/// caller). `dy` is the chunk's output gradient as an `O × n·HoWo` matrix view; `w` the weight;
-/// `dcols` scratch space.
+/// caller). `dy` is the chunk's output gradient as an `O × n·HoWo` matrix view; `w` the weight.
 pub fn chunk_grad_input(
     g: &ConvGeometry,
     n: usize,
     w: &[f32],
     dy: MatRef<'_>,
     dx_chunk: &mut [f32],
-    dcols: &mut Vec<f32>,
 ) {
     let (cout, kk) = (g.out_channels, g.patch_len());
     let ncols = n * g.out_pixels();
@@ -24,7 +23,7 @@ pub fn chunk_grad_input(
         gemm_into(kk, ncols, cout, dx_chunk, ncols, 1, false, wt, dy);
         return;
     }
-    dcols.resize(kk * ncols, 0.0);
-    gemm_into(kk, ncols, cout, dcols, ncols, 1, false, wt, dy);
-    col2im_add_consuming(g, dcols, n, dx_chunk);
+    let mut dcols = ScratchBuf::take(kk * ncols);
+    gemm_into(kk, ncols, cout, &mut dcols, ncols, 1, false, wt, dy);
+    col2im_add_consuming(g, &mut dcols, n, dx_chunk);
 }

@@ -13,10 +13,11 @@
 use crate::geometry::ConvGeometry;
 use crate::im2col::im2col;
 use crate::matmul::{MatRef, gemm_into};
+use crate::scratch::ScratchBuf;
 
 /// Adds (or, with `accumulate = false`, writes) the weight gradient of a chunk of `n` images
 /// `x_chunk` (`n × C × H × W`) into `acc_t`, which holds `dWᵀ` (`C·k² × O`, row-major); `dy` is
-/// the chunk's output gradient as an `O × n·HoWo` view; `cols` scratch space.
+/// the chunk's output gradient as an `O × n·HoWo` view.
 pub fn chunk_grad_weight(
     g: &ConvGeometry,
     n: usize,
@@ -24,14 +25,14 @@ pub fn chunk_grad_weight(
     dy: MatRef<'_>,
     acc_t: &mut [f32],
     accumulate: bool,
-    cols: &mut Vec<f32>,
 ) {
     let (cout, kk) = (g.out_channels, g.patch_len());
     let ncols = n * g.out_pixels();
+    let mut cols_buf = None;
     let cols: &[f32] = if g.is_pointwise() && n == 1 {
         x_chunk
     } else {
-        cols.resize(kk * ncols, 0.0);
+        let cols = cols_buf.insert(ScratchBuf::take(kk * ncols));
         im2col(g, x_chunk, n, cols);
         cols
     };

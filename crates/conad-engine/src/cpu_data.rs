@@ -39,3 +39,13 @@ pub fn with_tensor_slice<R>(
 pub fn cpu_tensor(data: Vec<f32>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
     Tensor::from_vec(data, shape, &Device::Cpu)
 }
+
+/// `len` zeros written through the cache, for buffers that are read-modified-written (col2im
+/// adds into the input gradient). `vec![0.0; len]` asks the allocator for zeroed memory, and on
+/// pages fresh from the kernel that leaves them mapped to the shared zero page: the first `+=`
+/// then takes a copy-on-write fault plus a cross-CPU TLB shootdown per 4 KiB page.
+pub fn zeros_written(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    v.resize(len, 0.0);
+    v
+}

@@ -72,10 +72,12 @@ impl PlaneShift {
         let (lo, hi) = self.rows;
         plane[..lo * w].fill(0.0);
         plane[hi * w..].fill(0.0);
-        if self.edge != (0, 0) {
-            for row in plane[lo * w..hi * w].chunks_exact_mut(w) {
-                row[..self.edge.0].fill(0.0);
-                row[w - self.edge.1..].fill(0.0);
+        // Column-outer loops: the per-row runs are 1–2 values, and a row-outer loop compiles
+        // to one `memset` call per run (6 % of a width-1/4 step in `perf`).
+        let rows = &mut plane[lo * w..hi * w];
+        for col in (0..self.edge.0).chain(w - self.edge.1..w) {
+            for v in rows.iter_mut().skip(col).step_by(w) {
+                *v = 0.0;
             }
         }
     }

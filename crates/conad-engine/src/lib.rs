@@ -41,6 +41,7 @@ mod geometry;
 mod im2col;
 mod matmul;
 mod residual_block;
+mod scratch;
 mod transpose;
 
 pub use add_relu::{AddReluOp, add_relu};
