@@ -37,7 +37,22 @@ enum Command {
     Methods,
 }
 
+/// Runs candle's own element-wise CPU ops on the calling thread unless the user sized its pool.
+///
+/// The heavy work of training and embedding runs in `conad-engine`'s kernels on rayon's pool;
+/// candle's separate barrier pool only serves the small head/loss/optimizer ops, and its workers
+/// spin for 25 000 iterations after every op, taking a core from the engine's GEMMs (4–5 % of a
+/// training step on 2 cores, `perf`). Candle reads the variable once, at its first CPU op.
+fn single_thread_candle_pool() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing can
+        // read the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
 fn main() {
+    single_thread_candle_pool();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CONAD_LOG")

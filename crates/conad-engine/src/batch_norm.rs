@@ -1,12 +1,14 @@
 //! The engine's batch-norm layer for NCHW feature maps: fused training forward/backward
 //! ([`crate::BatchNormOp`]) with an optional fused ReLU, PyTorch running-statistic updates
-//! (`running ← (1 − m)·running + m·batch`, unbiased variance for `running_var`), and candle-nn's
-//! own implementation for evaluation mode and for non-CPU or non-f32 tensors (issue #4).
+//! (`running ← (1 − m)·running + m·batch`, unbiased variance for `running_var`), the running
+//! statistics as constants in evaluation mode ([`crate::BatchNormEvalOp`]), and candle-nn's own
+//! implementation for non-CPU or non-f32 tensors (issue #4).
 
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Tensor, Var};
 
+use crate::batch_norm_eval_op::BatchNormEvalOp;
 use crate::batch_norm_op::{BatchNormOp, BatchNormStats};
 use crate::conv_bn::{ConvBnOp, ConvBnSaved};
 use crate::conv2d::Conv2d;
@@ -33,7 +35,8 @@ impl BatchNorm2d {
         &self.inner
     }
 
-    /// Whether training-mode calls on `x` run the fused engine op.
+    /// Whether calls on `x` run the engine's ops (fused batch statistics in training mode, the
+    /// running statistics in evaluation mode).
     pub fn uses_engine(&self, x: &Tensor) -> bool {
         x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4
     }
@@ -62,9 +65,12 @@ impl BatchNorm2d {
                 expected: "more than one value per channel in training mode".into(),
             });
         }
-        if !(train && self.uses_engine(x)) {
+        if !self.uses_engine(x) {
             let y = candle_core::ModuleT::forward_t(&self.inner, x, train)?;
             return Ok(if relu { y.relu()? } else { y });
+        }
+        if !train {
+            return self.forward_eval(&x.contiguous()?, channels, relu);
         }
         let x = x.contiguous()?;
         let dims = x.dims();
@@ -73,15 +79,31 @@ impl BatchNorm2d {
             Ok(BatchNormStats::compute(xs, batch, channels, pixels))
         })?;
         self.update_running(&stats)?;
-        let (gamma, beta) = match self.inner.weight_and_bias() {
-            Some((w, b)) => (w.clone(), b.clone()),
-            None => (
-                Tensor::ones(channels, DType::F32, x.device())?,
-                Tensor::zeros(channels, DType::F32, x.device())?,
-            ),
-        };
+        let (gamma, beta) = self.affine(channels, x.device())?;
         let op = BatchNormOp::new(Arc::new(stats), self.inner.eps(), relu);
         Ok(x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?)
+    }
+
+    /// Evaluation mode on the engine: the running statistics as constants
+    /// ([`BatchNormEvalOp`]).
+    fn forward_eval(&self, x: &Tensor, channels: usize, relu: bool) -> Result<Tensor> {
+        let read = |t: &Tensor| with_tensor_slice("BatchNorm2d", t, |v| Ok(v.to_vec()));
+        let mean = read(self.inner.running_mean())?;
+        let var = read(self.inner.running_var())?;
+        let (gamma, beta) = self.affine(channels, x.device())?;
+        let op = BatchNormEvalOp::new(mean, var, self.inner.eps(), relu);
+        Ok(x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?)
+    }
+
+    /// `(γ, β)`, ones and zeros without affine parameters.
+    fn affine(&self, channels: usize, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
+        Ok(match self.inner.weight_and_bias() {
+            Some((w, b)) => (w.clone(), b.clone()),
+            None => (
+                Tensor::ones(channels, DType::F32, device)?,
+                Tensor::zeros(channels, DType::F32, device)?,
+            ),
+        })
     }
 
     /// `[γ; β]` as one tensor (ones and zeros without affine parameters), for fused ops.

@@ -98,12 +98,12 @@ impl BatchNormOp {
 
 /// Whole `H × W` planes per parallel task: at least 16 Ki elements, so 4×4 maps do not spawn
 /// thousands of tiny tasks.
-fn planes_per_task(pixels: usize) -> usize {
+pub(crate) fn planes_per_task(pixels: usize) -> usize {
     (16 * 1024 / pixels.max(1)).max(1)
 }
 
 /// `1/√(σ² + ε)` per channel.
-fn inv_std(stats: &BatchNormStats, eps: f64) -> Vec<f64> {
+pub(crate) fn inv_std(stats: &BatchNormStats, eps: f64) -> Vec<f64> {
     stats
         .var
         .iter()
@@ -239,7 +239,13 @@ pub fn batch_norm_backward(
 
 /// `(Σg, Σg·(x − μ))` over one plane in f64, in the fixed lane order of [`lane_sum`].
 #[inline]
-fn plane_grad_sums(xs: &[f32], ys: &[f32], dys: &[f32], mc: f64, relu: bool) -> (f64, f64) {
+pub(crate) fn plane_grad_sums(
+    xs: &[f32],
+    ys: &[f32],
+    dys: &[f32],
+    mc: f64,
+    relu: bool,
+) -> (f64, f64) {
     let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
     let n = xs.len() / LANES * LANES;
     for ((xb, yb), db) in xs[..n]
@@ -268,7 +274,11 @@ fn upstream(relu: bool, y: f32, dy: f32) -> f32 {
     if relu && y <= 0.0 { 0.0 } else { dy }
 }
 
-fn nchw(op: &'static str, dims: &[usize], channels: usize) -> candle_core::Result<(usize, usize)> {
+pub(crate) fn nchw(
+    op: &'static str,
+    dims: &[usize],
+    channels: usize,
+) -> candle_core::Result<(usize, usize)> {
     if dims.len() != 4 || dims[1] != channels {
         candle_core::bail!("{op}: expected N × {channels} × H × W, got {dims:?}");
     }

@@ -27,6 +27,7 @@
 mod add_relu;
 mod allocator;
 mod batch_norm;
+mod batch_norm_eval_op;
 mod batch_norm_op;
 mod conv2d;
 mod conv_backward;
@@ -47,6 +48,7 @@ mod transpose;
 pub use add_relu::{AddReluOp, add_relu};
 pub use allocator::keep_activation_buffers;
 pub use batch_norm::BatchNorm2d;
+pub use batch_norm_eval_op::BatchNormEvalOp;
 pub use batch_norm_op::{BatchNormOp, BatchNormStats, batch_norm_backward, batch_norm_forward};
 pub use conv_backward::conv_backward;
 pub use conv_bn::{ConvBnOp, ConvBnSaved};

@@ -93,6 +93,24 @@ fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
     out
 }
 
+/// `out[i] = a[i] + (y[i] > 0 ? dy[i] : 0)`: the identity shortcut's input gradient plus the
+/// main branch's, through the final ReLU.
+fn add_masked(a: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
+    const SPAN: usize = 1 << 14;
+    let mut out = vec![0.0f32; a.len()];
+    out.par_chunks_mut(SPAN)
+        .zip(
+            a.par_chunks(SPAN)
+                .zip(y.par_chunks(SPAN).zip(dy.par_chunks(SPAN))),
+        )
+        .for_each(|(o, (a, (y, d)))| {
+            for (((o, &u), &yv), &dv) in o.iter_mut().zip(a).zip(y).zip(d) {
+                *o = u + if yv > 0.0 { dv } else { 0.0 };
+            }
+        });
+    out
+}
+
 impl CustomOp2 for BlockOp {
     fn name(&self) -> &'static str {
         "conad-residual-block"
@@ -181,15 +199,9 @@ impl CustomOp2 for BlockOp {
                 with_tensor_slice(name, y, |ys| {
                     with_tensor_slice(name, dy, |dys| {
                         let piece = |i: usize| &th[off[i]..off[i + 1]];
-                        // Through the final ReLU.
-                        let mut g = vec![0.0f32; dys.len()];
-                        g.par_chunks_mut(1 << 14)
-                            .zip(ys.par_chunks(1 << 14).zip(dys.par_chunks(1 << 14)))
-                            .for_each(|(o, (ys, ds))| {
-                                for ((o, &yv), &dv) in o.iter_mut().zip(ys).zip(ds) {
-                                    *o = if yv > 0.0 { dv } else { 0.0 };
-                                }
-                            });
+                        // The final ReLU's mask is applied on the fly: `g = dy·[y > 0]` is what
+                        // reaches both branches, and the batch norms' `relu` flag computes exactly
+                        // that from (y, dy).
                         let mut dth = vec![0.0f32; th.len()];
                         let mut put =
                             |i: usize, v: &[f32]| dth[off[i]..off[i + 1]].copy_from_slice(v);
@@ -197,14 +209,14 @@ impl CustomOp2 for BlockOp {
                         let c2 = g2.out_channels;
                         let (dz2, dg2, db2) = batch_norm_backward(
                             &sv.z2,
-                            &g,
-                            &g,
+                            ys,
+                            dys,
                             g2.batch,
                             g2.out_pixels(),
                             &sv.stats[1],
                             &piece(3)[..c2],
                             self.eps[1],
-                            false,
+                            true,
                         );
                         let (da, dw2) = conv_backward(g2, &sv.a, piece(2), &dz2, true, true);
                         let c1 = g1.out_channels;
@@ -230,14 +242,14 @@ impl CustomOp2 for BlockOp {
                                 let cd = gd.out_channels;
                                 let (dzd, dgd, dbd) = batch_norm_backward(
                                     &sv.zd,
-                                    &g,
-                                    &g,
+                                    ys,
+                                    dys,
                                     gd.batch,
                                     gd.out_pixels(),
                                     &sv.stats[2],
                                     &piece(5)[..cd],
                                     self.eps[2],
-                                    false,
+                                    true,
                                 );
                                 let (dxd, dwd) =
                                     conv_backward(gd, xs, piece(4), &dzd, need_dx, true);
@@ -248,7 +260,7 @@ impl CustomOp2 for BlockOp {
                                     _ => None,
                                 }
                             }
-                            None => dx1.map(|a| add(&a, &g)),
+                            None => dx1.map(|a| add_masked(&a, ys, dys)),
                         };
                         Ok((dx, dth))
                     })

@@ -536,3 +536,71 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
         );
     }
 }
+
+/// Evaluation mode: the engine op equals candle-nn's `BatchNorm` in eval mode (+ ReLU) within
+/// float tolerance, and its gradients for x, γ and β equal candle's autograd through those ops —
+/// with running statistics far from 0/1 so a mix-up of batch and running statistics shows.
+#[test]
+fn eval_mode_batch_norm_matches_candle_nn() {
+    let (bn, vars) = bn_layer(5, "eval");
+    vars[2].set(&randn("eval.rm", &[5], 0.5)).unwrap();
+    vars[3]
+        .set(&(randn("eval.rv", &[5], 0.3).abs().unwrap() + 0.5).unwrap())
+        .unwrap();
+    let x = Var::from_tensor(&randn("eval.x", &[3, 5, 4, 6], 1.5)).unwrap();
+    let r = randn("eval.r", &[3, 5, 4, 6], 1.0);
+    for relu in [false, true] {
+        let ours = bn.forward(x.as_tensor(), false, relu).unwrap();
+        let theirs = bn.inner().forward_t(x.as_tensor(), false).unwrap();
+        let theirs = if relu { theirs.relu().unwrap() } else { theirs };
+        let diff = scalar(
+            &(&ours - &theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_keepdim(0)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap(),
+        );
+        assert!(diff < 1e-5, "forward differs by {diff} (relu {relu})");
+        let g1 = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&theirs * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, t) in [
+            ("x", x.as_tensor()),
+            ("gamma", vars[0].as_tensor()),
+            ("beta", vars[1].as_tensor()),
+        ] {
+            let a = g1
+                .get(t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let b = g2
+                .get(t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            for (u, v) in a.iter().zip(&b) {
+                assert!(
+                    (u - v).abs() <= 1e-4 * (1.0 + v.abs()),
+                    "d{name}: {u} vs {v} (relu {relu})"
+                );
+            }
+        }
+    }
+    // The running statistics are untouched in evaluation mode.
+    let rm = vars[2].as_tensor().to_vec1::<f32>().unwrap();
+    assert_eq!(rm, randn("eval.rm", &[5], 0.5).to_vec1::<f32>().unwrap());
+}

@@ -100,6 +100,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As the `conad` binary does (see its `single_thread_candle_pool`): candle's own pool only
+    // serves the small head/loss ops, and its spinning workers compete with the engine's GEMMs.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: first statement of `main`, before any other thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let args = parse_args();
     let dev = Device::Cpu;
     let n_images = args.batch * 4;

@@ -1,0 +1,149 @@
+//! Evaluation-mode batch normalisation (+ optional ReLU) as a candle `CustomOp3` on `(x, γ, β)`:
+//! `y = γ·(x − μ_run)·r + β` with the running statistics as constants, `r = 1/√(σ²_run + ε)`
+//! (Ioffe & Szegedy 2015, Alg. 2). Embedding a test split runs every batch norm this way; candle-nn's
+//! version is five broadcast tensor ops on candle's own pool (issue #4).
+//!
+//! Backward with `g = dy·[y > 0]` (ReLU) or `dy`: `dx = γ·r·g`, `dγ = r·Σ g·(x − μ_run)`,
+//! `dβ = Σ g` — no batch-statistic terms, the running statistics do not depend on `x`. Per-channel
+//! sums run in f64 in the fixed order of the training op, so results do not depend on the thread
+//! count.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::batch_norm_op::{
+    BatchNormStats, batch_norm_forward, inv_std, nchw, plane_grad_sums, planes_per_task,
+};
+use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slice};
+
+/// The op; `running` holds the running mean and (biased-or-not, as stored) running variance.
+#[derive(Clone, Debug)]
+pub struct BatchNormEvalOp {
+    running: BatchNormStats,
+    eps: f64,
+    relu: bool,
+}
+
+impl BatchNormEvalOp {
+    /// An op normalising with the running `mean` and `var` (one value per channel).
+    pub fn new(mean: Vec<f32>, var: Vec<f32>, eps: f64, relu: bool) -> Self {
+        Self {
+            running: BatchNormStats {
+                mean,
+                var,
+                count: 0,
+            },
+            eps,
+            relu,
+        }
+    }
+}
+
+impl CustomOp3 for BatchNormEvalOp {
+    fn name(&self) -> &'static str {
+        "conad-batch-norm-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let channels = self.running.mean.len();
+        let (batch, pixels) = nchw(self.name(), l1.dims(), channels)?;
+        let x = storage_slice(self.name(), s1, l1)?;
+        let gamma = storage_slice(self.name(), s2, l2)?;
+        let beta = storage_slice(self.name(), s3, l3)?;
+        if gamma.len() != channels || beta.len() != channels {
+            candle_core::bail!("{}: γ and β need {channels} values", self.name());
+        }
+        let y = batch_norm_forward(
+            x,
+            batch,
+            pixels,
+            &self.running,
+            gamma,
+            beta,
+            self.eps,
+            self.relu,
+        );
+        Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let channels = self.running.mean.len();
+        let (batch, pixels) = nchw(self.name(), x.dims(), channels)?;
+        let name = self.name();
+        let r = inv_std(&self.running, self.eps);
+        let mean = &self.running.mean;
+        let relu = self.relu;
+        let (dx, dgamma, dbeta) = with_tensor_slice(name, x, |xs| {
+            with_tensor_slice(name, y, |ys| {
+                with_tensor_slice(name, dy, |dys| {
+                    with_tensor_slice(name, gamma, |gs| {
+                        let sums: Vec<(f64, f64)> = (0..channels)
+                            .into_par_iter()
+                            .map(|c| {
+                                let (mut s, mut sx) = (0.0f64, 0.0f64);
+                                for n in 0..batch {
+                                    let p = (n * channels + c) * pixels
+                                        ..(n * channels + c + 1) * pixels;
+                                    let (ps, psx) = plane_grad_sums(
+                                        &xs[p.clone()],
+                                        &ys[p.clone()],
+                                        &dys[p],
+                                        mean[c] as f64,
+                                        relu,
+                                    );
+                                    s += ps;
+                                    sx += psx;
+                                }
+                                (s, sx)
+                            })
+                            .collect();
+                        let scale: Vec<f32> = (0..channels)
+                            .map(|c| (gs[c] as f64 * r[c]) as f32)
+                            .collect();
+                        let mut dx = vec![0.0f32; xs.len()];
+                        let per_task = planes_per_task(pixels);
+                        dx.par_chunks_mut((pixels * per_task).max(1))
+                            .enumerate()
+                            .for_each(|(task, outs)| {
+                                for (j, out) in outs.chunks_mut(pixels.max(1)).enumerate() {
+                                    let plane = task * per_task + j;
+                                    let a = scale[plane % channels];
+                                    let p = plane * pixels..(plane + 1) * pixels;
+                                    for ((o, &yv), &dv) in
+                                        out.iter_mut().zip(&ys[p.clone()]).zip(&dys[p])
+                                    {
+                                        let g = if relu && yv <= 0.0 { 0.0 } else { dv };
+                                        *o = a * g;
+                                    }
+                                }
+                            });
+                        let dgamma: Vec<f32> =
+                            (0..channels).map(|c| (sums[c].1 * r[c]) as f32).collect();
+                        let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();
+                        Ok((dx, dgamma, dbeta))
+                    })
+                })
+            })
+        })?;
+        Ok((
+            Some(cpu_tensor(dx, x.dims())?),
+            Some(cpu_tensor(dgamma, channels)?),
+            Some(cpu_tensor(dbeta, channels)?),
+        ))
+    }
+}
