@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
 use crate::error::{Error, Result};
 
 /// Elements per parallel task.
@@ -38,7 +38,7 @@ impl CustomOp2 for AddReluOp {
         }
         let a = storage_slice(self.name(), s1, l1)?;
         let b = storage_slice(self.name(), s2, l2)?;
-        let mut y = vec![0.0f32; a.len()];
+        let mut y = par_zeros(a.len());
         y.par_chunks_mut(BLOCK)
             .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
             .for_each(|(y, (a, b))| {
@@ -58,7 +58,7 @@ impl CustomOp2 for AddReluOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = with_tensor_slice(self.name(), y, |ys| {
             with_tensor_slice(self.name(), dy, |dys| {
-                let mut g = vec![0.0f32; ys.len()];
+                let mut g = par_zeros(ys.len());
                 g.par_chunks_mut(BLOCK)
                     .zip(ys.par_chunks(BLOCK).zip(dys.par_chunks(BLOCK)))
                     .for_each(|(g, (ys, dys))| {

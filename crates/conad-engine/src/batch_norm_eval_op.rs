@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::batch_norm_op::{
     BatchNormStats, batch_norm_forward, inv_std, nchw, plane_grad_sums, planes_per_task,
 };
-use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
 
 /// The op; `running` holds the running mean and (biased-or-not, as stored) running variance.
 #[derive(Clone, Debug)]
@@ -115,7 +115,7 @@ impl CustomOp3 for BatchNormEvalOp {
                         let scale: Vec<f32> = (0..channels)
                             .map(|c| (gs[c] as f64 * r[c]) as f32)
                             .collect();
-                        let mut dx = vec![0.0f32; xs.len()];
+                        let mut dx = par_zeros(xs.len());
                         let per_task = planes_per_task(pixels);
                         dx.par_chunks_mut((pixels * per_task).max(1))
                             .enumerate()

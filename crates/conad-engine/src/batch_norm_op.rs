@@ -14,7 +14,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
 
 /// Per-channel batch statistics of an `N × C × H × W` tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,7 +132,7 @@ pub fn batch_norm_forward(
     let shift: Vec<f32> = (0..channels)
         .map(|c| (beta[c] as f64 - stats.mean[c] as f64 * gamma[c] as f64 * r[c]) as f32)
         .collect();
-    let mut y = vec![0.0f32; batch * channels * pixels];
+    let mut y = par_zeros(batch * channels * pixels);
     let per_task = planes_per_task(pixels);
     let span = (pixels * per_task).max(1);
     y.par_chunks_mut(span)
@@ -212,7 +212,7 @@ pub fn batch_norm_backward(
             )
         })
         .collect();
-    let mut dx = vec![0.0f32; xs.len()];
+    let mut dx = par_zeros(xs.len());
     let per_task = planes_per_task(pixels);
     dx.par_chunks_mut((pixels * per_task).max(1))
         .enumerate()

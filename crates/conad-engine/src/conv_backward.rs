@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::conv_grad_input::chunk_grad_input;
 use crate::conv_grad_weight::chunk_grad_weight;
-use crate::cpu_data::zeros_written;
+use crate::cpu_data::par_zeros;
 use crate::geometry::ConvGeometry;
 use crate::matmul::MatRef;
 use crate::scratch::ScratchBuf;
@@ -32,7 +32,7 @@ pub fn conv_backward(
     let ipc = g.images_per_chunk();
     let group_imgs = ipc * g.chunks_per_group();
     let groups = g.batch.div_ceil(group_imgs);
-    let mut dx = zeros_written(if need_dx { g.batch * in_img } else { 0 });
+    let mut dx = par_zeros(if need_dx { g.batch * in_img } else { 0 });
     let dx_parts: Vec<&mut [f32]> = if need_dx {
         dx.chunks_mut(group_imgs * in_img).collect()
     } else {
@@ -42,7 +42,7 @@ pub fn conv_backward(
         .into_par_iter()
         .enumerate()
         .map(|(gi, dx_group)| {
-            let mut dw_acc = vec![0.0f32; if need_dw { kk * cout } else { 0 }];
+            let mut dw_acc = par_zeros(if need_dw { kk * cout } else { 0 });
             let first_img = gi * group_imgs;
             let group_n = group_imgs.min(g.batch - first_img);
             let mut done = 0;
@@ -78,7 +78,7 @@ pub fn conv_backward(
         })
         .collect();
     let dw = need_dw.then(|| {
-        let mut sum = vec![0.0f32; kk * cout];
+        let mut sum = par_zeros(kk * cout);
         sum.par_chunks_mut(4096).enumerate().for_each(|(b, out)| {
             for p in &partials {
                 for (o, v) in out.iter_mut().zip(&p[b * 4096..]) {
@@ -87,7 +87,7 @@ pub fn conv_backward(
             }
         });
         // The accumulators hold dWᵀ (C·k² × O); the weight is O × C·k².
-        let mut dw = vec![0.0f32; cout * kk];
+        let mut dw = par_zeros(cout * kk);
         transpose(&sum, kk, cout, &mut dw);
         dw
     });

@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use crate::cpu_data::par_zeros;
+
 use crate::geometry::ConvGeometry;
 use crate::im2col::im2col;
 use crate::matmul::{MatRef, gemm_into};
@@ -16,7 +18,7 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let in_img = g.in_channels * g.in_pixels();
     let out_img = cout * howo;
     let ipc = g.images_per_chunk();
-    let mut y = vec![0.0f32; g.batch * out_img];
+    let mut y = par_zeros(g.batch * out_img);
     y.par_chunks_mut(ipc * out_img)
         .enumerate()
         .for_each(|(chunk, y_chunk)| {

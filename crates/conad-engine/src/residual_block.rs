@@ -19,7 +19,7 @@ use crate::batch_norm_op::{BatchNormStats, batch_norm_backward, batch_norm_forwa
 use crate::conv_backward::conv_backward;
 use crate::conv_forward::conv_forward;
 use crate::conv2d::Conv2d;
-use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
 
@@ -82,12 +82,22 @@ fn poisoned() -> candle_core::Error {
 
 /// `out[i] = a[i] + b[i]` in parallel blocks.
 fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; a.len()];
-    out.par_chunks_mut(1 << 14)
-        .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
+    zip_map(a, b, |u, v| u + v)
+}
+
+/// `out[i] = max(0, a[i] + b[i])`: the block's residual join in one pass.
+fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
+    zip_map(a, b, |u, v| (u + v).max(0.0))
+}
+
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    const SPAN: usize = 1 << 14;
+    let mut out = par_zeros(a.len());
+    out.par_chunks_mut(SPAN)
+        .zip(a.par_chunks(SPAN).zip(b.par_chunks(SPAN)))
         .for_each(|(o, (a, b))| {
             for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
-                *o = u + v;
+                *o = f(u, v);
             }
         });
     out
@@ -97,7 +107,7 @@ fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
 /// main branch's, through the final ReLU.
 fn add_masked(a: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
-    let mut out = vec![0.0f32; a.len()];
+    let mut out = par_zeros(a.len());
     out.par_chunks_mut(SPAN)
         .zip(
             a.par_chunks(SPAN)
@@ -158,16 +168,11 @@ impl CustomOp2 for BlockOp {
                 let zd = conv_forward(gd, x, piece(4));
                 let (s, std) = bn(&zd, gd, piece(5), self.eps[2], false);
                 stats.push(std);
-                (s, zd)
+                (Some(s), zd)
             }
-            None => (x.to_vec(), Vec::new()),
+            None => (None, Vec::new()),
         };
-        let mut y = add(&b, &short);
-        y.par_chunks_mut(1 << 14).for_each(|c| {
-            for v in c {
-                *v = v.max(0.0);
-            }
-        });
+        let y = add_relu(&b, short.as_deref().unwrap_or(x));
         *self.saved.lock().map_err(|_| poisoned())? = Some(Saved {
             z1,
             a,
@@ -202,7 +207,7 @@ impl CustomOp2 for BlockOp {
                         // The final ReLU's mask is applied on the fly: `g = dy·[y > 0]` is what
                         // reaches both branches, and the batch norms' `relu` flag computes exactly
                         // that from (y, dy).
-                        let mut dth = vec![0.0f32; th.len()];
+                        let mut dth = par_zeros(th.len());
                         let mut put =
                             |i: usize, v: &[f32]| dth[off[i]..off[i + 1]].copy_from_slice(v);
                         // Main branch: bn2 → conv2 → bn1 + ReLU → conv1.
