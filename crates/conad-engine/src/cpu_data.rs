@@ -49,7 +49,16 @@ pub fn cpu_tensor(data: Vec<f32>, shape: impl Into<Shape>) -> candle_core::Resul
 /// also keeps fresh pages off the shared zero page, whose copy-on-write faults each cost a
 /// cross-CPU TLB shootdown when col2im first reads-then-adds.
 pub fn par_zeros(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    const SPAN: usize = 1 << 16;
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(SPAN)
+        .for_each(|chunk| {
+            for x in chunk {
+                x.write(0.0);
+            }
+        });
+    // SAFETY: the loop above initialised all `len` elements of the spare capacity.
+    unsafe { v.set_len(len) };
     v
 }

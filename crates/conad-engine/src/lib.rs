@@ -37,6 +37,7 @@ mod conv_grad_input;
 mod conv_grad_weight;
 mod conv_op;
 mod cpu_data;
+mod direct_conv;
 mod error;
 mod geometry;
 mod im2col;
