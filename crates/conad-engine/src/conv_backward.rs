@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::conv_grad_input::chunk_grad_input;
 use crate::conv_grad_weight::chunk_grad_weight;
 use crate::cpu_data::par_zeros;
+use crate::conv_forward::conv_forward;
 use crate::direct_conv;
 use crate::geometry::ConvGeometry;
 use crate::matmul::MatRef;
@@ -27,16 +28,18 @@ pub fn conv_backward(
     need_dx: bool,
     need_dw: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    // Stride-1 "same" layers on wide maps: the input gradient is the direct convolution of dy
-    // with the flipped, transposed kernel; the chunk loop then only computes the weight gradient.
-    if need_dx && direct_conv::applies(g) {
+    crate::keep_activation_buffers();
+    // Stride-1 "same" layers: the input gradient is the "same" convolution of dy with the
+    // flipped, transposed kernel — the direct kernel on wide maps, an im2col GEMM of the forward
+    // shape (k = O·k², no col2im) on small ones; the chunk loop then only computes dW.
+    if need_dx && g.is_same_stride1() {
         let gt = ConvGeometry {
             in_channels: g.out_channels,
             out_channels: g.in_channels,
             ..*g
         };
         let wt = direct_conv::flip_transpose(w, g.out_channels, g.in_channels, g.kernel);
-        let dx = direct_conv::direct_conv(&gt, dy, &wt);
+        let dx = conv_forward(&gt, dy, &wt);
         let (_, dw) = conv_backward(g, x, w, dy, false, need_dw);
         return (Some(dx), dw);
     }

@@ -16,6 +16,7 @@ use crate::scratch::ScratchBuf;
 
 /// `y = conv2d(x, w)` for contiguous NCHW `x` and `O × C × k × k` `w`; returns `N × O × Ho × Wo`.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    crate::keep_activation_buffers();
     if direct_conv::applies(g) {
         return direct_conv::direct_conv(g, x, w);
     }

@@ -116,6 +116,12 @@ impl ConvGeometry {
         self.kernel == 1 && self.stride == 1 && self.padding == 0
     }
 
+    /// Whether this is a stride-1 "same" convolution (odd kernel, padding `(k − 1)/2`): its input
+    /// gradient is then the same kind of convolution of the output gradient.
+    pub fn is_same_stride1(&self) -> bool {
+        self.stride == 1 && self.kernel % 2 == 1 && 2 * self.padding + 1 == self.kernel
+    }
+
     /// Images per chunk (a function of the shape only).
     pub fn images_per_chunk(&self) -> usize {
         TARGET_COLUMNS
