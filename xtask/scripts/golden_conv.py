@@ -44,8 +44,15 @@ CONV_CASES = [
     ("s2_p0_odd", 2, 3, 7, 7, 2, 3, 2, 0),
     ("tiny_maps_many_chunks", 40, 4, 2, 2, 3, 3, 1, 1),
     ("k5_p2_s2", 2, 2, 8, 9, 3, 5, 2, 2),
-    # ≥ 512 output pixels: the transposed-operand ("patches") weight-gradient layout.
+    # ≥ 512 output pixels, 23 wide: the direct kernel with a partial second vector and a
+    # 3-of-12 output-channel tile (conad-engine's direct_conv).
     ("wide_map_patches_layout", 2, 2, 24, 23, 3, 3, 1, 1),
+    # Direct kernel: two full 16-pixel vectors per row, 8-channel tiles.
+    ("direct_w32_tile8", 1, 4, 6, 32, 8, 3, 1, 1),
+    # Direct kernel: 14-pixel rows, two rows per tile, two 8-channel tiles.
+    ("direct_w14_two_rows", 2, 3, 4, 14, 16, 3, 1, 1),
+    # Direct kernel with a 5×5 kernel ("same" padding 2).
+    ("direct_k5_p2", 1, 2, 6, 20, 8, 5, 1, 2),
 ]
 conv = {}
 for name, n, cin, h, w, cout, k, s, p in CONV_CASES:
