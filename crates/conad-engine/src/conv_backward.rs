@@ -1,5 +1,8 @@
-//! Convolution backward pass: input and weight gradients in one sweep over the chunks, so the
-//! output gradient of a chunk is gathered once for both GEMMs.
+//! Convolution backward pass. Stride-1 "same" layers take the input gradient as a forward-shaped
+//! convolution of the output gradient with the flipped kernel, and 3×3 ones on wide maps the
+//! direct weight gradient of [`crate::direct_grad_weight`]; everything else runs input and weight
+//! gradients in one sweep over chunks of images, so a chunk's output gradient is gathered once
+//! for both GEMMs.
 //!
 //! Chunks are grouped into at most [`crate::geometry::MAX_GROUPS`] groups (shape-determined);
 //! groups run in parallel, each accumulating its own weight-gradient partial over its chunks in
@@ -8,11 +11,12 @@
 
 use rayon::prelude::*;
 
+use crate::conv_forward::conv_forward;
 use crate::conv_grad_input::chunk_grad_input;
 use crate::conv_grad_weight::chunk_grad_weight;
 use crate::cpu_data::par_zeros;
-use crate::conv_forward::conv_forward;
 use crate::direct_conv;
+use crate::direct_grad_weight;
 use crate::geometry::ConvGeometry;
 use crate::matmul::MatRef;
 use crate::scratch::ScratchBuf;
@@ -31,7 +35,11 @@ pub fn conv_backward(
     crate::keep_activation_buffers();
     // Stride-1 "same" layers: the input gradient is the "same" convolution of dy with the
     // flipped, transposed kernel — the direct kernel on wide maps, an im2col GEMM of the forward
-    // shape (k = O·k², no col2im) on small ones; the chunk loop then only computes dW.
+    // shape (k = O·k², no col2im) on small ones. 3×3 layers on wide maps also take the direct
+    // weight gradient; whatever is left runs through the im2col chunk loop.
+    let mut dx = None;
+    let mut dw = None;
+    let mut need = (need_dx, need_dw);
     if need_dx && g.is_same_stride1() {
         let gt = ConvGeometry {
             in_channels: g.out_channels,
@@ -39,10 +47,38 @@ pub fn conv_backward(
             ..*g
         };
         let wt = direct_conv::flip_transpose(w, g.out_channels, g.in_channels, g.kernel);
-        let dx = conv_forward(&gt, dy, &wt);
-        let (_, dw) = conv_backward(g, x, w, dy, false, need_dw);
-        return (Some(dx), dw);
+        dx = Some(conv_forward(&gt, dy, &wt));
+        need.0 = false;
     }
+    if need_dw && direct_grad_weight::applies_grad_weight(g) {
+        dw = Some(direct_grad_weight::direct_grad_weight(g, x, dy));
+        need.1 = false;
+    }
+    if need.0 || need.1 {
+        let (a, b) = im2col_backward(g, x, w, dy, need.0, need.1);
+        dx = dx.or(a);
+        dw = dw.or(b);
+    }
+    (dx, dw)
+}
+
+/// The weight gradient by im2col + GEMM (the reference for the direct kernel's tests).
+#[cfg(test)]
+pub(crate) fn im2col_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    im2col_backward(g, x, &[], dy, false, true)
+        .1
+        .unwrap_or_default()
+}
+
+/// The chunked im2col path: per chunk of images, grad-input GEMM + col2im and grad-weight GEMM.
+fn im2col_backward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    need_dx: bool,
+    need_dw: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (cout, kk, howo) = (g.out_channels, g.patch_len(), g.out_pixels());
     let in_img = g.in_channels * g.in_pixels();
     let out_img = cout * howo;

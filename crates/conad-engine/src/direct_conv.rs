@@ -25,10 +25,14 @@ use crate::scratch::ScratchBuf;
 /// Output channels per register tile: 8 when the layer's output channels are a multiple of 8
 /// (every ResNet-18 layer: no wasted lanes), 12 otherwise (24 accumulators, fewer blocks).
 fn tile_channels(out_channels: usize) -> usize {
-    if out_channels.is_multiple_of(8) { 8 } else { 12 }
+    if out_channels.is_multiple_of(8) {
+        8
+    } else {
+        12
+    }
 }
 /// Pixels per vector register.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Whether the direct kernel handles `g`: stride 1, odd kernel > 1 with "same" padding, output rows
 /// of 14–32 pixels (one or two vectors, at least 7/8 of the lanes used), an even height when a
@@ -44,7 +48,7 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && avx512()
 }
 
-fn avx512() -> bool {
+pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -74,19 +78,19 @@ pub fn flip_transpose(w: &[f32], out_channels: usize, in_channels: usize, k: usi
 
 /// Tile layout for a geometry: vectors per output row and rows per tile.
 #[derive(Clone, Copy, Debug)]
-struct Tiling {
+pub(crate) struct Tiling {
     /// Vectors per output row (1 or 2).
-    vectors: usize,
+    pub(crate) vectors: usize,
     /// Output rows per tile (2 when a row is one vector, else 1).
-    rows: usize,
+    pub(crate) rows: usize,
     /// Padded plane width: `16·vectors + k − 1`.
-    pad_width: usize,
+    pub(crate) pad_width: usize,
     /// Padded plane height: `H + 2p`.
-    pad_height: usize,
+    pub(crate) pad_height: usize,
 }
 
 impl Tiling {
-    fn new(g: &ConvGeometry) -> Self {
+    pub(crate) fn new(g: &ConvGeometry) -> Self {
         let vectors = g.width.div_ceil(LANES);
         Self {
             vectors,
@@ -115,7 +119,7 @@ fn pack_weights(g: &ConvGeometry, w: &[f32], mr: usize) -> Vec<f32> {
 }
 
 /// Copies one image (`C × H × W`) into the zero-padded planes of `pad`.
-fn pad_image(g: &ConvGeometry, t: &Tiling, image: &[f32], pad: &mut [f32]) {
+pub(crate) fn pad_image(g: &ConvGeometry, t: &Tiling, image: &[f32], pad: &mut [f32]) {
     let (h, w, p) = (g.height, g.width, g.padding);
     let plane = t.pad_height * t.pad_width;
     for (c, dst) in pad.chunks_exact_mut(plane).enumerate() {

@@ -38,6 +38,7 @@ mod conv_grad_weight;
 mod conv_op;
 mod cpu_data;
 mod direct_conv;
+mod direct_grad_weight;
 mod error;
 mod geometry;
 mod im2col;
