@@ -7,13 +7,18 @@
 //! a dozen separate tensor ops each with its own backward (BASELINES §2). The engine replaces
 //! them with
 //!
-//! * [`Conv2d`]: im2col + packed GEMM (`gemm` crate, AVX-512) forward; grad-input as a GEMM +
-//!   col2im; grad-weight as a GEMM reducing over output pixels — all three chunked over whole
-//!   images ([`conv_forward`], [`conv_backward`]).
+//! * [`Conv2d`]: stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512 kernel on a
+//!   zero-padded copy of each image (`direct_conv`), and their input gradient is the same kernel
+//!   on `dy` with the flipped, transposed weights; few-channel ones also take a direct weight
+//!   gradient (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate,
+//!   AVX-512): forward, grad-input (a forward-shaped GEMM on the flipped kernel for stride-1
+//!   layers, GEMM + col2im otherwise) and grad-weight as a GEMM reducing over output pixels, all
+//!   chunked over whole images ([`conv_forward`], [`conv_backward`]).
 //! * [`BatchNorm2d`]: fused training-mode batch norm (batch statistics, optional ReLU) with one
 //!   fused backward, PyTorch running-statistic updates (momentum, unbiased variance);
 //!   [`BatchNorm2d::forward_conv`] fuses the preceding convolution too ([`ConvBnOp`]).
 //! * [`add_relu`]: the residual join `relu(a + b)` as one op.
+//! * [`BatchNormEvalOp`]: evaluation-mode batch norm with the running statistics as constants.
 //! * [`ResidualBlock`]: a whole BasicBlock as one op — candle's autograd spends two extra passes
 //!   over memory on every stored gradient (`zeros_like` + `add`), so fewer, larger graph nodes
 //!   matter as much as fast kernels on two cores.
@@ -21,8 +26,13 @@
 //! Layers dispatch on the tensor: CPU f32 tensors take the engine's kernels, anything else (CUDA
 //! with cuDNN, other dtypes) candle's own ops, so model code keeps ordinary layer types.
 //!
-//! Determinism: every parallel partition is a function of the shape only, and `gemm` never
-//! splits a reduction across threads, so results are bit-identical for any rayon pool size.
+//! Memory: buffers come from a per-thread scratch pool and are zeroed by the rayon pool, and the
+//! first engine op raises glibc's mmap/trim thresholds ([`keep_activation_buffers`]) so a training
+//! step reuses its activation memory instead of page-faulting it in again every step.
+//!
+//! Determinism: every parallel partition is a function of the shape only, every reduction runs in
+//! a fixed order inside one task (and `gemm` never splits one across threads), so results are
+//! bit-identical for any rayon pool size.
 
 mod add_relu;
 mod allocator;
