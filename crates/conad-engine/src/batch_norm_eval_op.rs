@@ -12,7 +12,8 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::batch_norm_op::{
-    BatchNormStats, batch_norm_forward, inv_std, nchw, plane_grad_sums, planes_per_task,
+    BatchNormStats, batch_norm_forward, channel_sums, inv_std, nchw, plane_grad_sums,
+    planes_per_task,
 };
 use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
 
@@ -92,26 +93,16 @@ impl CustomOp3 for BatchNormEvalOp {
             with_tensor_slice(name, y, |ys| {
                 with_tensor_slice(name, dy, |dys| {
                     with_tensor_slice(name, gamma, |gs| {
-                        let sums: Vec<(f64, f64)> = (0..channels)
-                            .into_par_iter()
-                            .map(|c| {
-                                let (mut s, mut sx) = (0.0f64, 0.0f64);
-                                for n in 0..batch {
-                                    let p = (n * channels + c) * pixels
-                                        ..(n * channels + c + 1) * pixels;
-                                    let (ps, psx) = plane_grad_sums(
-                                        &xs[p.clone()],
-                                        &ys[p.clone()],
-                                        &dys[p],
-                                        mean[c] as f64,
-                                        relu,
-                                    );
-                                    s += ps;
-                                    sx += psx;
-                                }
-                                (s, sx)
-                            })
-                            .collect();
+                        let sums = channel_sums(batch, channels, pixels, |n, c| {
+                            let p = (n * channels + c) * pixels..(n * channels + c + 1) * pixels;
+                            plane_grad_sums(
+                                &xs[p.clone()],
+                                &ys[p.clone()],
+                                &dys[p],
+                                mean[c] as f64,
+                                relu,
+                            )
+                        });
                         let scale: Vec<f32> = (0..channels)
                             .map(|c| (gs[c] as f64 * r[c]) as f32)
                             .collect();
