@@ -52,8 +52,9 @@ impl BatchNormStats {
     }
 }
 
-/// Independent f64 accumulators per plane: enough for the sums to vectorise (a single running
-/// sum is one dependent add per element), few enough to keep the order fixed and simple.
+/// Independent f64 accumulators per plane: eight add chains overlap where a single running sum is
+/// one dependent add per element (the baseline x86-64 build keeps them scalar — the pass is
+/// memory-bound either way), few enough to keep the order fixed and simple.
 const LANES: usize = 8;
 
 /// `Σ f(v)` over `values` in f64, in a fixed order: lane `i` sums the elements `≡ i (mod 8)` of
