@@ -9,13 +9,12 @@
 //! count.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::batch_norm_op::{
-    BatchNormStats, batch_norm_forward, channel_sums, inv_std, nchw, plane_grad_sums,
-    planes_per_task,
+    BatchNormStats, channel_sums, forward_storages, inv_std, map_planes, nchw, plane_grad_sums,
+    upstream,
 };
-use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, with_tensor_slice};
 
 /// The op; `running` holds the running mean and (biased-or-not, as stored) running variance.
 #[derive(Clone, Debug)]
@@ -54,25 +53,13 @@ impl CustomOp3 for BatchNormEvalOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let channels = self.running.mean.len();
-        let (batch, pixels) = nchw(self.name(), l1.dims(), channels)?;
-        let x = storage_slice(self.name(), s1, l1)?;
-        let gamma = storage_slice(self.name(), s2, l2)?;
-        let beta = storage_slice(self.name(), s3, l3)?;
-        if gamma.len() != channels || beta.len() != channels {
-            candle_core::bail!("{}: γ and β need {channels} values", self.name());
-        }
-        let y = batch_norm_forward(
-            x,
-            batch,
-            pixels,
+        forward_storages(
+            self.name(),
             &self.running,
-            gamma,
-            beta,
             self.eps,
             self.relu,
-        );
-        Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
+            [(s1, l1), (s2, l2), (s3, l3)],
+        )
     }
 
     fn bwd(
@@ -106,23 +93,12 @@ impl CustomOp3 for BatchNormEvalOp {
                         let scale: Vec<f32> = (0..channels)
                             .map(|c| (gs[c] as f64 * r[c]) as f32)
                             .collect();
-                        let mut dx = par_zeros(xs.len());
-                        let per_task = planes_per_task(pixels);
-                        dx.par_chunks_mut((pixels * per_task).max(1))
-                            .enumerate()
-                            .for_each(|(task, outs)| {
-                                for (j, out) in outs.chunks_mut(pixels.max(1)).enumerate() {
-                                    let plane = task * per_task + j;
-                                    let a = scale[plane % channels];
-                                    let p = plane * pixels..(plane + 1) * pixels;
-                                    for ((o, &yv), &dv) in
-                                        out.iter_mut().zip(&ys[p.clone()]).zip(&dys[p])
-                                    {
-                                        let g = if relu && yv <= 0.0 { 0.0 } else { dv };
-                                        *o = a * g;
-                                    }
-                                }
-                            });
+                        let dx = map_planes(xs.len(), pixels, channels, |plane, c, out| {
+                            let p = plane * pixels..(plane + 1) * pixels;
+                            for ((o, &yv), &dv) in out.iter_mut().zip(&ys[p.clone()]).zip(&dys[p]) {
+                                *o = scale[c] * upstream(relu, yv, dv);
+                            }
+                        });
                         let dgamma: Vec<f32> =
                             (0..channels).map(|c| (sums[c].1 * r[c]) as f32).collect();
                         let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();

@@ -144,6 +144,27 @@ pub(crate) fn planes_per_task(pixels: usize) -> usize {
     (16 * 1024 / pixels.max(1)).max(1)
 }
 
+/// A fresh `N × C × H × W` buffer written plane by plane in parallel: `f(plane, channel, out)`
+/// fills plane `plane` (channel `plane mod C`) — the shape of every element-wise batch-norm pass.
+pub(crate) fn map_planes(
+    len: usize,
+    pixels: usize,
+    channels: usize,
+    f: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = par_zeros(len);
+    let per_task = planes_per_task(pixels);
+    out.par_chunks_mut((pixels * per_task).max(1))
+        .enumerate()
+        .for_each(|(task, outs)| {
+            for (j, plane_out) in outs.chunks_mut(pixels.max(1)).enumerate() {
+                let plane = task * per_task + j;
+                f(plane, plane % channels, plane_out);
+            }
+        });
+    out
+}
+
 /// `1/√(σ² + ε)` per channel.
 pub(crate) fn inv_std(stats: &BatchNormStats, eps: f64) -> Vec<f64> {
     stats
@@ -174,32 +195,24 @@ pub fn batch_norm_forward(
     let shift: Vec<f32> = (0..channels)
         .map(|c| (beta[c] as f64 - stats.mean[c] as f64 * gamma[c] as f64 * r[c]) as f32)
         .collect();
-    let mut y = par_zeros(batch * channels * pixels);
-    let per_task = planes_per_task(pixels);
-    let span = (pixels * per_task).max(1);
-    y.par_chunks_mut(span)
-        .zip(x.par_chunks(span))
-        .enumerate()
-        .for_each(|(task, (ys, xs))| {
-            for (j, (yp, xp)) in ys
-                .chunks_mut(pixels.max(1))
-                .zip(xs.chunks(pixels.max(1)))
-                .enumerate()
-            {
-                let c = (task * per_task + j) % channels;
-                let (a, b) = (scale[c], shift[c]);
-                if relu {
-                    for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = (v * a + b).max(0.0);
-                    }
-                } else {
-                    for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = v * a + b;
-                    }
+    map_planes(
+        batch * channels * pixels,
+        pixels,
+        channels,
+        |plane, c, yp| {
+            let xp = &x[plane * pixels..(plane + 1) * pixels];
+            let (a, b) = (scale[c], shift[c]);
+            if relu {
+                for (o, &v) in yp.iter_mut().zip(xp) {
+                    *o = (v * a + b).max(0.0);
+                }
+            } else {
+                for (o, &v) in yp.iter_mut().zip(xp) {
+                    *o = v * a + b;
                 }
             }
-        });
-    y
+        },
+    )
 }
 
 /// Batch-norm backward (see the module docs) on contiguous NCHW data: returns `(dx, dγ, dβ)`.
@@ -247,26 +260,18 @@ pub fn batch_norm_backward(
             )
         })
         .collect();
-    let mut dx = par_zeros(xs.len());
-    let per_task = planes_per_task(pixels);
-    dx.par_chunks_mut((pixels * per_task).max(1))
-        .enumerate()
-        .for_each(|(task, outs)| {
-            for (j, out) in outs.chunks_mut(pixels.max(1)).enumerate() {
-                let plane = task * per_task + j;
-                let c = plane % channels;
-                let (k, off, slope) = coef[c];
-                let p = plane * pixels..(plane + 1) * pixels;
-                for (((o, &xv), &yv), &dv) in out
-                    .iter_mut()
-                    .zip(&xs[p.clone()])
-                    .zip(&ys[p.clone()])
-                    .zip(&dys[p])
-                {
-                    *o = k * upstream(relu, yv, dv) - off - slope * xv;
-                }
-            }
-        });
+    let dx = map_planes(xs.len(), pixels, channels, |plane, c, out| {
+        let (k, off, slope) = coef[c];
+        let p = plane * pixels..(plane + 1) * pixels;
+        for (((o, &xv), &yv), &dv) in out
+            .iter_mut()
+            .zip(&xs[p.clone()])
+            .zip(&ys[p.clone()])
+            .zip(&dys[p])
+        {
+            *o = k * upstream(relu, yv, dv) - off - slope * xv;
+        }
+    });
     let dgamma: Vec<f32> = sums.iter().map(|&(_, sx)| sx as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();
     (dx, dgamma, dbeta)
@@ -305,7 +310,7 @@ pub(crate) fn plane_grad_sums(
 
 /// The gradient reaching the batch norm: `dy`, masked by the ReLU (`y > 0`) when one follows.
 #[inline]
-fn upstream(relu: bool, y: f32, dy: f32) -> f32 {
+pub(crate) fn upstream(relu: bool, y: f32, dy: f32) -> f32 {
     if relu && y <= 0.0 { 0.0 } else { dy }
 }
 
@@ -318,6 +323,27 @@ pub(crate) fn nchw(
         candle_core::bail!("{op}: expected N × {channels} × H × W, got {dims:?}");
     }
     Ok((dims[0], dims[2] * dims[3]))
+}
+
+/// The `cpu_fwd` of both batch-norm ops: checks `(x, γ, β)` against `stats`' channel count and
+/// normalises `x` with `stats` ([`batch_norm_forward`]).
+pub(crate) fn forward_storages(
+    op: &'static str,
+    stats: &BatchNormStats,
+    eps: f64,
+    relu: bool,
+    [(s1, l1), (s2, l2), (s3, l3)]: [(&CpuStorage, &Layout); 3],
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let channels = stats.mean.len();
+    let (batch, pixels) = nchw(op, l1.dims(), channels)?;
+    let x = storage_slice(op, s1, l1)?;
+    let gamma = storage_slice(op, s2, l2)?;
+    let beta = storage_slice(op, s3, l3)?;
+    if gamma.len() != channels || beta.len() != channels {
+        candle_core::bail!("{op}: γ and β need {channels} values");
+    }
+    let y = batch_norm_forward(x, batch, pixels, stats, gamma, beta, eps, relu);
+    Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
 }
 
 impl CustomOp3 for BatchNormOp {
@@ -334,25 +360,13 @@ impl CustomOp3 for BatchNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let channels = self.stats.mean.len();
-        let (batch, pixels) = nchw(self.name(), l1.dims(), channels)?;
-        let x = storage_slice(self.name(), s1, l1)?;
-        let gamma = storage_slice(self.name(), s2, l2)?;
-        let beta = storage_slice(self.name(), s3, l3)?;
-        if gamma.len() != channels || beta.len() != channels {
-            candle_core::bail!("{}: γ and β need {channels} values", self.name());
-        }
-        let y = batch_norm_forward(
-            x,
-            batch,
-            pixels,
+        forward_storages(
+            self.name(),
             &self.stats,
-            gamma,
-            beta,
             self.eps,
             self.relu,
-        );
-        Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
+            [(s1, l1), (s2, l2), (s3, l3)],
+        )
     }
 
     fn bwd(

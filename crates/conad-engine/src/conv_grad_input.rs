@@ -1,9 +1,10 @@
 //! Convolution input gradient of one chunk: `dcols = Wᵀ · dY_chunk` (one packed GEMM), then
 //! col2im. Replaces candle's `conv_transpose2d`, a direct loop that runs at 5–20 GF/s on this
-//! machine (issue #4). For 1×1 stride-1 single-image chunks the GEMM writes the gradient in place.
+//! machine (issue #4). Only strided layers come here: stride-1 "same" layers (1×1 included) take
+//! the flipped-kernel convolution in [`crate::conv_backward`].
 
 use crate::geometry::ConvGeometry;
-use crate::im2col::col2im_add_consuming;
+use crate::im2col::col2im_add;
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
 
@@ -19,11 +20,7 @@ pub fn chunk_grad_input(
     let (cout, kk) = (g.out_channels, g.patch_len());
     let ncols = n * g.out_pixels();
     let wt = MatRef::transposed(w, kk);
-    if g.is_pointwise() && n == 1 {
-        gemm_into(kk, ncols, cout, dx_chunk, ncols, 1, false, wt, dy);
-        return;
-    }
     let mut dcols = ScratchBuf::take(kk * ncols);
     gemm_into(kk, ncols, cout, &mut dcols, ncols, 1, false, wt, dy);
-    col2im_add_consuming(g, &mut dcols, n, dx_chunk);
+    col2im_add(g, &dcols, n, dx_chunk);
 }

@@ -165,7 +165,7 @@ pub fn direct_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{LANES, Tiling};
@@ -253,7 +253,8 @@ mod avx512 {
         }
     }
 
-    fn mask(lanes: usize) -> __mmask16 {
+    /// The mask of the first `lanes` of 16 lanes (all of them for `lanes ≥ 16`).
+    pub(crate) fn mask(lanes: usize) -> __mmask16 {
         if lanes >= 16 {
             0xffff
         } else {

@@ -88,6 +88,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{LANES, MO, TAPS, Tiling};
+    use crate::direct_conv::avx512::mask;
     use crate::geometry::ConvGeometry;
 
     /// Accumulates the partials of output-channel blocks `first_block..` (as many as `part`
@@ -114,14 +115,7 @@ mod avx512 {
         assert_eq!(dy.len(), g.batch * cout * h * w);
         assert!((first_block + blocks) * MO <= cout);
         let masks: Vec<__mmask16> = (0..t.vectors)
-            .map(|v| {
-                let lanes = (w - v * LANES).min(LANES);
-                if lanes >= 16 {
-                    0xffff
-                } else {
-                    ((1u32 << lanes) - 1) as __mmask16
-                }
-            })
+            .map(|v| mask((w - v * LANES).min(LANES)))
             .collect();
         for n in 0..g.batch {
             for c in 0..cin {

@@ -188,44 +188,6 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
     }
 }
 
-/// [`col2im_add`] for scratch columns it may overwrite: on stride-1 layers whose output plane has
-/// the input's size it zeroes the padding entries of `cols` in place and folds each row back with
-/// one contiguous add per plane; every input pixel receives its terms in the same order as
-/// [`col2im_add`], so the results are bit-identical.
-pub fn col2im_add_consuming(g: &ConvGeometry, cols: &mut [f32], n: usize, images: &mut [f32]) {
-    let k = g.kernel;
-    if PlaneShift::new(g, 0, 0).is_none() {
-        col2im_add(g, cols, n, images);
-        return;
-    }
-    let (h, w) = (g.height, g.width);
-    let hw = h * w;
-    let ncols = n * hw;
-    debug_assert_eq!(images.len(), n * g.in_channels * hw);
-    debug_assert_eq!(cols.len(), g.patch_len() * ncols);
-    let shifts: Vec<PlaneShift> = (0..k * k)
-        .filter_map(|t| PlaneShift::new(g, t / k, t % k))
-        .collect();
-    for img in 0..n {
-        for c in 0..g.in_channels {
-            let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
-            for (t, sh) in shifts.iter().enumerate() {
-                let row = c * k * k + t;
-                let src = &mut cols[row * ncols + img * hw..][..hw];
-                let (a, b) = sh.span;
-                if a == b {
-                    continue;
-                }
-                sh.zero_invalid(src, w);
-                let d = &mut dst[sh.source(a)..][..b - a];
-                for (o, v) in d.iter_mut().zip(&src[a..b]) {
-                    *o += *v;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,30 +244,6 @@ mod tests {
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (*a * *b) as f64).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a * *b) as f64).sum();
             assert_eq!(lhs, rhs, "geometry {g:?}");
-        }
-    }
-
-    /// The in-place fast fold equals the general fold on same-size stride-1 layers (3×3 and 5×5
-    /// kernels, non-square planes, 1×1) and falls back to it elsewhere.
-    #[test]
-    fn consuming_col2im_equals_the_general_fold() {
-        for &(c, h, w, k, s, p) in &[
-            (2, 5, 7, 3, 1, 1),
-            (1, 6, 4, 5, 1, 2),
-            (3, 4, 4, 1, 1, 0),
-            (2, 1, 6, 3, 1, 1),
-            (2, 6, 5, 3, 2, 1),
-        ] {
-            let g = geom(c, h, w, k, s, p);
-            let n = 2;
-            let len = g.patch_len() * n * g.out_pixels();
-            let y: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
-            let mut want = vec![0.5f32; n * c * h * w];
-            col2im_add(&g, &y, n, &mut want);
-            let mut got = vec![0.5f32; n * c * h * w];
-            let mut scratch = y.clone();
-            col2im_add_consuming(&g, &mut scratch, n, &mut got);
-            assert_eq!(got, want, "geometry {g:?}");
         }
     }
 }
