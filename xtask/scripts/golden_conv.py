@@ -53,6 +53,9 @@ CONV_CASES = [
     ("direct_w14_two_rows", 2, 3, 4, 14, 16, 3, 1, 1),
     # Direct kernel with a 5×5 kernel ("same" padding 2).
     ("direct_k5_p2", 1, 2, 6, 20, 8, 5, 1, 2),
+    # Winograd F(2x2,3x3) (>= 64 channels): odd, non-square map (partial edge tiles), an input
+    # channel count that is not a multiple of 16.
+    ("winograd_c72_o64_odd_nonsquare", 2, 72, 5, 3, 64, 3, 1, 1),
 ]
 conv = {}
 for name, n, cin, h, w, cout, k, s, p in CONV_CASES:

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p conad-engine --example bench_conv -- [--quick] [--reps R]
-//!     [--impl conad|candle] [--config w1_32x32x3]
+//!     [--impl conad|candle] [--config w1_32x32x3] [--layer layer4]
 //! ```
 //! Prints one JSON line per layer shape (`bench`, `case`, `impl`, `seconds` = forward +
 //! grad-input + grad-weight median times, `fwd_gflops`, `gin_gflops`, `gw_gflops`, `count` = how
@@ -100,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--impl must be conad or candle, got {implementation}").into());
     }
     let only = value("--config");
+    let only_layer = value("--layer");
     let batch = if quick { 4 } else { 64 };
     let configs: Vec<(f64, usize, usize)> = if quick {
         vec![(0.125, 8, 3)]
@@ -116,6 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         for (name, cin, cout, k, s, p, hw, count) in layers(side, channels, width) {
+            if only_layer.as_ref().is_some_and(|l| *l != name) {
+                continue;
+            }
             let g = ConvGeometry::new(&[batch, cin, hw, hw], &[cout, cin, k, k], s, p)?;
             let x = pattern(batch * cin * hw * hw, 7919, 1.0);
             let w = pattern(cout * cin * k * k, 104_729, 0.1);

@@ -1,5 +1,6 @@
 //! Convolution backward pass. Stride-1 "same" layers take the input gradient as a forward-shaped
-//! convolution of the output gradient with the flipped kernel, and 3×3 ones on wide maps the
+//! convolution of the output gradient with the flipped kernel (Winograd for wide 3×3 layers,
+//! [`crate::winograd::winograd_grad_input`]), and 3×3 ones on wide maps the
 //! direct weight gradient of [`crate::direct_grad_weight`]; everything else runs input and weight
 //! gradients in one sweep over chunks of images, so a chunk's output gradient is gathered once
 //! for both GEMMs.
@@ -21,6 +22,7 @@ use crate::geometry::ConvGeometry;
 use crate::matmul::MatRef;
 use crate::scratch::ScratchBuf;
 use crate::transpose::transpose;
+use crate::winograd;
 
 /// Gradients of `y = conv2d(x, w)` given `dy` (`N × O × Ho × Wo`, contiguous): returns
 /// `(dx, dw)`, each `None` unless requested.
@@ -40,7 +42,10 @@ pub fn conv_backward(
     let mut dx = None;
     let mut dw = None;
     let mut need = (need_dx, need_dw);
-    if need_dx && g.is_same_stride1() {
+    if need_dx && winograd::applies(g) {
+        dx = Some(winograd::winograd_grad_input(g, dy, w));
+        need.0 = false;
+    } else if need_dx && g.is_same_stride1() {
         let gt = ConvGeometry {
             in_channels: g.out_channels,
             out_channels: g.in_channels,

@@ -1,8 +1,9 @@
 //! Convolution forward pass: per chunk of images, im2col then one packed GEMM
 //! `Y_chunk (O × n·HoWo) = W (O × C·k²) · cols (C·k² × n·HoWo)` (issue #4: candle's tiled conv2d
 //! reaches 15–44 GF/s here; a packed GEMM over wide chunks approaches the GEMM's own rate).
-//! A 1×1, stride-1 convolution of a single-image chunk skips im2col; stride-1 "same" layers on
-//! wide maps take the direct kernel of [`crate::direct_conv`] instead.
+//! A 1×1, stride-1 convolution of a single-image chunk skips im2col; wide 3×3 "same" layers take
+//! Winograd ([`crate::winograd`]) and other stride-1 "same" layers on wide maps the direct kernel
+//! of [`crate::direct_conv`] instead.
 
 use rayon::prelude::*;
 
@@ -13,13 +14,22 @@ use crate::geometry::ConvGeometry;
 use crate::im2col::im2col;
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
+use crate::winograd;
 
 /// `y = conv2d(x, w)` for contiguous NCHW `x` and `O × C × k × k` `w`; returns `N × O × Ho × Wo`.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     crate::keep_activation_buffers();
+    if winograd::applies(g) {
+        return winograd::winograd_conv(g, x, w);
+    }
     if direct_conv::applies(g) {
         return direct_conv::direct_conv(g, x, w);
     }
+    im2col_conv(g, x, w)
+}
+
+/// The im2col + GEMM forward pass (every geometry; the reference for the other kernels' tests).
+pub(crate) fn im2col_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (cout, kk, howo) = (g.out_channels, g.patch_len(), g.out_pixels());
     let in_img = g.in_channels * g.in_pixels();
     let out_img = cout * howo;

@@ -7,7 +7,10 @@
 //! a dozen separate tensor ops each with its own backward (BASELINES §2). The engine replaces
 //! them with
 //!
-//! * [`Conv2d`]: stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512 kernel on a
+//! * [`Conv2d`]: 3×3 stride-1 "same" layers with at least 64 input and output channels run
+//!   Winograd F(2×2, 3×3) — 16 GEMMs over transformed tiles, 2.25× fewer multiply-adds
+//!   (`winograd`), forward and input gradient; other stride-1 "same" layers on 14–32-pixel-wide
+//!   maps run a direct AVX-512 kernel on a
 //!   zero-padded copy of each image (`direct_conv`), and their input gradient is the same kernel
 //!   on `dy` with the flipped, transposed weights; few-channel ones also take a direct weight
 //!   gradient (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate,
@@ -56,6 +59,7 @@ mod matmul;
 mod residual_block;
 mod scratch;
 mod transpose;
+mod winograd;
 
 pub use add_relu::{AddReluOp, add_relu};
 pub use allocator::keep_activation_buffers;

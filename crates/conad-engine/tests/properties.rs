@@ -188,18 +188,24 @@ fn batch_norm_gradients_match_finite_differences() {
     }
 }
 
-/// Forward + backward of fused conv+BN+ReLU → strided conv → BN on a shape with many chunks and
-/// several reduction groups; returns every output and gradient as raw bits.
+/// Forward + backward of fused conv+BN+ReLU → strided conv → 64-channel 3×3 conv (Winograd) → BN
+/// on a shape with many chunks and several reduction groups; returns every output and gradient as
+/// raw bits.
 fn run_graph() -> Vec<u32> {
     let x = Var::from_tensor(&randn("det.x", &[20, 3, 24, 24], 1.0)).unwrap();
     let w1 = Var::from_tensor(&randn("det.w1", &[8, 3, 3, 3], 0.3)).unwrap();
-    let w2 = Var::from_tensor(&randn("det.w2", &[6, 8, 3, 3], 0.2)).unwrap();
+    let w2 = Var::from_tensor(&randn("det.w2", &[64, 8, 3, 3], 0.2)).unwrap();
+    let w3 = Var::from_tensor(&randn("det.w3", &[64, 64, 3, 3], 0.05)).unwrap();
     let (bn1, v1) = bn_layer(8, "det.bn1");
-    let (bn2, v2) = bn_layer(6, "det.bn2");
+    let (bn2, v2) = bn_layer(64, "det.bn2");
     // Fused conv + BN + ReLU, then the separate ops.
     let conv1 = Conv2d::new(w1.as_tensor().clone(), 1, 1).unwrap();
     let h = bn1.forward_conv(&conv1, x.as_tensor(), true, true).unwrap();
     let h = Conv2d::new(w2.as_tensor().clone(), 2, 1)
+        .unwrap()
+        .forward(&h)
+        .unwrap();
+    let h = Conv2d::new(w3.as_tensor().clone(), 1, 1)
         .unwrap()
         .forward(&h)
         .unwrap();
@@ -218,7 +224,7 @@ fn run_graph() -> Vec<u32> {
         )
     };
     push(&y);
-    for v in [&x, &w1, &w2, &v1[0], &v1[1], &v2[0], &v2[1]] {
+    for v in [&x, &w1, &w2, &w3, &v1[0], &v1[1], &v2[0], &v2[1]] {
         push(grads.get(v.as_tensor()).unwrap());
     }
     push(v1[2].as_tensor());

@@ -1,0 +1,493 @@
+//! Winograd F(2×2, 3×3) convolution for 3×3, stride-1, padding-1 layers (issue #4).
+//!
+//! Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), §4, eq. (8):
+//! each 2×2 output tile is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the tile's 4×4 input patch `d`
+//! and the 3×3 kernel `g`, with
+//!
+//! ```text
+//!      ⎡1  0 −1  0⎤        ⎡ 1    0    0 ⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢1/2  1/2  1/2⎥    Aᵀ = ⎡1 1  1  0⎤
+//!      ⎢0 −1  1  0⎥        ⎢1/2 −1/2  1/2⎥         ⎣0 1 −1 −1⎦
+//!      ⎣0  1  0 −1⎦        ⎣ 0    0    1 ⎦
+//! ```
+//!
+//! Summed over input channels, the element-wise products become 16 independent GEMMs, one per
+//! position `ξ` of the 4×4 transformed tile: `M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T)` over the
+//! `T` tiles of a chunk of images. That is 16 multiply-adds per tile and channel pair where the
+//! direct convolution needs 36 (2.25× fewer), on operands shaped for a packed GEMM however small
+//! the feature map is — which is where ResNet-18's 256- and 512-channel layers (8×8, 7×7 and 4×4
+//! maps) lost most against oneDNN (`cargo xtask bench conv`: 0.78–0.80×).
+//!
+//! Layouts: `U` is `[o][ξ][c]`; the input transform runs on 16 channels at a time (one AVX-512
+//! vector) from a zero-bordered, channel-minor copy of the image, and writes `V_ξ` tile-major
+//! (`[ξ][t][c]`, read by the GEMM as a column-major `C × T` matrix); the output transform runs on
+//! 16 tiles at a time from `M` (`[ξ][o][t]`) and scatters the 2×2 results into NCHW.
+//!
+//! The input gradient of such a layer is the same convolution of the output gradient with the
+//! flipped, transposed kernel; flipping a 3×3 kernel swaps rows and columns 0 and 3 of its
+//! transform (`G J = Q G` with `J` the 3×3 and `Q` the 0↔3 reversal), so [`winograd_grad_input`]
+//! reads the forward's `U` through a transposed, index-permuted view instead of re-packing it.
+//!
+//! Accuracy: the transforms only add, subtract and halve, so results equal direct convolution up
+//! to float rounding (tested against the im2col path and PyTorch).
+//!
+//! Determinism: chunks are whole images (a function of the shape only), and every output value is
+//! produced by one task from one GEMM with a fixed summation order.
+
+use rayon::prelude::*;
+
+use crate::cpu_data::par_zeros;
+use crate::geometry::ConvGeometry;
+use crate::matmul::{MatRef, gemm_into};
+use crate::scratch::ScratchBuf;
+
+/// Positions in a transformed 4×4 tile: one GEMM each.
+const XI: usize = 16;
+/// Channels (input transform) or tiles (output transform) per vector.
+const LANES: usize = 16;
+/// Tiles per chunk the chunking aims for (the GEMMs' `n`).
+const TARGET_TILES: usize = 128;
+/// Fewest input and output channels for which [`applies`] picks Winograd.
+const MIN_CHANNELS: usize = 64;
+/// Transformed-tile index of the flipped kernel: `Q = [3, 1, 2, 0]` on rows and columns.
+const FLIP: [usize; 4] = [3, 1, 2, 0];
+
+/// Whether `g` is a 3×3, stride-1, padding-1 convolution.
+pub fn is_3x3_same(g: &ConvGeometry) -> bool {
+    g.kernel == 3 && g.stride == 1 && g.padding == 1
+}
+
+/// Whether the engine takes this path for `g`: a 3×3 "same" layer with enough channels for the
+/// GEMMs to pay for the transforms, on a CPU with AVX-512F, unless the environment variable
+/// `CONAD_NO_WINOGRAD` is set (read once; for side-by-side measurements, or to reproduce results
+/// of the direct and im2col kernels bit for bit).
+pub fn applies(g: &ConvGeometry) -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    is_3x3_same(g)
+        && g.in_channels.min(g.out_channels) >= MIN_CHANNELS
+        && crate::direct_conv::avx512()
+        && !*DISABLED.get_or_init(|| std::env::var_os("CONAD_NO_WINOGRAD").is_some())
+}
+
+/// Tiles per image along each axis: `(⌈H/2⌉, ⌈W/2⌉)`.
+fn tile_grid(g: &ConvGeometry) -> (usize, usize) {
+    (g.height.div_ceil(2), g.width.div_ceil(2))
+}
+
+/// Images per chunk: about [`TARGET_TILES`] tiles, and at least two chunks when the batch allows
+/// (a function of the shape only).
+fn images_per_chunk(g: &ConvGeometry) -> usize {
+    let (th, tw) = tile_grid(g);
+    TARGET_TILES
+        .div_ceil(th * tw)
+        .min(g.batch.div_ceil(2))
+        .max(1)
+}
+
+/// `U[o][ξ][c] = (G g Gᵀ)_ξ` for every kernel `g = W[o][c]` (`W` is `O × C × 3 × 3`).
+pub fn kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> Vec<f32> {
+    assert_eq!(w.len(), out_channels * in_channels * 9);
+    let mut u = par_zeros(out_channels * XI * in_channels);
+    u.par_chunks_mut(XI * in_channels)
+        .zip(w.par_chunks(in_channels * 9))
+        .for_each(|(uo, wo)| {
+            #[cfg(target_arch = "x86_64")]
+            if crate::direct_conv::avx512() {
+                // SAFETY: AVX-512F was detected at run time.
+                unsafe { kernel_row_avx512(wo, uo) };
+                return;
+            }
+            kernel_row(wo, uo);
+        });
+    u
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn kernel_row_avx512(wo: &[f32], uo: &mut [f32]) {
+    kernel_row(wo, uo)
+}
+
+/// One output channel's kernels `wo` (`C × 9`) → `uo` (`16 × C`), 16 input channels at a time.
+#[inline(always)]
+fn kernel_row(wo: &[f32], uo: &mut [f32]) {
+    let cin = wo.len() / 9;
+    for c0 in (0..cin).step_by(LANES) {
+        let cn = (cin - c0).min(LANES);
+        let mut g = [[0.0f32; LANES]; 9];
+        for ci in 0..cn {
+            for (tap, gt) in g.iter_mut().enumerate() {
+                gt[ci] = wo[(c0 + ci) * 9 + tap];
+            }
+        }
+        // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
+        let mut t = [[[0.0f32; LANES]; 3]; 4];
+        for col in 0..3 {
+            for l in 0..LANES {
+                let (a, b, d) = (g[col][l], g[3 + col][l], g[6 + col][l]);
+                t[0][col][l] = a;
+                t[1][col][l] = 0.5 * (a + b + d);
+                t[2][col][l] = 0.5 * (a - b + d);
+                t[3][col][l] = d;
+            }
+        }
+        for (row, [a, b, d]) in t.iter().enumerate() {
+            let mut vals = [[0.0f32; LANES]; 4];
+            for l in 0..LANES {
+                vals[0][l] = a[l];
+                vals[1][l] = 0.5 * (a[l] + b[l] + d[l]);
+                vals[2][l] = 0.5 * (a[l] - b[l] + d[l]);
+                vals[3][l] = d[l];
+            }
+            for (s, v) in vals.iter().enumerate() {
+                uo[(row * 4 + s) * cin + c0..][..cn].copy_from_slice(&v[..cn]);
+            }
+        }
+    }
+}
+
+/// Which weight the GEMMs multiply by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// `U` of the layer's own weight (forward pass).
+    Forward,
+    /// `U` of the flipped, transposed weight, read from the forward's `U` (input gradient).
+    FlippedTransposed,
+}
+
+/// `y = conv2d(x, w)` for a 3×3, stride-1, padding-1 layer, contiguous NCHW `x` and
+/// `O × C × 3 × 3` `w`; returns `N × O × H × W`.
+///
+/// # Panics
+/// If `g` is not a 3×3 "same" stride-1 layer or the CPU lacks AVX-512F (see [`applies`]).
+pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    assert!(is_3x3_same(g) && crate::direct_conv::avx512());
+    let u = kernel_transform(w, g.out_channels, g.in_channels);
+    run(g, x, &u, Kernel::Forward)
+}
+
+/// The input gradient `dx` (`N × C × H × W`) of `y = conv2d(x, w)` for a 3×3, stride-1,
+/// padding-1 layer `g` from `dy` (`N × O × H × W`): the "same" convolution of `dy` with the
+/// flipped, transposed kernel.
+///
+/// # Panics
+/// As [`winograd_conv`].
+pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    assert!(is_3x3_same(g) && crate::direct_conv::avx512());
+    let u = kernel_transform(w, g.out_channels, g.in_channels);
+    let gt = ConvGeometry {
+        in_channels: g.out_channels,
+        out_channels: g.in_channels,
+        ..*g
+    };
+    run(&gt, dy, &u, Kernel::FlippedTransposed)
+}
+
+/// The convolution of `x` under geometry `g` with the kernel whose transform `u` describes.
+fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let (th, tw) = tile_grid(g);
+    let ipc = images_per_chunk(g);
+    let in_img = cin * g.in_pixels();
+    let out_img = cout * g.out_pixels();
+    let c16 = cin.next_multiple_of(LANES);
+    let grid_len = (2 * th + 2) * (2 * tw + 2) * LANES;
+    let mut y = par_zeros(g.batch * out_img);
+    y.par_chunks_mut(ipc * out_img)
+        .zip(x.par_chunks(ipc * in_img))
+        .for_each(|(y_chunk, x_chunk)| {
+            let tiles = (x_chunk.len() / in_img) * th * tw;
+            let mut v = ScratchBuf::take(XI * tiles * c16);
+            let mut m = ScratchBuf::take(XI * cout * tiles);
+            let mut grid = ScratchBuf::take(grid_len);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `applies` checked AVX-512F at run time; the buffers have the sizes
+            // `avx512::chunk` documents.
+            unsafe {
+                avx512::chunk(g, u, kernel, x_chunk, y_chunk, &mut v, &mut m, &mut grid)
+            };
+        });
+    y
+}
+
+/// The 16 GEMMs of one chunk: `m[ξ]` (`O × T`, row-major) `= U_ξ · V_ξ`, with `V_ξ` stored
+/// tile-major (`T × c16`) in `v`.
+#[allow(clippy::too_many_arguments)]
+fn chunk_gemms(
+    g: &ConvGeometry,
+    u: &[f32],
+    kernel: Kernel,
+    tiles: usize,
+    c16: usize,
+    v: &[f32],
+    m: &mut [f32],
+) {
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    for xi in 0..XI {
+        let lhs = match kernel {
+            // U_ξ[o][c] = u[o·16C + ξ·C + c].
+            Kernel::Forward => MatRef {
+                data: &u[xi * cin..],
+                row_stride: XI * cin,
+                col_stride: 1,
+            },
+            // The layer's own U has `cin` output and `cout` input channels swapped:
+            // U'_ξ[c][o] = U_{Qξ}[o][c] = u[o·16·cout + Qξ·cout + c], `cout` being the layer's C.
+            Kernel::FlippedTransposed => {
+                let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
+                MatRef {
+                    data: &u[q * cout..],
+                    row_stride: 1,
+                    col_stride: XI * cout,
+                }
+            }
+        };
+        let rhs = MatRef {
+            data: &v[xi * tiles * c16..][..tiles * c16],
+            row_stride: 1,
+            col_stride: c16,
+        };
+        let dst = &mut m[xi * cout * tiles..][..cout * tiles];
+        gemm_into(cout, tiles, cin, dst, tiles, 1, false, lhs, rhs);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Kernel, LANES, XI, chunk_gemms, tile_grid};
+    use crate::direct_conv::avx512::mask;
+    use crate::geometry::ConvGeometry;
+
+    /// One chunk of images: input transform, GEMMs, output transform.
+    ///
+    /// # Safety
+    /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
+    /// whole output images of `g`; `v` has `16·T·c16` values, `m` `16·O·T` and `grid`
+    /// `(2·th + 2)·(2·tw + 2)·16`, with `T = n·th·tw` and `c16` = C rounded up to 16.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn chunk(
+        g: &ConvGeometry,
+        u: &[f32],
+        kernel: Kernel,
+        x_chunk: &[f32],
+        y_chunk: &mut [f32],
+        v: &mut [f32],
+        m: &mut [f32],
+        grid: &mut [f32],
+    ) {
+        let (cin, cout) = (g.in_channels, g.out_channels);
+        let (h, w) = (g.height, g.width);
+        let (th, tw) = tile_grid(g);
+        let tpi = th * tw;
+        let n = x_chunk.len() / (cin * h * w);
+        let tiles = n * tpi;
+        let c16 = cin.next_multiple_of(LANES);
+        let pw = 2 * tw + 2;
+        assert_eq!(y_chunk.len(), n * cout * h * w);
+        assert_eq!(v.len(), XI * tiles * c16);
+        assert_eq!(m.len(), XI * cout * tiles);
+        assert_eq!(grid.len(), (2 * th + 2) * pw * LANES);
+        // The grid's border (and, past H × W, its right and bottom slack) stays zero: only the
+        // interior is rewritten per image and channel group.
+        grid.fill(0.0);
+        for img in 0..n {
+            let x_img = &x_chunk[img * cin * h * w..][..cin * h * w];
+            for c0 in (0..cin).step_by(LANES) {
+                let cn = (cin - c0).min(LANES);
+                // Channel-minor copy: grid[(r + 1)·pw + s + 1][ci] = x[c0 + ci][r][s].
+                for r in 0..h {
+                    for s in 0..w {
+                        let cell = &mut grid[((r + 1) * pw + s + 1) * LANES..][..LANES];
+                        for ci in 0..cn {
+                            cell[ci] = x_img[(c0 + ci) * h * w + r * w + s];
+                        }
+                    }
+                }
+                // Tiles: d[a][b] = grid[2ti + a][2j + b], V = Bᵀ d B, 16 channels per vector.
+                let gp = grid.as_ptr();
+                for ti in 0..th {
+                    for j in 0..tw {
+                        let base = (2 * ti * pw + 2 * j) * LANES;
+                        let mut e = [[_mm512_setzero_ps(); 4]; 4];
+                        for (a, ea) in e.iter_mut().enumerate() {
+                            // SAFETY: rows 2ti + a ≤ 2th + 1 and columns 2j + b ≤ 2tw + 1 lie
+                            // inside the grid.
+                            let d = |b: usize| unsafe {
+                                _mm512_loadu_ps(gp.add(base + (a * pw + b) * LANES))
+                            };
+                            let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                            ea[0] = _mm512_sub_ps(d0, d2);
+                            ea[1] = _mm512_add_ps(d1, d2);
+                            ea[2] = _mm512_sub_ps(d2, d1);
+                            ea[3] = _mm512_sub_ps(d1, d3);
+                        }
+                        let t = img * tpi + ti * tw + j;
+                        for s in 0..4 {
+                            let rows = [
+                                _mm512_sub_ps(e[0][s], e[2][s]),
+                                _mm512_add_ps(e[1][s], e[2][s]),
+                                _mm512_sub_ps(e[2][s], e[1][s]),
+                                _mm512_sub_ps(e[1][s], e[3][s]),
+                            ];
+                            for (p, val) in rows.into_iter().enumerate() {
+                                let at = ((p * 4 + s) * tiles + t) * c16 + c0;
+                                debug_assert!(at + LANES <= v.len());
+                                // SAFETY: `at + 16 ≤ v.len()` (c0 + 16 ≤ c16).
+                                unsafe { _mm512_storeu_ps(v.as_mut_ptr().add(at), val) };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        chunk_gemms(g, u, kernel, tiles, c16, v, m);
+        // Where tile t's top-left output lands (for o = 0), and which of its four outputs exist.
+        let mut offsets = Vec::with_capacity(tiles);
+        for img in 0..n {
+            for ti in 0..th {
+                for j in 0..tw {
+                    let right = 2 * j + 1 < w;
+                    let below = 2 * ti + 1 < h;
+                    let at = img * cout * h * w + 2 * ti * w + 2 * j;
+                    offsets.push((at, right, below));
+                }
+            }
+        }
+        let mp = m.as_ptr();
+        for o in 0..cout {
+            for t0 in (0..tiles).step_by(LANES) {
+                let lanes = (tiles - t0).min(LANES);
+                let k = mask(lanes);
+                // SAFETY: the masked loads read `lanes` values of row `o` of each M_ξ.
+                let mq = |xi: usize| unsafe {
+                    _mm512_maskz_loadu_ps(k, mp.add((xi * cout + o) * tiles + t0))
+                };
+                let mut r = [[_mm512_setzero_ps(); 4]; 2];
+                for s in 0..4 {
+                    let (m0, m1, m2, m3) = (mq(s), mq(4 + s), mq(8 + s), mq(12 + s));
+                    r[0][s] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    r[1][s] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                let mut out = [[0.0f32; LANES]; 4];
+                for (a, ra) in r.iter().enumerate() {
+                    let left = _mm512_add_ps(_mm512_add_ps(ra[0], ra[1]), ra[2]);
+                    let right = _mm512_sub_ps(_mm512_sub_ps(ra[1], ra[2]), ra[3]);
+                    // SAFETY: each destination is a 16-float array.
+                    unsafe {
+                        _mm512_storeu_ps(out[2 * a].as_mut_ptr(), left);
+                        _mm512_storeu_ps(out[2 * a + 1].as_mut_ptr(), right);
+                    }
+                }
+                for l in 0..lanes {
+                    let (at, right, below) = offsets[t0 + l];
+                    let at = at + o * h * w;
+                    y_chunk[at] = out[0][l];
+                    if right {
+                        y_chunk[at + 1] = out[1][l];
+                    }
+                    if below {
+                        y_chunk[at + w] = out[2][l];
+                        if right {
+                            y_chunk[at + w + 1] = out[3][l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv_backward::conv_backward;
+    use crate::conv_forward::im2col_conv;
+    use crate::direct_conv::flip_transpose;
+
+    fn pattern(len: usize, mul: usize, modulus: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * mul) % modulus) as f32 / (modulus / 2) as f32 - 1.0)
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], c: usize, what: &str) {
+        assert_eq!(got.len(), want.len());
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()) * (c as f32).sqrt(),
+                "{what} at {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    /// Winograd equals the im2col + GEMM convolution, forward and input gradient, on odd and even,
+    /// square and non-square maps (partial tiles on the right and bottom edges), a 1×1 map,
+    /// batch 1, ragged chunks and channel counts that are not multiples of 16.
+    #[test]
+    fn winograd_matches_im2col_convolution_and_its_input_gradient() {
+        for &(n, c, o, h, w) in &[
+            (2, 16, 16, 8, 8),
+            (3, 20, 17, 7, 7),
+            (1, 16, 32, 5, 9),
+            (5, 33, 16, 4, 4),
+            (2, 16, 18, 1, 1),
+            (1, 16, 16, 14, 14),
+            (9, 24, 16, 3, 6),
+            (3, 64, 72, 7, 6),
+        ] {
+            let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+            if !crate::direct_conv::avx512() {
+                eprintln!("no AVX-512F: Winograd convolution not tested");
+                return;
+            }
+            let x = pattern(n * c * h * w, 37, 101);
+            let wt = pattern(o * c * 9, 53, 97);
+            let got = winograd_conv(&g, &x, &wt);
+            assert_close(
+                &got,
+                &im2col_conv(&g, &x, &wt),
+                c,
+                &format!("{g:?} forward"),
+            );
+            let dy = pattern(n * o * h * w, 29, 89);
+            let gt = ConvGeometry::new(&[n, o, h, w], &[c, o, 3, 3], 1, 1).unwrap();
+            let want = im2col_conv(&gt, &dy, &flip_transpose(&wt, o, c, 3));
+            let got = winograd_grad_input(&g, &dy, &wt);
+            assert_close(&got, &want, o, &format!("{g:?} grad-input"));
+            if applies(&g) {
+                let (dx, _) = conv_backward(&g, &x, &wt, &dy, true, false);
+                assert_eq!(
+                    dx.unwrap(),
+                    got,
+                    "conv_backward takes the Winograd input gradient"
+                );
+            }
+        }
+    }
+
+    /// The kernel transform of a hand-computed kernel: `G g Gᵀ` for g = [[1,2,3],[4,5,6],[7,8,9]]
+    /// (numpy: `G @ g @ G.T` with G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]), placed at
+    /// `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block).
+    #[test]
+    fn kernel_transform_matches_hand_computation() {
+        let want = [
+            1.0, 3.0, 1.0, 3.0, //
+            6.0, 11.25, 3.75, 9.0, //
+            2.0, 3.75, 1.25, 3.0, //
+            7.0, 12.0, 4.0, 9.0,
+        ];
+        let (o, c) = (2, 17);
+        let mut w = vec![0.0f32; o * c * 9];
+        for (i, v) in w[(c + 16) * 9..][..9].iter_mut().enumerate() {
+            *v = (i + 1) as f32;
+        }
+        let u = kernel_transform(&w, o, c);
+        for xi in 0..16 {
+            assert_eq!(u[(16 + xi) * c + 16], want[xi], "ξ = {xi}");
+        }
+        assert_eq!(u.iter().filter(|v| **v != 0.0).count(), 16);
+    }
+}
