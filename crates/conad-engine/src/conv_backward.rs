@@ -55,7 +55,10 @@ pub fn conv_backward(
         dx = Some(conv_forward(&gt, dy, &wt));
         need.0 = false;
     }
-    if need_dw && direct_grad_weight::applies_grad_weight(g) {
+    if need_dw && winograd::applies(g) {
+        dw = Some(winograd::winograd_grad_weight(g, x, dy));
+        need.1 = false;
+    } else if need_dw && direct_grad_weight::applies_grad_weight(g) {
         dw = Some(direct_grad_weight::direct_grad_weight(g, x, dy));
         need.1 = false;
     }

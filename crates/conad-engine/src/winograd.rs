@@ -37,7 +37,7 @@
 use rayon::prelude::*;
 
 use crate::cpu_data::par_zeros;
-use crate::geometry::ConvGeometry;
+use crate::geometry::{ConvGeometry, MAX_GROUPS};
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
 
@@ -183,6 +183,101 @@ pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> 
     run(&gt, dy, &u, Kernel::FlippedTransposed)
 }
 
+/// The weight gradient `dW` (`O × C × 3 × 3`) of `y = conv2d(x, w)` for a 3×3, stride-1,
+/// padding-1 layer `g` from `x` (`N × C × H × W`) and `dy` (`N × O × H × W`).
+///
+/// The gradient of the Winograd forward pass, which equals the convolution for every `w`:
+/// `dU_ξ (O × C) = Σ_t dM_ξ[·, t] V_ξ[·, t]ᵀ` with `dM = A dY Aᵀ` per 2×2 output tile (zero past
+/// the map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: 16 GEMMs that
+/// reduce over tiles instead of one over `9 ×` as many im2col rows. Chunks are grouped into at
+/// most [`MAX_GROUPS`] groups (shape-determined); each group accumulates its chunks in order and
+/// the partials are summed in group order, so the result does not depend on the thread count.
+///
+/// # Panics
+/// As [`winograd_conv`].
+pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(is_3x3_same(g) && crate::direct_conv::avx512());
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let ipc = images_per_chunk(g);
+    let chunks = g.batch.div_ceil(ipc);
+    let per_group = chunks.div_ceil(MAX_GROUPS);
+    let groups = chunks.div_ceil(per_group);
+    let partials: Vec<Vec<f32>> = (0..groups)
+        .into_par_iter()
+        .map(|group| {
+            let mut du = vec![0.0f32; XI * cout * cin];
+            let first = group * per_group;
+            for chunk in first..((group + 1) * per_group).min(chunks) {
+                let img0 = chunk * ipc;
+                let n = ipc.min(g.batch - img0);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F was asserted above; the ranges are whole images of `g`.
+                unsafe {
+                    avx512::grad_weight_chunk(g, img0, n, x, dy, &mut du, chunk > first)
+                };
+            }
+            du
+        })
+        .collect();
+    let mut dw = par_zeros(cout * cin * 9);
+    dw.par_chunks_mut(cin * 9).enumerate().for_each(|(o, dwo)| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F was asserted above.
+        unsafe {
+            kernel_adjoint_row_avx512(&partials, o, cin, dwo)
+        };
+    });
+    dw
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn kernel_adjoint_row_avx512(partials: &[Vec<f32>], o: usize, cin: usize, dwo: &mut [f32]) {
+    kernel_adjoint_row(partials, o, cin, dwo)
+}
+
+/// `dW[o][c] = Gᵀ dU[o][c] G` for one output channel, `dU` being the sum of the group partials
+/// (`[o][ξ][c]` each) in group order; 16 input channels at a time.
+#[inline(always)]
+fn kernel_adjoint_row(partials: &[Vec<f32>], o: usize, cin: usize, dwo: &mut [f32]) {
+    // Gᵀ applied to a 4-vector per lane: (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
+    fn gt(z: [[f32; LANES]; 4]) -> [[f32; LANES]; 3] {
+        let mut r = [[0.0f32; LANES]; 3];
+        for l in 0..LANES {
+            let (sum, diff) = (0.5 * (z[1][l] + z[2][l]), 0.5 * (z[1][l] - z[2][l]));
+            r[0][l] = z[0][l] + sum;
+            r[1][l] = diff;
+            r[2][l] = sum + z[3][l];
+        }
+        r
+    }
+    for c0 in (0..cin).step_by(LANES) {
+        let cn = (cin - c0).min(LANES);
+        let mut z = [[0.0f32; LANES]; XI];
+        for p in partials {
+            for (xi, zx) in z.iter_mut().enumerate() {
+                let src = &p[(o * XI + xi) * cin + c0..][..cn];
+                for (a, b) in zx.iter_mut().zip(src) {
+                    *a += *b;
+                }
+            }
+        }
+        // Rows: t[p][i] = (Gᵀ column-wise) …, then each row of the 3 × 4 result times G.
+        let mut cols = [[[0.0f32; LANES]; 3]; 4];
+        for (col, out) in cols.iter_mut().enumerate() {
+            *out = gt([z[col], z[4 + col], z[8 + col], z[12 + col]]);
+        }
+        for ky in 0..3 {
+            let row = gt([cols[0][ky], cols[1][ky], cols[2][ky], cols[3][ky]]);
+            for (kx, vals) in row.iter().enumerate() {
+                for ci in 0..cn {
+                    dwo[(c0 + ci) * 9 + ky * 3 + kx] = vals[ci];
+                }
+            }
+        }
+    }
+}
+
 /// The convolution of `x` under geometry `g` with the kernel whose transform `u` describes.
 fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
     let (cin, cout) = (g.in_channels, g.out_channels);
@@ -259,100 +354,213 @@ mod avx512 {
     use super::{Kernel, LANES, XI, chunk_gemms, tile_grid};
     use crate::direct_conv::avx512::mask;
     use crate::geometry::ConvGeometry;
+    use crate::matmul::{MatRef, gemm_into};
+    use crate::scratch::ScratchBuf;
 
-    /// One chunk of images: input transform, GEMMs, output transform.
-    ///
-    /// # Safety
-    /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
-    /// whole output images of `g`; `v` has `16·T·c16` values, `m` `16·O·T` and `grid`
-    /// `(2·th + 2)·(2·tw + 2)·16`, with `T = n·th·tw` and `c16` = C rounded up to 16.
-    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn chunk(
-        g: &ConvGeometry,
-        u: &[f32],
-        kernel: Kernel,
-        x_chunk: &[f32],
-        y_chunk: &mut [f32],
-        v: &mut [f32],
-        m: &mut [f32],
-        grid: &mut [f32],
-    ) {
-        let (cin, cout) = (g.in_channels, g.out_channels);
-        let (h, w) = (g.height, g.width);
-        let (th, tw) = tile_grid(g);
-        let tpi = th * tw;
-        let n = x_chunk.len() / (cin * h * w);
-        let tiles = n * tpi;
-        let c16 = cin.next_multiple_of(LANES);
-        let pw = 2 * tw + 2;
-        assert_eq!(y_chunk.len(), n * cout * h * w);
-        assert_eq!(v.len(), XI * tiles * c16);
-        assert_eq!(m.len(), XI * cout * tiles);
-        assert_eq!(grid.len(), (2 * th + 2) * pw * LANES);
-        // The grid's border (and, past H × W, its right and bottom slack) stays zero: only the
-        // interior is rewritten per image and channel group.
-        grid.fill(0.0);
-        for img in 0..n {
-            let x_img = &x_chunk[img * cin * h * w..][..cin * h * w];
-            for c0 in (0..cin).step_by(LANES) {
-                let cn = (cin - c0).min(LANES);
-                // Channel-minor copy: grid[(r + 1)·pw + s + 1][ci] = x[c0 + ci][r][s].
-                for r in 0..h {
-                    for s in 0..w {
-                        let cell = &mut grid[((r + 1) * pw + s + 1) * LANES..][..LANES];
-                        for ci in 0..cn {
-                            cell[ci] = x_img[(c0 + ci) * h * w + r * w + s];
-                        }
-                    }
+    /// Sizes of one chunk's tiles and its zero-bordered, channel-minor image grid.
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct ChunkShape {
+        pub(super) h: usize,
+        pub(super) w: usize,
+        pub(super) th: usize,
+        pub(super) tw: usize,
+        /// Grid row length in cells: `2·tw + 2`.
+        pub(super) pw: usize,
+        /// Tiles in the chunk.
+        pub(super) tiles: usize,
+    }
+
+    impl ChunkShape {
+        pub(super) fn new(g: &ConvGeometry, images: usize) -> Self {
+            let (th, tw) = tile_grid(g);
+            Self {
+                h: g.height,
+                w: g.width,
+                th,
+                tw,
+                pw: 2 * tw + 2,
+                tiles: images * th * tw,
+            }
+        }
+
+        /// Values in the grid: `(2·th + 2)·(2·tw + 2)` cells of 16 lanes.
+        pub(super) fn grid_len(&self) -> usize {
+            (2 * self.th + 2) * self.pw * LANES
+        }
+    }
+
+    /// Copies channels `c0 .. c0 + cn` (at most 16) of one image (`channels × H × W`) into the
+    /// grid: `grid[(r + 1)·pw + s + 1][ci] = image[c0 + ci][r][s]`. Cells outside `H × W` and
+    /// lanes past `cn` must already be zero and stay so.
+    fn pack_group(s: &ChunkShape, image: &[f32], c0: usize, cn: usize, grid: &mut [f32]) {
+        let plane = s.h * s.w;
+        for r in 0..s.h {
+            for col in 0..s.w {
+                let cell = &mut grid[((r + 1) * s.pw + col + 1) * LANES..][..LANES];
+                for ci in 0..cn {
+                    cell[ci] = image[(c0 + ci) * plane + r * s.w + col];
                 }
-                // Tiles: d[a][b] = grid[2ti + a][2j + b], V = Bᵀ d B, 16 channels per vector.
-                let gp = grid.as_ptr();
-                for ti in 0..th {
-                    for j in 0..tw {
-                        let base = (2 * ti * pw + 2 * j) * LANES;
-                        let mut e = [[_mm512_setzero_ps(); 4]; 4];
-                        for (a, ea) in e.iter_mut().enumerate() {
-                            // SAFETY: rows 2ti + a ≤ 2th + 1 and columns 2j + b ≤ 2tw + 1 lie
-                            // inside the grid.
-                            let d = |b: usize| unsafe {
-                                _mm512_loadu_ps(gp.add(base + (a * pw + b) * LANES))
-                            };
-                            let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-                            ea[0] = _mm512_sub_ps(d0, d2);
-                            ea[1] = _mm512_add_ps(d1, d2);
-                            ea[2] = _mm512_sub_ps(d2, d1);
-                            ea[3] = _mm512_sub_ps(d1, d3);
-                        }
-                        let t = img * tpi + ti * tw + j;
-                        for s in 0..4 {
-                            let rows = [
-                                _mm512_sub_ps(e[0][s], e[2][s]),
-                                _mm512_add_ps(e[1][s], e[2][s]),
-                                _mm512_sub_ps(e[2][s], e[1][s]),
-                                _mm512_sub_ps(e[1][s], e[3][s]),
-                            ];
-                            for (p, val) in rows.into_iter().enumerate() {
-                                let at = ((p * 4 + s) * tiles + t) * c16 + c0;
-                                debug_assert!(at + LANES <= v.len());
-                                // SAFETY: `at + 16 ≤ v.len()` (c0 + 16 ≤ c16).
-                                unsafe { _mm512_storeu_ps(v.as_mut_ptr().add(at), val) };
-                            }
-                        }
+            }
+        }
+    }
+
+    /// Zeroes lanes `cn..16` of every grid cell (after a full group left values there).
+    fn clear_lanes(grid: &mut [f32], cn: usize) {
+        for cell in grid.chunks_exact_mut(LANES) {
+            cell[cn..].fill(0.0);
+        }
+    }
+
+    /// Runs `tile` on every 16-channel group of every image in `images` (`n × channels × H × W`)
+    /// after packing the group into `grid`; `tile(grid, t, c0)` handles chunk tile `t` of the
+    /// current image for channels `c0 ..`.
+    #[inline(always)]
+    fn for_each_group_tile(
+        s: &ChunkShape,
+        images: &[f32],
+        channels: usize,
+        grid: &mut [f32],
+        mut tile: impl FnMut(&[f32], usize, usize, usize),
+    ) {
+        assert_eq!(grid.len(), s.grid_len());
+        let img_len = channels * s.h * s.w;
+        // The border (and past H × W the right and bottom slack) stays zero: only the interior
+        // is rewritten per image and channel group.
+        grid.fill(0.0);
+        let mut dirty_lanes = 0;
+        for (img, image) in images.chunks_exact(img_len).enumerate() {
+            for c0 in (0..channels).step_by(LANES) {
+                let cn = (channels - c0).min(LANES);
+                if cn < dirty_lanes {
+                    clear_lanes(grid, cn);
+                }
+                dirty_lanes = cn;
+                pack_group(s, image, c0, cn, grid);
+                for ti in 0..s.th {
+                    for j in 0..s.tw {
+                        let t = (img * s.th + ti) * s.tw + j;
+                        tile(grid, (2 * ti * s.pw + 2 * j) * LANES, t, c0);
                     }
                 }
             }
         }
-        chunk_gemms(g, u, kernel, tiles, c16, v, m);
+    }
+
+    /// `V = Bᵀ d B` of every tile and 16-channel group: `v[ξ][t][c]` (`c16` channels per row).
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `v` holds `16·T·c16` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn input_transform(
+        s: &ChunkShape,
+        images: &[f32],
+        channels: usize,
+        c16: usize,
+        grid: &mut [f32],
+        v: &mut [f32],
+    ) {
+        assert_eq!(v.len(), XI * s.tiles * c16);
+        let (pw, tiles) = (s.pw, s.tiles);
+        let vp = v.as_mut_ptr();
+        for_each_group_tile(s, images, channels, grid, |grid, base, t, c0| {
+            let gp = grid.as_ptr();
+            let mut e = [[_mm512_setzero_ps(); 4]; 4];
+            for (a, ea) in e.iter_mut().enumerate() {
+                // SAFETY: rows 2ti + a ≤ 2th + 1 and columns 2j + b ≤ 2tw + 1 lie in the grid.
+                let d = |b: usize| unsafe { _mm512_loadu_ps(gp.add(base + (a * pw + b) * LANES)) };
+                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                ea[0] = _mm512_sub_ps(d0, d2);
+                ea[1] = _mm512_add_ps(d1, d2);
+                ea[2] = _mm512_sub_ps(d2, d1);
+                ea[3] = _mm512_sub_ps(d1, d3);
+            }
+            for col in 0..4 {
+                let rows = [
+                    _mm512_sub_ps(e[0][col], e[2][col]),
+                    _mm512_add_ps(e[1][col], e[2][col]),
+                    _mm512_sub_ps(e[2][col], e[1][col]),
+                    _mm512_sub_ps(e[1][col], e[3][col]),
+                ];
+                for (p, val) in rows.into_iter().enumerate() {
+                    let at = ((p * 4 + col) * tiles + t) * c16 + c0;
+                    // SAFETY: c0 + 16 ≤ c16, so `at + 16 ≤ v.len()`.
+                    unsafe { _mm512_storeu_ps(vp.add(at), val) };
+                }
+            }
+        });
+    }
+
+    /// `dM = A dY Aᵀ` (the adjoint of the output transform) of every 2×2 tile of `dy` and
+    /// 16-channel group: `dm[ξ][t][o]` (`o16` channels per row).
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `dm` holds `16·T·o16` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn output_adjoint(
+        s: &ChunkShape,
+        dy: &[f32],
+        channels: usize,
+        o16: usize,
+        grid: &mut [f32],
+        dm: &mut [f32],
+    ) {
+        assert_eq!(dm.len(), XI * s.tiles * o16);
+        let (pw, tiles) = (s.pw, s.tiles);
+        let dp = dm.as_mut_ptr();
+        for_each_group_tile(s, dy, channels, grid, |grid, base, t, c0| {
+            let gp = grid.as_ptr();
+            // The tile's outputs sit one cell right and below its input patch's corner.
+            // SAFETY: rows 2ti + 1 + a and columns 2j + 1 + b (a, b ≤ 1) lie in the grid.
+            let d = |a: usize, b: usize| unsafe {
+                _mm512_loadu_ps(gp.add(base + ((a + 1) * pw + b + 1) * LANES))
+            };
+            let (d00, d01, d10, d11) = (d(0, 0), d(0, 1), d(1, 0), d(1, 1));
+            // A = [[1, 0], [1, 1], [1, −1], [0, −1]]: rows of A·dY, then (A·dY)·Aᵀ.
+            let zero = _mm512_setzero_ps();
+            let rows = [
+                [d00, d01],
+                [_mm512_add_ps(d00, d10), _mm512_add_ps(d01, d11)],
+                [_mm512_sub_ps(d00, d10), _mm512_sub_ps(d01, d11)],
+                [_mm512_sub_ps(zero, d10), _mm512_sub_ps(zero, d11)],
+            ];
+            for (p, [r0, r1]) in rows.into_iter().enumerate() {
+                let vals = [
+                    r0,
+                    _mm512_add_ps(r0, r1),
+                    _mm512_sub_ps(r0, r1),
+                    _mm512_sub_ps(zero, r1),
+                ];
+                for (col, val) in vals.into_iter().enumerate() {
+                    let at = ((p * 4 + col) * tiles + t) * o16 + c0;
+                    // SAFETY: c0 + 16 ≤ o16, so `at + 16 ≤ dm.len()`.
+                    unsafe { _mm512_storeu_ps(dp.add(at), val) };
+                }
+            }
+        });
+    }
+
+    /// `Y = Aᵀ M A` of every tile from `m[ξ][o][t]`, scattered into the chunk's NCHW output.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `m` holds `16·O·T` values and `y_chunk` the chunk's images.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn output_transform(
+        s: &ChunkShape,
+        m: &[f32],
+        cout: usize,
+        y_chunk: &mut [f32],
+    ) {
+        let (h, w, tiles) = (s.h, s.w, s.tiles);
+        assert_eq!(m.len(), XI * cout * tiles);
+        assert_eq!(y_chunk.len() * s.th * s.tw, tiles * cout * h * w);
         // Where tile t's top-left output lands (for o = 0), and which of its four outputs exist.
         let mut offsets = Vec::with_capacity(tiles);
-        for img in 0..n {
-            for ti in 0..th {
-                for j in 0..tw {
-                    let right = 2 * j + 1 < w;
-                    let below = 2 * ti + 1 < h;
+        for img in 0..tiles / (s.th * s.tw) {
+            for ti in 0..s.th {
+                for j in 0..s.tw {
                     let at = img * cout * h * w + 2 * ti * w + 2 * j;
-                    offsets.push((at, right, below));
+                    offsets.push((at, 2 * j + 1 < w, 2 * ti + 1 < h));
                 }
             }
         }
@@ -366,10 +574,10 @@ mod avx512 {
                     _mm512_maskz_loadu_ps(k, mp.add((xi * cout + o) * tiles + t0))
                 };
                 let mut r = [[_mm512_setzero_ps(); 4]; 2];
-                for s in 0..4 {
-                    let (m0, m1, m2, m3) = (mq(s), mq(4 + s), mq(8 + s), mq(12 + s));
-                    r[0][s] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                    r[1][s] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                for col in 0..4 {
+                    let (m0, m1, m2, m3) = (mq(col), mq(4 + col), mq(8 + col), mq(12 + col));
+                    r[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    r[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
                 }
                 let mut out = [[0.0f32; LANES]; 4];
                 for (a, ra) in r.iter().enumerate() {
@@ -398,6 +606,102 @@ mod avx512 {
             }
         }
     }
+
+    /// Adds (or with `accumulate = false` writes) the `dU` of images `img0 .. img0 + n` into
+    /// `du` (`[o][ξ][c]`): `dU_ξ (O × C) (+)= dM_ξ (O × T) · V_ξᵀ (T × C)`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `x` and `dy` hold the whole batch of `g`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn grad_weight_chunk(
+        g: &ConvGeometry,
+        img0: usize,
+        n: usize,
+        x: &[f32],
+        dy: &[f32],
+        du: &mut [f32],
+        accumulate: bool,
+    ) {
+        let (cin, cout) = (g.in_channels, g.out_channels);
+        let (in_img, out_img) = (cin * g.in_pixels(), cout * g.out_pixels());
+        let s = ChunkShape::new(g, n);
+        let (c16, o16) = (cin.next_multiple_of(LANES), cout.next_multiple_of(LANES));
+        let tiles = s.tiles;
+        let mut v = ScratchBuf::take(XI * tiles * c16);
+        let mut dm = ScratchBuf::take(XI * tiles * o16);
+        let mut grid = ScratchBuf::take(s.grid_len());
+        // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
+        unsafe {
+            input_transform(
+                &s,
+                &x[img0 * in_img..][..n * in_img],
+                cin,
+                c16,
+                &mut grid,
+                &mut v,
+            );
+            output_adjoint(
+                &s,
+                &dy[img0 * out_img..][..n * out_img],
+                cout,
+                o16,
+                &mut grid,
+                &mut dm,
+            );
+        }
+        for xi in 0..XI {
+            let lhs = MatRef {
+                data: &dm[xi * tiles * o16..][..tiles * o16],
+                row_stride: 1,
+                col_stride: o16,
+            };
+            let rhs = MatRef {
+                data: &v[xi * tiles * c16..][..tiles * c16],
+                row_stride: c16,
+                col_stride: 1,
+            };
+            gemm_into(
+                cout,
+                cin,
+                tiles,
+                &mut du[xi * cin..],
+                XI * cin,
+                1,
+                accumulate,
+                lhs,
+                rhs,
+            );
+        }
+    }
+
+    /// One forward (or input-gradient) chunk: input transform, GEMMs, output transform.
+    ///
+    /// # Safety
+    /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
+    /// whole output images of `g`; `v` has `16·T·c16` values, `m` `16·O·T` and `grid`
+    /// `(2·th + 2)·(2·tw + 2)·16`, with `T = n·th·tw` and `c16` = C rounded up to 16.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn chunk(
+        g: &ConvGeometry,
+        u: &[f32],
+        kernel: Kernel,
+        x_chunk: &[f32],
+        y_chunk: &mut [f32],
+        v: &mut [f32],
+        m: &mut [f32],
+        grid: &mut [f32],
+    ) {
+        let cin = g.in_channels;
+        let s = ChunkShape::new(g, x_chunk.len() / (cin * g.in_pixels()));
+        let c16 = cin.next_multiple_of(LANES);
+        // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
+        unsafe {
+            input_transform(&s, x_chunk, cin, c16, grid, v);
+            chunk_gemms(g, u, kernel, s.tiles, c16, v, m);
+            output_transform(&s, m, g.out_channels, y_chunk);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -423,7 +727,7 @@ mod tests {
         }
     }
 
-    /// Winograd equals the im2col + GEMM convolution, forward and input gradient, on odd and even,
+    /// Winograd equals the im2col + GEMM convolution, forward and both gradients, on odd and even,
     /// square and non-square maps (partial tiles on the right and bottom edges), a 1×1 map,
     /// batch 1, ragged chunks and channel counts that are not multiples of 16.
     #[test]
