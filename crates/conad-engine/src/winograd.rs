@@ -450,6 +450,7 @@ mod avx512 {
     ///
     /// # Safety
     /// AVX-512F must be available; `v` holds `16·T·c16` values.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn input_transform(
         s: &ChunkShape,
