@@ -85,9 +85,11 @@ fn images_per_chunk(g: &ConvGeometry) -> usize {
 }
 
 /// `U[o][ξ][c] = (G g Gᵀ)_ξ` for every kernel `g = W[o][c]` (`W` is `O × C × 3 × 3`).
-pub fn kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> Vec<f32> {
+pub fn kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> ScratchBuf {
     assert_eq!(w.len(), out_channels * in_channels * 9);
-    let mut u = par_zeros(out_channels * XI * in_channels);
+    // Every value is overwritten below: a pooled buffer, neither allocated nor zeroed per call
+    // (a width-1 step transforms ~67 MB of kernels).
+    let mut u = ScratchBuf::take(out_channels * XI * in_channels);
     u.par_chunks_mut(XI * in_channels)
         .zip(w.par_chunks(in_channels * 9))
         .for_each(|(uo, wo)| {
@@ -202,23 +204,23 @@ pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
     let chunks = g.batch.div_ceil(ipc);
     let per_group = chunks.div_ceil(MAX_GROUPS);
     let groups = chunks.div_ceil(per_group);
-    let partials: Vec<Vec<f32>> = (0..groups)
-        .into_par_iter()
-        .map(|group| {
-            let mut du = vec![0.0f32; XI * cout * cin];
-            let first = group * per_group;
-            for chunk in first..((group + 1) * per_group).min(chunks) {
-                let img0 = chunk * ipc;
-                let n = ipc.min(g.batch - img0);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F was asserted above; the ranges are whole images of `g`.
-                unsafe {
-                    avx512::grad_weight_chunk(g, img0, n, x, dy, &mut du, chunk > first)
-                };
-            }
-            du
-        })
+    // One partial per group, lent by this thread's pool (each is overwritten by its group's
+    // first chunk, so none is zeroed).
+    let mut partials: Vec<ScratchBuf> = (0..groups)
+        .map(|_| ScratchBuf::take(XI * cout * cin))
         .collect();
+    partials.par_iter_mut().enumerate().for_each(|(group, du)| {
+        let first = group * per_group;
+        for chunk in first..((group + 1) * per_group).min(chunks) {
+            let img0 = chunk * ipc;
+            let n = ipc.min(g.batch - img0);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F was asserted above; the ranges are whole images of `g`.
+            unsafe {
+                avx512::grad_weight_chunk(g, img0, n, x, dy, du, chunk > first)
+            };
+        }
+    });
     let mut dw = par_zeros(cout * cin * 9);
     dw.par_chunks_mut(cin * 9).enumerate().for_each(|(o, dwo)| {
         #[cfg(target_arch = "x86_64")]
@@ -232,14 +234,14 @@ pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn kernel_adjoint_row_avx512(partials: &[Vec<f32>], o: usize, cin: usize, dwo: &mut [f32]) {
+fn kernel_adjoint_row_avx512(partials: &[ScratchBuf], o: usize, cin: usize, dwo: &mut [f32]) {
     kernel_adjoint_row(partials, o, cin, dwo)
 }
 
 /// `dW[o][c] = Gᵀ dU[o][c] G` for one output channel, `dU` being the sum of the group partials
 /// (`[o][ξ][c]` each) in group order; 16 input channels at a time.
 #[inline(always)]
-fn kernel_adjoint_row(partials: &[Vec<f32>], o: usize, cin: usize, dwo: &mut [f32]) {
+fn kernel_adjoint_row(partials: &[ScratchBuf], o: usize, cin: usize, dwo: &mut [f32]) {
     // Gᵀ applied to a 4-vector per lane: (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
     fn gt(z: [[f32; LANES]; 4]) -> [[f32; LANES]; 3] {
         let mut r = [[0.0f32; LANES]; 3];
