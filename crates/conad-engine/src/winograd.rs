@@ -47,6 +47,9 @@ const XI: usize = 16;
 const LANES: usize = 16;
 /// Tiles per chunk the chunking aims for (the GEMMs' `n`).
 const TARGET_TILES: usize = 128;
+/// Values all weight-gradient partials may hold together (8 MiB) before layers get fewer groups
+/// (never fewer than two).
+const PARTIAL_VALUES: usize = 1 << 21;
 /// Fewest input and output channels for which [`applies`] picks Winograd.
 const MIN_CHANNELS: usize = 64;
 /// Transformed-tile index of the flipped kernel: `Q = [3, 1, 2, 0]` on rows and columns.
@@ -192,7 +195,7 @@ pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> 
 /// `dU_ξ (O × C) = Σ_t dM_ξ[·, t] V_ξ[·, t]ᵀ` with `dM = A dY Aᵀ` per 2×2 output tile (zero past
 /// the map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: 16 GEMMs that
 /// reduce over tiles instead of one over `9 ×` as many im2col rows. Chunks are grouped into at
-/// most [`MAX_GROUPS`] groups (shape-determined); each group accumulates its chunks in order and
+/// most [`MAX_GROUPS`] groups, fewer for wide layers ([`PARTIAL_VALUES`]; shape-determined); each group accumulates its chunks in order and
 /// the partials are summed in group order, so the result does not depend on the thread count.
 ///
 /// # Panics
@@ -202,7 +205,10 @@ pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
     let (cin, cout) = (g.in_channels, g.out_channels);
     let ipc = images_per_chunk(g);
     let chunks = g.batch.div_ceil(ipc);
-    let per_group = chunks.div_ceil(MAX_GROUPS);
+    // Fewer partials for wide layers: a 512-channel layer's dU is 16 MiB, and summing eight of
+    // them cost more than the parallelism beyond two groups gained.
+    let max_groups = (PARTIAL_VALUES / (XI * cout * cin)).clamp(2, MAX_GROUPS);
+    let per_group = chunks.div_ceil(max_groups);
     let groups = chunks.div_ceil(per_group);
     // One partial per group, lent by this thread's pool (each is overwritten by its group's
     // first chunk, so none is zeroed).
@@ -392,25 +398,74 @@ mod avx512 {
     }
 
     /// Copies channels `c0 .. c0 + cn` (at most 16) of one image (`channels × H × W`) into the
-    /// grid: `grid[(r + 1)·pw + s + 1][ci] = image[c0 + ci][r][s]`. Cells outside `H × W` and
-    /// lanes past `cn` must already be zero and stay so.
+    /// grid: `grid[(r + 1)·pw + s + 1][ci] = image[c0 + ci][r][s]`. Cells outside `H × W` must
+    /// already be zero and stay so; lanes past `cn` are written as zeros.
+    ///
+    /// The plane is walked in blocks of 16 pixels (across row ends): 16 channel vectors, a 16 × 16
+    /// in-register transpose, then one 16-channel cell store per pixel (the scalar copy was 4 % of
+    /// a width-1 step).
+    #[target_feature(enable = "avx512f")]
     fn pack_group(s: &ChunkShape, image: &[f32], c0: usize, cn: usize, grid: &mut [f32]) {
         let plane = s.h * s.w;
-        for r in 0..s.h {
-            for col in 0..s.w {
-                let cell = &mut grid[((r + 1) * s.pw + col + 1) * LANES..][..LANES];
-                for ci in 0..cn {
-                    cell[ci] = image[(c0 + ci) * plane + r * s.w + col];
-                }
+        assert!(image.len() >= (c0 + cn) * plane && cn <= LANES);
+        assert_eq!(grid.len(), s.grid_len());
+        for p0 in (0..plane).step_by(LANES) {
+            let lanes = (plane - p0).min(LANES);
+            let k = mask(lanes);
+            let mut rows = [_mm512_setzero_ps(); LANES];
+            for (ci, row) in rows.iter_mut().enumerate().take(cn) {
+                // SAFETY: `lanes` values from pixel p0 of channel c0 + ci lie in `image`.
+                *row =
+                    unsafe { _mm512_maskz_loadu_ps(k, image.as_ptr().add((c0 + ci) * plane + p0)) };
+            }
+            let cols = transpose16(rows);
+            for (i, col) in cols.iter().enumerate().take(lanes) {
+                let p = p0 + i;
+                let cell = ((p / s.w + 1) * s.pw + p % s.w + 1) * LANES;
+                // SAFETY: the cell of pixel (r, s) with r < H, s < W lies inside the grid
+                // (asserted size).
+                unsafe { _mm512_storeu_ps(grid.as_mut_ptr().add(cell), *col) };
             }
         }
     }
 
-    /// Zeroes lanes `cn..16` of every grid cell (after a full group left values there).
-    fn clear_lanes(grid: &mut [f32], cn: usize) {
-        for cell in grid.chunks_exact_mut(LANES) {
-            cell[cn..].fill(0.0);
+    /// The transpose of a 16 × 16 matrix held as 16 row vectors (four shuffle stages).
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
+        // Stage 1: interleave row pairs; stage 2: interleave pairs of pairs (as f64), so that
+        // u[4k + j] holds, in 128-bit lane L, rows 4k .. 4k + 3 of column 4L + j.
+        let mut t = [_mm512_setzero_ps(); LANES];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
         }
+        let mut u = [_mm512_setzero_ps(); LANES];
+        for k in 0..4 {
+            let (a, b, c, d) = (
+                _mm512_castps_pd(t[4 * k]),
+                _mm512_castps_pd(t[4 * k + 1]),
+                _mm512_castps_pd(t[4 * k + 2]),
+                _mm512_castps_pd(t[4 * k + 3]),
+            );
+            u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+            u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+            u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+            u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        }
+        // Stages 3 and 4: gather 128-bit lane L of u[j], u[4 + j], u[8 + j], u[12 + j] into
+        // column 4L + j.
+        let mut out = [_mm512_setzero_ps(); LANES];
+        for j in 0..4 {
+            let x0 = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+            let x1 = _mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]);
+            let y0 = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+            let y1 = _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]);
+            out[j] = _mm512_shuffle_f32x4::<0x88>(x0, y0);
+            out[8 + j] = _mm512_shuffle_f32x4::<0xdd>(x0, y0);
+            out[4 + j] = _mm512_shuffle_f32x4::<0x88>(x1, y1);
+            out[12 + j] = _mm512_shuffle_f32x4::<0xdd>(x1, y1);
+        }
+        out
     }
 
     /// Runs `tile` on every 16-channel group of every image in `images` (`n × channels × H × W`)
@@ -429,15 +484,11 @@ mod avx512 {
         // The border (and past H × W the right and bottom slack) stays zero: only the interior
         // is rewritten per image and channel group.
         grid.fill(0.0);
-        let mut dirty_lanes = 0;
         for (img, image) in images.chunks_exact(img_len).enumerate() {
             for c0 in (0..channels).step_by(LANES) {
                 let cn = (channels - c0).min(LANES);
-                if cn < dirty_lanes {
-                    clear_lanes(grid, cn);
-                }
-                dirty_lanes = cn;
-                pack_group(s, image, c0, cn, grid);
+                // SAFETY: only called from the AVX-512F transforms below.
+                unsafe { pack_group(s, image, c0, cn, grid) };
                 for ti in 0..s.th {
                     for j in 0..s.tw {
                         let t = (img * s.th + ti) * s.tw + j;
