@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::batch_norm_op::{
     BatchNormStats, channel_sums, forward_storages, inv_std, map_planes, nchw, plane_grad_sums,
-    upstream,
+    scaled_upstream_plane,
 };
 use crate::cpu_data::{cpu_tensor, with_tensor_slice};
 
@@ -95,9 +95,7 @@ impl CustomOp3 for BatchNormEvalOp {
                             .collect();
                         let dx = map_planes(xs.len(), pixels, channels, |plane, c, out| {
                             let p = plane * pixels..(plane + 1) * pixels;
-                            for ((o, &yv), &dv) in out.iter_mut().zip(&ys[p.clone()]).zip(&dys[p]) {
-                                *o = scale[c] * upstream(relu, yv, dv);
-                            }
+                            scaled_upstream_plane(out, &ys[p.clone()], &dys[p], scale[c], relu);
                         });
                         let dgamma: Vec<f32> =
                             (0..channels).map(|c| (sums[c].1 * r[c]) as f32).collect();

@@ -58,6 +58,7 @@ mod im2col;
 mod matmul;
 mod residual_block;
 mod scratch;
+mod simd;
 mod transpose;
 mod winograd;
 

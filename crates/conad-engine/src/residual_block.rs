@@ -22,6 +22,7 @@ use crate::conv2d::Conv2d;
 use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
+use crate::simd::avx512_fn;
 
 /// The layers of one BasicBlock, borrowed from the model.
 #[derive(Clone, Copy, Debug)]
@@ -114,11 +115,18 @@ fn add_masked(a: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
                 .zip(y.par_chunks(SPAN).zip(dy.par_chunks(SPAN))),
         )
         .for_each(|(o, (a, (y, d)))| {
-            for (((o, &u), &yv), &dv) in o.iter_mut().zip(a).zip(y).zip(d) {
-                *o = u + if yv > 0.0 { dv } else { 0.0 };
-            }
+            add_masked_span(o, a, y, d);
         });
     out
+}
+
+avx512_fn! {
+    /// `o = a + (y > 0 ? dy : 0)` over one span.
+    fn add_masked_span(o: &mut [f32], a: &[f32], y: &[f32], dy: &[f32]) {
+        for (((o, &u), &yv), &dv) in o.iter_mut().zip(a).zip(y).zip(dy) {
+            *o = u + if yv > 0.0 { dv } else { 0.0 };
+        }
+    }
 }
 
 impl CustomOp2 for BlockOp {
