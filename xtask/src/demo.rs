@@ -4,7 +4,7 @@
 //! (`conad train`, `conad eval`). Run directories and results go to `target/demo/`.
 //!
 //! The default normal class is 5 (Sandal). Measured on the 2-core machine (width 1/4, 30 epochs,
-//! under a minute of training): Sandal 0.841 vs raw 0.778; T-shirt/top (`--class 0`) 0.716 vs
+//! under a minute of training): Sandal 0.832 vs raw 0.778; T-shirt/top (`--class 0`) 0.663 vs
 //! raw 0.895 — plain SimCLR on 300 images of one class falls below the raw-pixel floor early in
 //! training on most Fashion-MNIST classes (the same recipe in PyTorch shows the same drop:
 //! class 0 0.84 at initialisation → 0.59 after 12 epochs), because instance discrimination with

@@ -29,6 +29,10 @@
 //! Layers dispatch on the tensor: CPU f32 tensors take the engine's kernels, anything else (CUDA
 //! with cuDNN, other dtypes) candle's own ops, so model code keeps ordinary layer types.
 //!
+//! Element-wise passes (batch-norm statistics, normalisation and gradients, the residual join's
+//! gradient) are compiled a second time with AVX-512F and picked at run time (`simd`), with the
+//! same operations in the same order — the baseline build widened f32 to f64 one value at a time.
+//!
 //! Memory: buffers come from a per-thread scratch pool and are zeroed by the rayon pool, and the
 //! first engine op raises glibc's mmap/trim thresholds ([`keep_activation_buffers`]) so a training
 //! step reuses its activation memory instead of page-faulting it in again every step.
