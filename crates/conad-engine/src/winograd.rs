@@ -26,7 +26,8 @@
 //! The input gradient of such a layer is the same convolution of the output gradient with the
 //! flipped, transposed kernel; flipping a 3×3 kernel swaps rows and columns 0 and 3 of its
 //! transform (`G J = Q G` with `J` the 3×3 and `Q` the 0↔3 reversal), so [`winograd_grad_input`]
-//! reads the forward's `U` through a transposed, index-permuted view instead of re-packing it.
+//! transforms the layer's own kernel (the forward's `U`) and reads it through a transposed,
+//! index-permuted view instead of flipping and re-packing the kernel first.
 //!
 //! Accuracy: the transforms only add, subtract and halve, so results equal direct convolution up
 //! to float rounding (tested against the im2col path and PyTorch).
@@ -40,6 +41,7 @@ use crate::cpu_data::par_zeros;
 use crate::geometry::{ConvGeometry, MAX_GROUPS};
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
+use crate::simd::avx512_fn;
 
 /// Positions in a transformed 4×4 tile: one GEMM each.
 const XI: usize = 16;
@@ -95,57 +97,44 @@ pub fn kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> S
     let mut u = ScratchBuf::take(out_channels * XI * in_channels);
     u.par_chunks_mut(XI * in_channels)
         .zip(w.par_chunks(in_channels * 9))
-        .for_each(|(uo, wo)| {
-            #[cfg(target_arch = "x86_64")]
-            if crate::direct_conv::avx512() {
-                // SAFETY: AVX-512F was detected at run time.
-                unsafe { kernel_row_avx512(wo, uo) };
-                return;
-            }
-            kernel_row(wo, uo);
-        });
+        .for_each(|(uo, wo)| kernel_row(wo, uo));
     u
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn kernel_row_avx512(wo: &[f32], uo: &mut [f32]) {
-    kernel_row(wo, uo)
-}
-
-/// One output channel's kernels `wo` (`C × 9`) → `uo` (`16 × C`), 16 input channels at a time.
-#[inline(always)]
-fn kernel_row(wo: &[f32], uo: &mut [f32]) {
-    let cin = wo.len() / 9;
-    for c0 in (0..cin).step_by(LANES) {
-        let cn = (cin - c0).min(LANES);
-        let mut g = [[0.0f32; LANES]; 9];
-        for ci in 0..cn {
-            for (tap, gt) in g.iter_mut().enumerate() {
-                gt[ci] = wo[(c0 + ci) * 9 + tap];
+avx512_fn! {
+    /// One output channel's kernels `wo` (`C × 9`) → `uo` (`16 × C`), 16 input channels at a time.
+    fn kernel_row(wo: &[f32], uo: &mut [f32]) {
+        let cin = wo.len() / 9;
+        for c0 in (0..cin).step_by(LANES) {
+            let cn = (cin - c0).min(LANES);
+            let mut g = [[0.0f32; LANES]; 9];
+            for ci in 0..cn {
+                for (tap, gt) in g.iter_mut().enumerate() {
+                    gt[ci] = wo[(c0 + ci) * 9 + tap];
+                }
             }
-        }
-        // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
-        let mut t = [[[0.0f32; LANES]; 3]; 4];
-        for col in 0..3 {
-            for l in 0..LANES {
-                let (a, b, d) = (g[col][l], g[3 + col][l], g[6 + col][l]);
-                t[0][col][l] = a;
-                t[1][col][l] = 0.5 * (a + b + d);
-                t[2][col][l] = 0.5 * (a - b + d);
-                t[3][col][l] = d;
+            // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
+            let mut t = [[[0.0f32; LANES]; 3]; 4];
+            for col in 0..3 {
+                for l in 0..LANES {
+                    let (a, b, d) = (g[col][l], g[3 + col][l], g[6 + col][l]);
+                    t[0][col][l] = a;
+                    t[1][col][l] = 0.5 * (a + b + d);
+                    t[2][col][l] = 0.5 * (a - b + d);
+                    t[3][col][l] = d;
+                }
             }
-        }
-        for (row, [a, b, d]) in t.iter().enumerate() {
-            let mut vals = [[0.0f32; LANES]; 4];
-            for l in 0..LANES {
-                vals[0][l] = a[l];
-                vals[1][l] = 0.5 * (a[l] + b[l] + d[l]);
-                vals[2][l] = 0.5 * (a[l] - b[l] + d[l]);
-                vals[3][l] = d[l];
-            }
-            for (s, v) in vals.iter().enumerate() {
-                uo[(row * 4 + s) * cin + c0..][..cn].copy_from_slice(&v[..cn]);
+            for (row, [a, b, d]) in t.iter().enumerate() {
+                let mut vals = [[0.0f32; LANES]; 4];
+                for l in 0..LANES {
+                    vals[0][l] = a[l];
+                    vals[1][l] = 0.5 * (a[l] + b[l] + d[l]);
+                    vals[2][l] = 0.5 * (a[l] - b[l] + d[l]);
+                    vals[3][l] = d[l];
+                }
+                for (s, v) in vals.iter().enumerate() {
+                    uo[(row * 4 + s) * cin + c0..][..cn].copy_from_slice(&v[..cn]);
+                }
             }
         }
     }
@@ -228,58 +217,50 @@ pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
         }
     });
     let mut dw = par_zeros(cout * cin * 9);
-    dw.par_chunks_mut(cin * 9).enumerate().for_each(|(o, dwo)| {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F was asserted above.
-        unsafe {
-            kernel_adjoint_row_avx512(&partials, o, cin, dwo)
-        };
-    });
+    dw.par_chunks_mut(cin * 9)
+        .enumerate()
+        .for_each(|(o, dwo)| kernel_adjoint_row(&partials, o, cin, dwo));
     dw
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn kernel_adjoint_row_avx512(partials: &[ScratchBuf], o: usize, cin: usize, dwo: &mut [f32]) {
-    kernel_adjoint_row(partials, o, cin, dwo)
-}
-
-/// `dW[o][c] = Gᵀ dU[o][c] G` for one output channel, `dU` being the sum of the group partials
-/// (`[o][ξ][c]` each) in group order; 16 input channels at a time.
-#[inline(always)]
-fn kernel_adjoint_row(partials: &[ScratchBuf], o: usize, cin: usize, dwo: &mut [f32]) {
-    // Gᵀ applied to a 4-vector per lane: (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
-    fn gt(z: [[f32; LANES]; 4]) -> [[f32; LANES]; 3] {
-        let mut r = [[0.0f32; LANES]; 3];
-        for l in 0..LANES {
-            let (sum, diff) = (0.5 * (z[1][l] + z[2][l]), 0.5 * (z[1][l] - z[2][l]));
-            r[0][l] = z[0][l] + sum;
-            r[1][l] = diff;
-            r[2][l] = sum + z[3][l];
+avx512_fn! {
+    /// `dW[o][c] = Gᵀ dU[o][c] G` for one output channel, `dU` being the sum of the group partials
+    /// (`[o][ξ][c]` each) in group order; 16 input channels at a time.
+    fn kernel_adjoint_row(partials: &[ScratchBuf], o: usize, cin: usize, dwo: &mut [f32]) {
+        // Gᵀ applied to a 4-vector per lane: (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
+        #[inline(always)]
+        fn gt(z: [[f32; LANES]; 4]) -> [[f32; LANES]; 3] {
+            let mut r = [[0.0f32; LANES]; 3];
+            for l in 0..LANES {
+                let (sum, diff) = (0.5 * (z[1][l] + z[2][l]), 0.5 * (z[1][l] - z[2][l]));
+                r[0][l] = z[0][l] + sum;
+                r[1][l] = diff;
+                r[2][l] = sum + z[3][l];
+            }
+            r
         }
-        r
-    }
-    for c0 in (0..cin).step_by(LANES) {
-        let cn = (cin - c0).min(LANES);
-        let mut z = [[0.0f32; LANES]; XI];
-        for p in partials {
-            for (xi, zx) in z.iter_mut().enumerate() {
-                let src = &p[(o * XI + xi) * cin + c0..][..cn];
-                for (a, b) in zx.iter_mut().zip(src) {
-                    *a += *b;
+        for c0 in (0..cin).step_by(LANES) {
+            let cn = (cin - c0).min(LANES);
+            let mut z = [[0.0f32; LANES]; XI];
+            for p in partials {
+                for (xi, zx) in z.iter_mut().enumerate() {
+                    let src = &p[(o * XI + xi) * cin + c0..][..cn];
+                    for (a, b) in zx.iter_mut().zip(src) {
+                        *a += *b;
+                    }
                 }
             }
-        }
-        // Rows: t[p][i] = (Gᵀ column-wise) …, then each row of the 3 × 4 result times G.
-        let mut cols = [[[0.0f32; LANES]; 3]; 4];
-        for (col, out) in cols.iter_mut().enumerate() {
-            *out = gt([z[col], z[4 + col], z[8 + col], z[12 + col]]);
-        }
-        for ky in 0..3 {
-            let row = gt([cols[0][ky], cols[1][ky], cols[2][ky], cols[3][ky]]);
-            for (kx, vals) in row.iter().enumerate() {
-                for ci in 0..cn {
-                    dwo[(c0 + ci) * 9 + ky * 3 + kx] = vals[ci];
+            // Gᵀ down each of the four columns, then Gᵀ along each of the three resulting rows.
+            let mut cols = [[[0.0f32; LANES]; 3]; 4];
+            for (col, out) in cols.iter_mut().enumerate() {
+                *out = gt([z[col], z[4 + col], z[8 + col], z[12 + col]]);
+            }
+            for ky in 0..3 {
+                let row = gt([cols[0][ky], cols[1][ky], cols[2][ky], cols[3][ky]]);
+                for (kx, vals) in row.iter().enumerate() {
+                    for ci in 0..cn {
+                        dwo[(c0 + ci) * 9 + ky * 3 + kx] = vals[ci];
+                    }
                 }
             }
         }
