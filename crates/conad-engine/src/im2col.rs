@@ -8,7 +8,6 @@
 
 use crate::geometry::ConvGeometry;
 use crate::scratch::ScratchBuf;
-use crate::simd::avx512_fn;
 
 /// The valid output range `lo..hi` along one axis for kernel offset `k_off`: the outputs whose
 /// input coordinate `o·s + k_off − p` lies in `0..len`.
@@ -95,7 +94,7 @@ impl PlaneShift {
 /// Same-size stride-1 layers copy each plane at a constant shift ([`PlaneShift`]); every other
 /// geometry (strided layers, 1×1 downsamples) first copies each plane into a zero-bordered
 /// buffer and then gathers every kernel offset's rows from it without bounds checks
-/// ([`gather_rows`]): the per-row edge handling (two tiny `memset` calls per output row) made
+/// ([`gather_rows`]; stride 2 by AVX-512 permutes): the per-row edge handling (two tiny `memset` calls per output row) made
 /// im2col 41 % of a width-1/4 stride-2 layer's time (`perf`, `bench_conv`).
 pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
@@ -149,33 +148,72 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
     }
 }
 
-avx512_fn! {
-    /// `dst[oy·wo + ox] = src[oy·s·pw + ox·s]` for every output row of `dst` (`ho × wo`): one
-    /// kernel offset's im2col rows read from a zero-bordered plane (row length `pw`), with the
-    /// stride a constant for the common strides 1 and 2.
-    fn gather_rows(src: &[f32], pw: usize, s: usize, wo: usize, dst: &mut [f32]) {
-        for (oy, d) in dst.chunks_exact_mut(wo).enumerate() {
-            let srow = &src[oy * s * pw..];
-            match s {
-                1 => d.copy_from_slice(&srow[..wo]),
-                2 => {
-                    let srow = &srow[..2 * wo - 1];
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        *v = srow[2 * ox];
-                    }
-                }
-                _ => {
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        *v = srow[ox * s];
-                    }
+/// `dst[oy·wo + ox] = src[oy·s·pw + ox·s]` for every output row of `dst` (`ho × wo`): one kernel
+/// offset's im2col rows read from a zero-bordered plane (row length `pw`).
+fn gather_rows(src: &[f32], pw: usize, s: usize, wo: usize, dst: &mut [f32]) {
+    for (oy, d) in dst.chunks_exact_mut(wo).enumerate() {
+        let srow = &src[oy * s * pw..];
+        match s {
+            1 => d.copy_from_slice(&srow[..wo]),
+            2 => even_elements(&srow[..2 * wo - 1], d),
+            _ => {
+                for (ox, v) in d.iter_mut().enumerate() {
+                    *v = srow[ox * s];
                 }
             }
         }
     }
 }
 
+/// `dst[i] = src[2i]` (`src` holds at least `2·dst.len() − 1` values): on AVX-512F, two loads
+/// and one two-source permute per 16 outputs.
+fn even_elements(src: &[f32], dst: &mut [f32]) {
+    assert!(dst.is_empty() || src.len() > 2 * (dst.len() - 1));
+    #[cfg(target_arch = "x86_64")]
+    if crate::direct_conv::avx512() {
+        // SAFETY: AVX-512F was detected at run time; the length was checked above.
+        unsafe { even_elements_avx512(src, dst) };
+        return;
+    }
+    for (i, v) in dst.iter_mut().enumerate() {
+        *v = src[2 * i];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn even_elements_avx512(src: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (block, out) in dst.chunks_mut(16).enumerate() {
+        let start = 32 * block;
+        // Source values this block may read: up to 32, fewer at the end of `src`.
+        let avail = (src.len() - start).min(32);
+        let (lo, hi) = (avail.min(16), avail.saturating_sub(16));
+        let mask = |n: usize| {
+            if n >= 16 {
+                0xffff
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
+        // SAFETY: the masked loads read `lo` and `hi` values from `start`, inside `src`; the
+        // masked store writes `out.len()` values of `dst`.
+        unsafe {
+            let a = _mm512_maskz_loadu_ps(mask(lo), src.as_ptr().add(start));
+            let b = _mm512_maskz_loadu_ps(mask(hi), src.as_ptr().add(start + 16));
+            let v = _mm512_permutex2var_ps(a, evens, b);
+            _mm512_mask_storeu_ps(out.as_mut_ptr(), mask(out.len()), v);
+        }
+    }
+}
+
 /// Folds `cols` (`C·k² × n·Ho·Wo`) back into `images` (`n × C × H × W`), *adding* every column
 /// entry to the input pixel it was copied from; pixels no window touches keep their value.
+///
+/// Each plane's contributions are summed in a zero-bordered buffer in kernel-offset order (rows
+/// added without bounds checks, stride 2 by AVX-512 permutes, [`scatter_add_rows`]) and the
+/// buffer's interior is then added to the image.
 pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
     let (ho, wo) = (g.out_height(), g.out_width());
@@ -183,35 +221,96 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
     let ncols = n * ho * wo;
     debug_assert_eq!(images.len(), n * g.in_channels * hw);
     debug_assert_eq!(cols.len(), g.patch_len() * ncols);
+    let (ph, pw) = (h + 2 * p, w + 2 * p);
+    let mut padded = ScratchBuf::take(ph * pw);
     for img in 0..n {
         for c in 0..g.in_channels {
-            let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
+            padded.fill(0.0);
             for ky in 0..k {
-                let (oy_lo, oy_hi) = valid_range(h, ho, ky, g);
                 for kx in 0..k {
-                    let (ox_lo, ox_hi) = valid_range(w, wo, kx, g);
-                    if ox_lo >= ox_hi {
-                        continue;
-                    }
                     let row = (c * k + ky) * k + kx;
                     let src = &cols[row * ncols + img * ho * wo..][..ho * wo];
-                    for oy in oy_lo..oy_hi {
-                        let iy = oy * s + ky - p;
-                        let drow = &mut dst[iy * w..(iy + 1) * w];
-                        let srow = &src[oy * wo + ox_lo..oy * wo + ox_hi];
-                        let ix0 = ox_lo * s + kx - p;
-                        if s == 1 {
-                            for (d, v) in drow[ix0..ix0 + srow.len()].iter_mut().zip(srow) {
-                                *d += *v;
-                            }
-                        } else {
-                            for (j, v) in srow.iter().enumerate() {
-                                drow[ix0 + j * s] += *v;
-                            }
-                        }
-                    }
+                    scatter_add_rows(&mut padded[ky * pw + kx..], pw, s, wo, src);
                 }
             }
+            let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
+            for (y, drow) in dst.chunks_exact_mut(w).enumerate() {
+                for (d, v) in drow.iter_mut().zip(&padded[(y + p) * pw + p..][..w]) {
+                    *d += *v;
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`gather_rows`]: `dst[oy·s·pw + ox·s] += src[oy·wo + ox]`.
+fn scatter_add_rows(dst: &mut [f32], pw: usize, s: usize, wo: usize, src: &[f32]) {
+    for (oy, srow) in src.chunks_exact(wo).enumerate() {
+        let drow = &mut dst[oy * s * pw..];
+        match s {
+            1 => {
+                for (d, v) in drow[..wo].iter_mut().zip(srow) {
+                    *d += *v;
+                }
+            }
+            2 => add_to_even_elements(&mut drow[..2 * wo - 1], srow),
+            _ => {
+                for (ox, v) in srow.iter().enumerate() {
+                    drow[ox * s] += *v;
+                }
+            }
+        }
+    }
+}
+
+/// `dst[2i] += src[i]` (`dst` holds at least `2·src.len() − 1` values; odd positions unchanged):
+/// on AVX-512F, one permute against zeros and two masked load-add-stores per 16 inputs.
+fn add_to_even_elements(dst: &mut [f32], src: &[f32]) {
+    assert!(src.is_empty() || dst.len() > 2 * (src.len() - 1));
+    #[cfg(target_arch = "x86_64")]
+    if crate::direct_conv::avx512() {
+        // SAFETY: AVX-512F was detected at run time; the length was checked above.
+        unsafe { add_to_even_elements_avx512(dst, src) };
+        return;
+    }
+    for (i, v) in src.iter().enumerate() {
+        dst[2 * i] += *v;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_to_even_elements_avx512(dst: &mut [f32], src: &[f32]) {
+    use std::arch::x86_64::*;
+    // Lane 2i of the 32-lane pair takes src[i], odd lanes take zero (index 16 of the second
+    // operand, a zero vector).
+    let lo_idx = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
+    let hi_idx = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
+    let zero = _mm512_setzero_ps();
+    let mask = |n: usize| {
+        if n >= 16 {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    };
+    for (block, chunk) in src.chunks(16).enumerate() {
+        let start = 32 * block;
+        // Destination values this block touches: up to 32 (the last one even), fewer at the end.
+        let span = (2 * chunk.len() - 1).min(dst.len() - start);
+        let (lo, hi) = (span.min(16), span.saturating_sub(16));
+        // SAFETY: the masked load reads `chunk.len()` values of `src`; the masked loads and
+        // stores touch `lo` and `hi` values of `dst` from `start`, inside `dst`.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(mask(chunk.len()), chunk.as_ptr());
+            let a = _mm512_permutex2var_ps(v, lo_idx, zero);
+            let b = _mm512_permutex2var_ps(v, hi_idx, zero);
+            let pa = dst.as_mut_ptr().add(start);
+            let pb = dst.as_mut_ptr().add(start + 16);
+            let da = _mm512_maskz_loadu_ps(mask(lo), pa);
+            _mm512_mask_storeu_ps(pa, mask(lo), _mm512_add_ps(da, a));
+            let db = _mm512_maskz_loadu_ps(mask(hi), pb);
+            _mm512_mask_storeu_ps(pb, mask(hi), _mm512_add_ps(db, b));
         }
     }
 }
@@ -219,6 +318,42 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `add_to_even_elements` adds to every second value and leaves the odd ones, for lengths
+    /// around the 16-lane blocks, with the destination ending right after the last value
+    /// written.
+    #[test]
+    fn add_to_even_elements_touches_only_even_positions() {
+        for n in [0usize, 1, 7, 15, 16, 17, 31, 32, 33, 50] {
+            let len = (2 * n).saturating_sub(1);
+            let mut dst: Vec<f32> = (0..len).map(|i| 100.0 + i as f32).collect();
+            let src: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+            add_to_even_elements(&mut dst, &src);
+            for (i, d) in dst.iter().enumerate() {
+                let want = 100.0
+                    + i as f32
+                    + if i % 2 == 0 {
+                        (i / 2) as f32 * 0.5
+                    } else {
+                        0.0
+                    };
+                assert_eq!(*d, want, "n = {n}, position {i}");
+            }
+        }
+    }
+
+    /// `even_elements` picks every second value for lengths around the 16-lane blocks, with the
+    /// source ending right after the last value read.
+    #[test]
+    fn even_elements_picks_every_second_value() {
+        for n in [0usize, 1, 7, 15, 16, 17, 31, 32, 33, 50] {
+            let src: Vec<f32> = (0..(2 * n).saturating_sub(1)).map(|i| i as f32).collect();
+            let mut dst = vec![-1.0f32; n];
+            even_elements(&src, &mut dst);
+            let want: Vec<f32> = (0..n).map(|i| (2 * i) as f32).collect();
+            assert_eq!(dst, want, "n = {n}");
+        }
+    }
 
     fn geom(c: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> ConvGeometry {
         ConvGeometry::new(&[2, c, h, w], &[1, c, k, k], s, p).unwrap()
