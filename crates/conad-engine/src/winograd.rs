@@ -19,7 +19,8 @@
 //! maps) lost most against oneDNN (`cargo xtask bench conv`: 0.78–0.80×).
 //!
 //! Layouts: `U` is `[o][ξ][c]`; the input transform runs on 16 channels at a time (one AVX-512
-//! vector) from a zero-bordered, channel-minor copy of the image, and writes `V_ξ` tile-major
+//! vector) from a zero-bordered, channel-minor copy of the image (all channels of a pixel
+//! contiguous, so each tile's 16 stores per `ξ` fill whole cache lines), and writes `V_ξ` tile-major
 //! (`[ξ][t][c]`, read by the GEMM as a column-major `C × T` matrix); the output transform runs on
 //! 16 tiles at a time from `M` (`[ξ][o][t]`) and scatters the 2×2 results into NCHW.
 //!
@@ -275,7 +276,7 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
     let in_img = cin * g.in_pixels();
     let out_img = cout * g.out_pixels();
     let c16 = cin.next_multiple_of(LANES);
-    let grid_len = (2 * th + 2) * (2 * tw + 2) * LANES;
+    let grid_len = (2 * th + 2) * (2 * tw + 2) * c16;
     let mut y = par_zeros(g.batch * out_img);
     y.par_chunks_mut(ipc * out_img)
         .zip(x.par_chunks(ipc * in_img))
@@ -372,9 +373,9 @@ mod avx512 {
             }
         }
 
-        /// Values in the grid: `(2·th + 2)·(2·tw + 2)` cells of 16 lanes.
-        pub(super) fn grid_len(&self) -> usize {
-            (2 * self.th + 2) * self.pw * LANES
+        /// Values in the grid: `(2·th + 2)·(2·tw + 2)` cells of `c16` channels.
+        pub(super) fn grid_len(&self, c16: usize) -> usize {
+            (2 * self.th + 2) * self.pw * c16
         }
     }
 
@@ -386,10 +387,15 @@ mod avx512 {
     /// in-register transpose, then one 16-channel cell store per pixel (the scalar copy was 4 % of
     /// a width-1 step).
     #[target_feature(enable = "avx512f")]
-    fn pack_group(s: &ChunkShape, image: &[f32], c0: usize, cn: usize, grid: &mut [f32]) {
+    fn pack_group(
+        s: &ChunkShape,
+        image: &[f32],
+        (c0, cn, c16): (usize, usize, usize),
+        grid: &mut [f32],
+    ) {
         let plane = s.h * s.w;
-        assert!(image.len() >= (c0 + cn) * plane && cn <= LANES);
-        assert_eq!(grid.len(), s.grid_len());
+        assert!(image.len() >= (c0 + cn) * plane && cn <= LANES && c0 + LANES <= c16);
+        assert_eq!(grid.len(), s.grid_len(c16));
         for p0 in (0..plane).step_by(LANES) {
             let lanes = (plane - p0).min(LANES);
             let k = mask(lanes);
@@ -402,7 +408,7 @@ mod avx512 {
             let cols = transpose16(rows);
             for (i, col) in cols.iter().enumerate().take(lanes) {
                 let p = p0 + i;
-                let cell = ((p / s.w + 1) * s.pw + p % s.w + 1) * LANES;
+                let cell = ((p / s.w + 1) * s.pw + p % s.w + 1) * c16 + c0;
                 // SAFETY: the cell of pixel (r, s) with r < H, s < W lies inside the grid
                 // (asserted size).
                 unsafe { _mm512_storeu_ps(grid.as_mut_ptr().add(cell), *col) };
@@ -449,31 +455,41 @@ mod avx512 {
         out
     }
 
-    /// Runs `tile` on every 16-channel group of every image in `images` (`n × channels × H × W`)
-    /// after packing the group into `grid`; `tile(grid, t, c0)` handles chunk tile `t` of the
-    /// current image for channels `c0 ..`.
+    /// Runs `tile` on every tile and 16-channel group of every image in `images`
+    /// (`n × channels × H × W`) after packing the image into the first
+    /// [`ChunkShape::grid_len`]`(c16)` values of `grid` (cells of `c16` channels, so a tile's
+    /// stores cover whole cache lines); `tile(grid, base, t, c0)` handles chunk tile `t` for
+    /// channels `c0 ..`, `base` being the grid offset of its 4×4 patch's corner.
     #[inline(always)]
     fn for_each_group_tile(
         s: &ChunkShape,
         images: &[f32],
-        channels: usize,
+        (channels, c16): (usize, usize),
         grid: &mut [f32],
         mut tile: impl FnMut(&[f32], usize, usize, usize),
     ) {
-        assert_eq!(grid.len(), s.grid_len());
+        let grid = &mut grid[..s.grid_len(c16)];
         let img_len = channels * s.h * s.w;
-        // The border (and past H × W the right and bottom slack) stays zero: only the interior
-        // is rewritten per image and channel group.
-        grid.fill(0.0);
+        // The border (row and column 0, and past H × W the right and bottom slack) stays zero:
+        // the interior is rewritten per image, every lane included.
+        let row = s.pw * c16;
+        grid[..row].fill(0.0);
+        grid[(s.h + 1) * row..].fill(0.0);
+        for r in 1..=s.h {
+            grid[r * row..][..c16].fill(0.0);
+            grid[r * row + (s.w + 1) * c16..][..row - (s.w + 1) * c16].fill(0.0);
+        }
         for (img, image) in images.chunks_exact(img_len).enumerate() {
             for c0 in (0..channels).step_by(LANES) {
                 let cn = (channels - c0).min(LANES);
                 // SAFETY: only called from the AVX-512F transforms below.
-                unsafe { pack_group(s, image, c0, cn, grid) };
-                for ti in 0..s.th {
-                    for j in 0..s.tw {
-                        let t = (img * s.th + ti) * s.tw + j;
-                        tile(grid, (2 * ti * s.pw + 2 * j) * LANES, t, c0);
+                unsafe { pack_group(s, image, (c0, cn, c16), grid) };
+            }
+            for ti in 0..s.th {
+                for j in 0..s.tw {
+                    let t = (img * s.th + ti) * s.tw + j;
+                    for c0 in (0..channels).step_by(LANES) {
+                        tile(grid, (2 * ti * s.pw + 2 * j) * c16 + c0, t, c0);
                     }
                 }
             }
@@ -497,12 +513,12 @@ mod avx512 {
         assert_eq!(v.len(), XI * s.tiles * c16);
         let (pw, tiles) = (s.pw, s.tiles);
         let vp = v.as_mut_ptr();
-        for_each_group_tile(s, images, channels, grid, |grid, base, t, c0| {
+        for_each_group_tile(s, images, (channels, c16), grid, |grid, base, t, c0| {
             let gp = grid.as_ptr();
             let mut e = [[_mm512_setzero_ps(); 4]; 4];
             for (a, ea) in e.iter_mut().enumerate() {
                 // SAFETY: rows 2ti + a ≤ 2th + 1 and columns 2j + b ≤ 2tw + 1 lie in the grid.
-                let d = |b: usize| unsafe { _mm512_loadu_ps(gp.add(base + (a * pw + b) * LANES)) };
+                let d = |b: usize| unsafe { _mm512_loadu_ps(gp.add(base + (a * pw + b) * c16)) };
                 let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
                 ea[0] = _mm512_sub_ps(d0, d2);
                 ea[1] = _mm512_add_ps(d1, d2);
@@ -542,12 +558,12 @@ mod avx512 {
         assert_eq!(dm.len(), XI * s.tiles * o16);
         let (pw, tiles) = (s.pw, s.tiles);
         let dp = dm.as_mut_ptr();
-        for_each_group_tile(s, dy, channels, grid, |grid, base, t, c0| {
+        for_each_group_tile(s, dy, (channels, o16), grid, |grid, base, t, c0| {
             let gp = grid.as_ptr();
             // The tile's outputs sit one cell right and below its input patch's corner.
             // SAFETY: rows 2ti + 1 + a and columns 2j + 1 + b (a, b ≤ 1) lie in the grid.
             let d = |a: usize, b: usize| unsafe {
-                _mm512_loadu_ps(gp.add(base + ((a + 1) * pw + b + 1) * LANES))
+                _mm512_loadu_ps(gp.add(base + ((a + 1) * pw + b + 1) * o16))
             };
             let (d00, d01, d10, d11) = (d(0, 0), d(0, 1), d(1, 0), d(1, 1));
             // A = [[1, 0], [1, 1], [1, −1], [0, −1]]: rows of A·dY, then (A·dY)·Aᵀ.
@@ -664,7 +680,7 @@ mod avx512 {
         let tiles = s.tiles;
         let mut v = ScratchBuf::take(XI * tiles * c16);
         let mut dm = ScratchBuf::take(XI * tiles * o16);
-        let mut grid = ScratchBuf::take(s.grid_len());
+        let mut grid = ScratchBuf::take(s.grid_len(c16.max(o16)));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
             input_transform(
@@ -714,7 +730,7 @@ mod avx512 {
     /// # Safety
     /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
     /// whole output images of `g`; `v` has `16·T·c16` values, `m` `16·O·T` and `grid`
-    /// `(2·th + 2)·(2·tw + 2)·16`, with `T = n·th·tw` and `c16` = C rounded up to 16.
+    /// `(2·th + 2)·(2·tw + 2)·c16`, with `T = n·th·tw` and `c16` = C rounded up to 16.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn chunk(
