@@ -127,21 +127,26 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
         }
         return;
     }
+    // Channel by channel: the zero-bordered planes of all `n` images, then each kernel offset's
+    // cols row written front to back (image after image).
     let (ph, pw) = (h + 2 * p, w + 2 * p);
-    let mut padded = ScratchBuf::take(ph * pw);
-    // The border stays zero: only the interior is rewritten per plane.
+    let mut padded = ScratchBuf::take(n * ph * pw);
+    // The borders stay zero: only the interiors are rewritten per channel.
     padded.fill(0.0);
-    for img in 0..n {
-        for c in 0..g.in_channels {
+    for c in 0..g.in_channels {
+        for img in 0..n {
             let src = &images[(img * g.in_channels + c) * hw..][..hw];
+            let plane = &mut padded[img * ph * pw..][..ph * pw];
             for (y, srow) in src.chunks_exact(w).enumerate() {
-                padded[(y + p) * pw + p..][..w].copy_from_slice(srow);
+                plane[(y + p) * pw + p..][..w].copy_from_slice(srow);
             }
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = (c * k + ky) * k + kx;
-                    let dst = &mut cols[row * ncols + img * ho * wo..][..ho * wo];
-                    gather_rows(&padded[ky * pw + kx..], pw, s, wo, dst);
+        }
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = (c * k + ky) * k + kx;
+                let dst_row = &mut cols[row * ncols..(row + 1) * ncols];
+                for (img, dst) in dst_row.chunks_exact_mut(ho * wo).enumerate() {
+                    gather_rows(&padded[img * ph * pw + ky * pw + kx..], pw, s, wo, dst);
                 }
             }
         }
