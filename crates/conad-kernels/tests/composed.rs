@@ -48,21 +48,6 @@ fn max_rel(got: &[f64], want: &[f64]) -> f64 {
         / scale
 }
 
-fn composed_reduction(r: PositiveReduction) -> conad_losses::PositiveReduction {
-    match r {
-        PositiveReduction::MeanLogProb => conad_losses::PositiveReduction::MeanLogProb,
-        PositiveReduction::LogSumProb => conad_losses::PositiveReduction::LogSumProb,
-        PositiveReduction::LogMeanProb => conad_losses::PositiveReduction::LogMeanProb,
-    }
-}
-
-fn composed_empty(e: EmptyAnchors) -> conad_losses::EmptyAnchors {
-    match e {
-        EmptyAnchors::CountAsZero => conad_losses::EmptyAnchors::CountAsZero,
-        EmptyAnchors::Drop => conad_losses::EmptyAnchors::Drop,
-    }
-}
-
 /// Fused vs composed on one shared `z`: loss and `dz` in f64 and f32.
 fn compare_shared(
     z: &[f64],
@@ -75,8 +60,8 @@ fn compare_shared(
     let m = masks.rows();
     let composed_cfg = InfoNceConfig {
         temperature: config.temperature,
-        reduction: composed_reduction(config.reduction),
-        empty_anchors: composed_empty(config.empty_anchors),
+        reduction: config.reduction,
+        empty_anchors: config.empty_anchors,
     };
     for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-5)] {
         let zf = var(z, n, d, dtype);
@@ -298,7 +283,7 @@ fn qk_anchors_without_matching_keys_count_as_zero() {
         let (q2, k2) = (var(&qv, m, d, DType::F64), var(&kv, n, d, DType::F64));
         let composed_cfg = InfoNceConfig {
             temperature: 0.3,
-            empty_anchors: composed_empty(empty_anchors),
+            empty_anchors,
             ..Default::default()
         };
         let composed = info_nce(q2.as_tensor(), k2.as_tensor(), &masks, &composed_cfg).unwrap();
