@@ -230,6 +230,11 @@ fn even_elements(src: &[f32], dst: &mut [f32]) {
         unsafe { even_elements_avx512(src, dst) };
         return;
     }
+    even_elements_scalar(src, dst);
+}
+
+/// The portable [`even_elements`].
+fn even_elements_scalar(src: &[f32], dst: &mut [f32]) {
     for (i, v) in dst.iter_mut().enumerate() {
         *v = src[2 * i];
     }
@@ -367,6 +372,11 @@ fn add_to_even_elements(dst: &mut [f32], src: &[f32]) {
         unsafe { add_to_even_elements_avx512(dst, src) };
         return;
     }
+    add_to_even_elements_scalar(dst, src);
+}
+
+/// The portable [`add_to_even_elements`].
+fn add_to_even_elements_scalar(dst: &mut [f32], src: &[f32]) {
     for (i, v) in src.iter().enumerate() {
         dst[2 * i] += *v;
     }
@@ -413,9 +423,9 @@ fn add_to_even_elements_avx512(dst: &mut [f32], src: &[f32]) {
 mod tests {
     use super::*;
 
-    /// `add_to_even_elements` adds to every second value and leaves the odd ones, for lengths
-    /// around the 16-lane blocks, with the destination ending right after the last value
-    /// written.
+    /// `add_to_even_elements` (dispatched and portable) adds to every second value and leaves the
+    /// odd ones, for lengths around the 16-lane blocks, with the destination ending right after
+    /// the last value written.
     #[test]
     fn add_to_even_elements_touches_only_even_positions() {
         for n in [0usize, 1, 7, 15, 16, 17, 31, 32, 33, 50] {
@@ -436,16 +446,20 @@ mod tests {
         }
     }
 
-    /// `even_elements` picks every second value for lengths around the 16-lane blocks, with the
-    /// source ending right after the last value read.
+    /// `even_elements` (dispatched and portable) picks every second value for lengths around the
+    /// 16-lane blocks, with the source ending right after the last value read.
     #[test]
     fn even_elements_picks_every_second_value() {
         for n in [0usize, 1, 7, 15, 16, 17, 31, 32, 33, 50] {
             let src: Vec<f32> = (0..(2 * n).saturating_sub(1)).map(|i| i as f32).collect();
-            let mut dst = vec![-1.0f32; n];
-            even_elements(&src, &mut dst);
             let want: Vec<f32> = (0..n).map(|i| (2 * i) as f32).collect();
-            assert_eq!(dst, want, "n = {n}");
+            type Pick = fn(&[f32], &mut [f32]);
+            let helpers: [Pick; 2] = [even_elements, even_elements_scalar];
+            for pick in helpers {
+                let mut dst = vec![-1.0f32; n];
+                pick(&src, &mut dst);
+                assert_eq!(dst, want, "n = {n}");
+            }
         }
     }
 
