@@ -45,18 +45,7 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && 2 * g.padding + 1 == k
         && (14..=32).contains(&w)
         && (w > LANES || h.is_multiple_of(2))
-        && avx512()
-}
-
-pub(crate) fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+        && crate::simd::avx512()
 }
 
 /// `W'[c][o][ky][kx] = W[o][c][k−1−ky][k−1−kx]`: the kernel whose "same" convolution with the
@@ -170,6 +159,7 @@ pub(crate) mod avx512 {
 
     use super::{LANES, Tiling};
     use crate::geometry::ConvGeometry;
+    use crate::simd::mask;
 
     /// All output tiles of one image, `MR` output channels per tile.
     ///
@@ -250,15 +240,6 @@ pub(crate) mod avx512 {
                     }
                 }
             }
-        }
-    }
-
-    /// The mask of the first `lanes` of 16 lanes (all of them for `lanes ≥ 16`).
-    pub(crate) fn mask(lanes: usize) -> __mmask16 {
-        if lanes >= 16 {
-            0xffff
-        } else {
-            ((1u32 << lanes) - 1) as __mmask16
         }
     }
 }

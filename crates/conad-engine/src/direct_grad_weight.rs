@@ -88,8 +88,8 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{LANES, MO, TAPS, Tiling};
-    use crate::direct_conv::avx512::mask;
     use crate::geometry::ConvGeometry;
+    use crate::simd::mask;
 
     /// Accumulates the partials of output-channel blocks `first_block..` (as many as `part`
     /// holds) over every image and input channel.

@@ -225,7 +225,7 @@ fn gather_rows(src: &[f32], pw: usize, s: usize, wo: usize, dst: &mut [f32]) {
 fn even_elements(src: &[f32], dst: &mut [f32]) {
     assert!(dst.is_empty() || src.len() > 2 * (dst.len() - 1));
     #[cfg(target_arch = "x86_64")]
-    if crate::direct_conv::avx512() {
+    if crate::simd::avx512() {
         // SAFETY: AVX-512F was detected at run time; the length was checked above.
         unsafe { even_elements_avx512(src, dst) };
         return;
@@ -243,6 +243,7 @@ fn even_elements_scalar(src: &[f32], dst: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn even_elements_avx512(src: &[f32], dst: &mut [f32]) {
+    use crate::simd::mask;
     use std::arch::x86_64::*;
     let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (block, out) in dst.chunks_mut(16).enumerate() {
@@ -250,13 +251,6 @@ fn even_elements_avx512(src: &[f32], dst: &mut [f32]) {
         // Source values this block may read: up to 32, fewer at the end of `src`.
         let avail = (src.len() - start).min(32);
         let (lo, hi) = (avail.min(16), avail.saturating_sub(16));
-        let mask = |n: usize| {
-            if n >= 16 {
-                0xffff
-            } else {
-                ((1u32 << n) - 1) as __mmask16
-            }
-        };
         // SAFETY: the masked loads read `lo` and `hi` values from `start`, inside `src`; the
         // masked store writes `out.len()` values of `dst`.
         unsafe {
@@ -367,7 +361,7 @@ fn scatter_add_rows(dst: &mut [f32], pw: usize, s: usize, wo: usize, src: &[f32]
 fn add_to_even_elements(dst: &mut [f32], src: &[f32]) {
     assert!(src.is_empty() || dst.len() > 2 * (src.len() - 1));
     #[cfg(target_arch = "x86_64")]
-    if crate::direct_conv::avx512() {
+    if crate::simd::avx512() {
         // SAFETY: AVX-512F was detected at run time; the length was checked above.
         unsafe { add_to_even_elements_avx512(dst, src) };
         return;
@@ -385,19 +379,13 @@ fn add_to_even_elements_scalar(dst: &mut [f32], src: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn add_to_even_elements_avx512(dst: &mut [f32], src: &[f32]) {
+    use crate::simd::mask;
     use std::arch::x86_64::*;
     // Lane 2i of the 32-lane pair takes src[i], odd lanes take zero (index 16 of the second
     // operand, a zero vector).
     let lo_idx = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
     let hi_idx = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
     let zero = _mm512_setzero_ps();
-    let mask = |n: usize| {
-        if n >= 16 {
-            0xffff
-        } else {
-            ((1u32 << n) - 1) as __mmask16
-        }
-    };
     for (block, chunk) in src.chunks(16).enumerate() {
         let start = 32 * block;
         // Destination values this block touches: up to 32 (the last one even), fewer at the end.

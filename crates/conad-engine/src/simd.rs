@@ -10,6 +10,29 @@
 //! engine's bit-identity tests). Bodies must not call closures: a closure is compiled outside the
 //! AVX-512 copy and would stay scalar.
 
+/// Whether this CPU has AVX-512F (the run-time check behind every AVX-512 path of the engine:
+/// the direct and Winograd kernels, the permute helpers and [`avx512_fn!`]).
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The mask of the first `lanes` of 16 lanes (all of them for `lanes ≥ 16`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn mask(lanes: usize) -> std::arch::x86_64::__mmask16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        ((1u32 << lanes) - 1) as std::arch::x86_64::__mmask16
+    }
+}
+
 /// `avx512_fn! { fn name(args) -> R { body } }`: see the module docs.
 macro_rules! avx512_fn {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
@@ -26,7 +49,7 @@ macro_rules! avx512_fn {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            if $crate::direct_conv::avx512() {
+            if $crate::simd::avx512() {
                 // SAFETY: AVX-512F was detected at run time.
                 return unsafe { avx512($($arg),*) };
             }

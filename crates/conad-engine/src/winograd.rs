@@ -71,7 +71,7 @@ pub fn applies(g: &ConvGeometry) -> bool {
     static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     is_3x3_same(g)
         && g.in_channels.min(g.out_channels) >= MIN_CHANNELS
-        && crate::direct_conv::avx512()
+        && crate::simd::avx512()
         && !*DISABLED.get_or_init(|| std::env::var_os("CONAD_NO_WINOGRAD").is_some())
 }
 
@@ -156,7 +156,7 @@ enum Kernel {
 /// # Panics
 /// If `g` is not a 3×3 "same" stride-1 layer or the CPU lacks AVX-512F (see [`applies`]).
 pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
-    assert!(is_3x3_same(g) && crate::direct_conv::avx512());
+    assert!(is_3x3_same(g) && crate::simd::avx512());
     let u = kernel_transform(w, g.out_channels, g.in_channels);
     run(g, x, &u, Kernel::Forward)
 }
@@ -168,7 +168,7 @@ pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// # Panics
 /// As [`winograd_conv`].
 pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    assert!(is_3x3_same(g) && crate::direct_conv::avx512());
+    assert!(is_3x3_same(g) && crate::simd::avx512());
     let u = kernel_transform(w, g.out_channels, g.in_channels);
     let gt = ConvGeometry {
         in_channels: g.out_channels,
@@ -191,7 +191,7 @@ pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> 
 /// # Panics
 /// As [`winograd_conv`].
 pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    assert!(is_3x3_same(g) && crate::direct_conv::avx512());
+    assert!(is_3x3_same(g) && crate::simd::avx512());
     let (cin, cout) = (g.in_channels, g.out_channels);
     let ipc = images_per_chunk(g);
     let chunks = g.batch.div_ceil(ipc);
@@ -270,26 +270,17 @@ avx512_fn! {
 
 /// The convolution of `x` under geometry `g` with the kernel whose transform `u` describes.
 fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
-    let (cin, cout) = (g.in_channels, g.out_channels);
-    let (th, tw) = tile_grid(g);
     let ipc = images_per_chunk(g);
-    let in_img = cin * g.in_pixels();
-    let out_img = cout * g.out_pixels();
-    let c16 = cin.next_multiple_of(LANES);
-    let grid_len = (2 * th + 2) * (2 * tw + 2) * c16;
+    let in_img = g.in_channels * g.in_pixels();
+    let out_img = g.out_channels * g.out_pixels();
     let mut y = par_zeros(g.batch * out_img);
     y.par_chunks_mut(ipc * out_img)
         .zip(x.par_chunks(ipc * in_img))
         .for_each(|(y_chunk, x_chunk)| {
-            let tiles = (x_chunk.len() / in_img) * th * tw;
-            let mut v = ScratchBuf::take(XI * tiles * c16);
-            let mut m = ScratchBuf::take(XI * cout * tiles);
-            let mut grid = ScratchBuf::take(grid_len);
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `applies` checked AVX-512F at run time; the buffers have the sizes
-            // `avx512::chunk` documents.
+            // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
             unsafe {
-                avx512::chunk(g, u, kernel, x_chunk, y_chunk, &mut v, &mut m, &mut grid)
+                avx512::chunk(g, u, kernel, x_chunk, y_chunk)
             };
         });
     y
@@ -342,10 +333,10 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{Kernel, LANES, XI, chunk_gemms, tile_grid};
-    use crate::direct_conv::avx512::mask;
     use crate::geometry::ConvGeometry;
     use crate::matmul::{MatRef, gemm_into};
     use crate::scratch::ScratchBuf;
+    use crate::simd::mask;
 
     /// Sizes of one chunk's tiles and its zero-bordered, channel-minor image grid.
     #[derive(Clone, Copy, Debug)]
@@ -725,13 +716,12 @@ mod avx512 {
         }
     }
 
-    /// One forward (or input-gradient) chunk: input transform, GEMMs, output transform.
+    /// One forward (or input-gradient) chunk: input transform, GEMMs, output transform, with
+    /// `V`, `M` and the grid lent by this thread's scratch pool.
     ///
     /// # Safety
     /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
-    /// whole output images of `g`; `v` has `16·T·c16` values, `m` `16·O·T` and `grid`
-    /// `(2·th + 2)·(2·tw + 2)·c16`, with `T = n·th·tw` and `c16` = C rounded up to 16.
-    #[allow(clippy::too_many_arguments)]
+    /// whole output images of `g`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn chunk(
         g: &ConvGeometry,
@@ -739,18 +729,18 @@ mod avx512 {
         kernel: Kernel,
         x_chunk: &[f32],
         y_chunk: &mut [f32],
-        v: &mut [f32],
-        m: &mut [f32],
-        grid: &mut [f32],
     ) {
-        let cin = g.in_channels;
+        let (cin, cout) = (g.in_channels, g.out_channels);
         let s = ChunkShape::new(g, x_chunk.len() / (cin * g.in_pixels()));
         let c16 = cin.next_multiple_of(LANES);
+        let mut v = ScratchBuf::take(XI * s.tiles * c16);
+        let mut m = ScratchBuf::take(XI * cout * s.tiles);
+        let mut grid = ScratchBuf::take(s.grid_len(c16));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
-            input_transform(&s, x_chunk, cin, c16, grid, v);
-            chunk_gemms(g, u, kernel, s.tiles, c16, v, m);
-            output_transform(&s, m, g.out_channels, y_chunk);
+            input_transform(&s, x_chunk, cin, c16, &mut grid, &mut v);
+            chunk_gemms(g, u, kernel, s.tiles, c16, &v, &mut m);
+            output_transform(&s, &m, cout, y_chunk);
         }
     }
 }
@@ -794,7 +784,7 @@ mod tests {
             (3, 64, 72, 7, 6),
         ] {
             let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
-            if !crate::direct_conv::avx512() {
+            if !crate::simd::avx512() {
                 eprintln!("no AVX-512F: Winograd convolution not tested");
                 return;
             }
