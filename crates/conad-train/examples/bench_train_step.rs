@@ -19,7 +19,7 @@ use conad_models::{ResNet, ResNetConfig, seeded_var_builder};
 use conad_rng::SeedTree;
 use conad_train::{
     AdamConfig, BatchContext, Method, Optimizer, OptimizerConfig, SimClrConfig, SimClrMethod,
-    StepHyper,
+    StepContext, StepHyper,
 };
 use rand::Rng;
 
@@ -114,6 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|_| rng.random())
         .collect();
     let images = ImageBatchU8::new(&pixels, n_images, args.side, args.side, args.channels)?;
+    let labels = vec![0u32; n_images];
     let augmenter = Augmenter::new(&presets::simclr_cifar(args.side), SeedTree::new(0))?;
 
     let resnet = ResNetConfig {
@@ -148,15 +149,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lo = (step * args.batch) % (n_images - args.batch + 1);
         let indices: Vec<usize> = (lo..lo + args.batch).collect();
         let t0 = Instant::now();
+        // One "epoch" per step: every step draws fresh augmentations.
+        let ctx = StepContext::new(&SeedTree::new(0), step as u64, 0, 1, args.steps as u64 + 1);
         let batch = method.batch(&BatchContext {
             images: &images,
+            labels: &labels,
             indices: &indices,
-            epoch: step as u64,
+            step: &ctx,
             augmenter: &augmenter,
             device: &dev,
         })?;
         let t1 = Instant::now();
-        let out = method.forward_loss(&encoder, &batch)?;
+        let out = method.forward_loss(&encoder, &batch, &ctx)?;
         let loss = out.loss.to_scalar::<f32>()?;
         let t2 = Instant::now();
         let grads = out.loss.backward()?;

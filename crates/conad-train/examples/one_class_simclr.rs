@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let raw = TrainConfig {
-        method: MethodConfig::RawPixels(RawPixelsConfig::default()),
+        method: MethodConfig::new(RawPixelsConfig::default()),
         ..config.clone()
     };
     let floor = train_with_options(&raw, &task, run_dir.join("raw_pixels"), &options)?;

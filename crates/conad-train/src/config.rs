@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment_spec::AugmentSettings;
 use crate::error::{Error, Result};
-use crate::method::{MethodConfig, method_names};
+use crate::method::MethodConfig;
 use crate::optim::OptimizerConfig;
 use crate::schedule::LrSchedule;
 
@@ -98,7 +98,10 @@ impl ModelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
-    /// Neighbours of the kNN cosine score (1 = max cosine, METHODS §2.2, §6.22).
+    /// The method's score used for the online evaluation (`conad methods --scores`); `None` =
+    /// kNN cosine with `k` neighbours (cheap enough to run every `eval_every` epochs).
+    pub score: Option<String>,
+    /// Neighbours of the default kNN cosine score (1 = max cosine, METHODS §2.2, §6.22).
     pub k: usize,
     /// Images per forward pass when embedding.
     pub batch_size: usize,
@@ -107,6 +110,7 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
+            score: None,
             k: 1,
             batch_size: 256,
         }
@@ -196,6 +200,9 @@ impl TrainConfig {
         if self.eval.k == 0 {
             return Err(Error::invalid("eval.k", 0, "must be ≥ 1 (1 = max cosine)"));
         }
+        if let Some(name) = &self.eval.score {
+            self.method.score(name)?;
+        }
         if self.eval.batch_size == 0 {
             return Err(Error::invalid("eval.batch_size", 0, "must be ≥ 1"));
         }
@@ -262,26 +269,20 @@ impl TrainConfig {
             origin: origin.to_string(),
             message,
         };
-        let table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        if let Some(method) = table.get("method") {
-            let name = method.get("name").and_then(toml::Value::as_str);
-            match name {
-                Some(n) if !method_names().contains(&n) => {
-                    return Err(Error::UnknownMethod {
-                        name: n.to_string(),
-                        valid: method_names(),
-                    });
-                }
-                None => {
-                    return Err(parse_err(format!(
-                        "[method] needs a `name` (one of {})",
-                        method_names().join(", ")
-                    )));
-                }
-                Some(_) => {}
-            }
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        // The method table first, so an unknown name is `UnknownMethod` and a bad field names
+        // the method.
+        let method = match table.remove("method") {
+            Some(toml::Value::Table(t)) => Some(MethodConfig::from_table(t, origin)?),
+            Some(_) => return Err(parse_err("`method` must be a table ([method])".into())),
+            None => None,
+        };
+        let mut config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        if let Some(m) = method {
+            config.method = m;
         }
-        let config: Self = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

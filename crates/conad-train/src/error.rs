@@ -25,6 +25,17 @@ pub enum Error {
         valid: Vec<&'static str>,
     },
 
+    /// The score name is not one the method offers.
+    #[error("method `{method}` has no score `{name}`; its scores: {}", valid.join(", "))]
+    UnknownScore {
+        /// The method.
+        method: String,
+        /// The name that was asked for.
+        name: String,
+        /// Every score of the method.
+        valid: Vec<String>,
+    },
+
     /// A TOML config does not parse or has unknown/mistyped fields.
     #[error("cannot read training config from {origin}: {message}")]
     ConfigParse {

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | optimisers on candle `Var`s (in-place CPU update) | [`Optimizer`], [`OptimizerConfig`], [`SgdConfig`], [`AdamConfig`], [`LarsConfig`] | `optim/` |
 //! | per-step schedules (cosine, warm-up, OneCycle, CSI) | [`LrSchedule`], [`SchedulePoint`] | `schedule.rs` |
-//! | methods and their registry | [`Method`], [`MethodConfig`], [`METHODS`], [`SimClrMethod`] | `method/` |
+//! | methods and their registry (one file per method, one line each in [`METHODS`]) | [`Method`], [`MethodParams`], [`MethodConfig`], [`METHODS`] | `method/` |
+//! | test-time scores owned by the methods, fitted detectors | [`ScoreDef`], [`ScoreRecipe`], [`Detector`] | `score/` |
 //! | typed TOML config | [`TrainConfig`], [`ModelConfig`], [`AugmentSpec`], [`EvalConfig`] | `config.rs`, `augment_spec.rs` |
 //! | the loop | [`train`], [`train_with_options`], [`TrainOptions`], [`TrainReport`] | `trainer.rs`, `report.rs` |
 //! | run directory, loading, embedding | [`load_run`], [`TrainedModel`], [`embed()`] | `run_dir.rs`, `embed.rs` |
@@ -45,6 +46,7 @@ mod progress;
 mod report;
 pub mod run_dir;
 mod schedule;
+pub mod score;
 mod trainer;
 
 pub use augment_spec::{AugmentSettings, AugmentSpec};
@@ -54,8 +56,10 @@ pub use embed::{embed, embed_raw_pixels};
 pub use error::{Error, Result};
 pub use evaluate::knn_auroc;
 pub use method::{
-    BatchContext, DistributionShift, METHODS, Method, MethodBatch, MethodConfig, MethodInfo,
-    RawPixelsConfig, SimClrConfig, SimClrMethod, StepOutput, method_names,
+    BatchContext, BuildContext, Con2Params, ContextTransform, CsiParams, DistributionShift,
+    FirmParams, HookContext, METHODS, Method, MethodBatch, MethodConfig, MethodInfo, MethodParams,
+    MscParams, ProjectionKind, RawPixelsConfig, RotNetParams, SimClrConfig, SimClrMethod,
+    StepContext, StepOutput, SupConLabels, SupConParams, method_names,
 };
 pub use optim::{
     AdamConfig, LarsConfig, Optimizer, OptimizerConfig, OptimizerStateMeta, SgdConfig, StepHyper,
@@ -65,4 +69,5 @@ pub use progress::ProgressMode;
 pub use report::{EpochRecord, EvalPoint, History, LearningCurve, TrainReport};
 pub use run_dir::{TrainedModel, load_run, load_run_on};
 pub use schedule::{LrSchedule, SchedulePoint, ScheduleValue};
+pub use score::{Detector, Output, ScoreDef, ScoreRecipe, ScoringModel, ViewAugment, ViewSpec};
 pub use trainer::{ResumePolicy, TrainOptions, train, train_with_method, train_with_options};

@@ -30,12 +30,19 @@ pub struct EpochRecord {
 pub struct EvalPoint {
     /// Epochs completed when it was taken.
     pub epoch: u64,
-    /// Test AUROC of the kNN-cosine score (anomalies positive).
+    /// The score evaluated (`knn` unless `eval.score` names another).
+    #[serde(default = "knn_name")]
+    pub score: String,
+    /// Test AUROC of the score (anomalies positive).
     pub auroc: f64,
     /// Collapse monitor on the training-set encoder embeddings.
     pub embedding_std: Option<f64>,
     /// Seconds spent embedding and scoring.
     pub seconds: f64,
+}
+
+fn knn_name() -> String {
+    "knn".into()
 }
 
 /// Everything recorded so far; stored in every checkpoint so a resumed run continues it.

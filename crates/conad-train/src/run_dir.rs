@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
 use conad_augment::{Augmenter, ImageBatchU8};
 use conad_data::Dataset;
 use conad_models::{Checkpoint, ResNet};
@@ -26,8 +27,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::embed::{embed, embed_raw_pixels};
 use crate::error::{Error, Result};
+use crate::method::{BuildContext, Method};
 use crate::optim::OptimizerStateMeta;
 use crate::report::History;
+use crate::score::{Detector, ScoringModel};
 
 /// `RUN_DIR/config.toml`.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -86,11 +89,13 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// A trained (or raw-pixel) model loaded from a run directory, ready to embed images.
+/// A trained (or raw-pixel) model loaded from a run directory — encoder, the method with its
+/// heads — ready to embed and score images.
 #[derive(Debug)]
 pub struct TrainedModel {
     config: TrainConfig,
     encoder: Option<ResNet>,
+    method: Box<dyn Method>,
     epochs: u64,
     device: Device,
     source: Option<PathBuf>,
@@ -105,6 +110,47 @@ impl TrainedModel {
     /// The encoder; `None` for the raw-pixel method.
     pub fn encoder(&self) -> Option<&ResNet> {
         self.encoder.as_ref()
+    }
+
+    /// The method with its heads (as trained).
+    pub fn method(&self) -> &dyn Method {
+        self.method.as_ref()
+    }
+
+    /// The model as the scores see it, `batch` images per forward pass.
+    pub fn scoring_model(&self, batch: usize) -> ScoringModel<'_> {
+        ScoringModel {
+            encoder: self.encoder.as_ref(),
+            method: self.method.as_ref(),
+            config: &self.config,
+            device: &self.device,
+            batch_size: batch,
+        }
+    }
+
+    /// Fits the method's score `score` (`None`: its paper score) on the normal training images.
+    ///
+    /// # Errors
+    /// [`Error::UnknownScore`], embedding and fit errors.
+    pub fn fit_detector(
+        &self,
+        score: Option<&str>,
+        train: &Dataset,
+        batch: usize,
+    ) -> Result<Detector> {
+        let def = match score {
+            Some(name) => self.config.method.score(name)?,
+            None => self.config.method.paper_score(),
+        };
+        Detector::fit(&self.scoring_model(batch), &def, &dataset_view(train)?)
+    }
+
+    /// Anomaly scores of `images` under a fitted detector.
+    ///
+    /// # Errors
+    /// Embedding and scoring errors.
+    pub fn score(&self, detector: &Detector, images: &Dataset, batch: usize) -> Result<Vec<f64>> {
+        detector.score(&self.scoring_model(batch), &dataset_view(images)?)
     }
 
     /// Epochs the loaded weights were trained for.
@@ -157,15 +203,15 @@ impl TrainedModel {
     /// # Errors
     /// As [`TrainedModel::embed_images`].
     pub fn embed(&self, images: &Dataset, batch: usize) -> Result<EmbeddingMatrix> {
-        let view = ImageBatchU8::new(
-            &images.images,
-            images.n,
-            images.height,
-            images.width,
-            images.channels,
-        )?;
-        self.embed_images(&view, batch)
+        self.embed_images(&dataset_view(images)?, batch)
     }
+}
+
+/// A data set split as an image batch view.
+fn dataset_view(d: &Dataset) -> Result<ImageBatchU8<'_>> {
+    Ok(ImageBatchU8::new(
+        &d.images, d.n, d.height, d.width, d.channels,
+    )?)
 }
 
 /// Loads the model of a run directory on the CPU: `model.safetensors` when the run finished,
@@ -192,10 +238,20 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         });
     }
     let config = TrainConfig::from_toml_file(&config_path)?;
+    let method_seed = crate::method::method_seed(&SeedTree::new(config.seed));
     if !config.method.trains() {
+        let varmap = VarMap::new();
+        let resnet = config.model.resnet(config.model.in_channels.unwrap_or(3));
+        let method = config.method.build(BuildContext {
+            encoder: &resnet,
+            heads: VarBuilder::from_varmap(&varmap, DType::F32, device).pp("heads"),
+            augment: &config.augment,
+            seed: method_seed,
+        })?;
         return Ok(TrainedModel {
             config,
             encoder: None,
+            method,
             epochs: 0,
             device: device.clone(),
             source: None,
@@ -224,10 +280,18 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         .unwrap_or(ckpt.meta.encoder.in_channels);
     let resnet = config.model.resnet(in_channels);
     ckpt.check_compatible(&resnet)?;
-    let encoder = ResNet::new(&resnet, ckpt.var_builder(DType::F32, device).pp("encoder"))?;
+    let vb = ckpt.var_builder(DType::F32, device);
+    let encoder = ResNet::new(&resnet, vb.pp("encoder"))?;
+    let method = config.method.build(BuildContext {
+        encoder: &resnet,
+        heads: vb.pp("heads"),
+        augment: &config.augment,
+        seed: method_seed,
+    })?;
     Ok(TrainedModel {
         config,
         encoder: Some(encoder),
+        method,
         epochs: ckpt.meta.epoch,
         device: device.clone(),
         source: Some(source),

@@ -34,14 +34,15 @@ use candle_nn::{VarBuilder, VarMap};
 use conad_augment::{Augmenter, ImageBatchU8};
 use conad_data::OneClassTask;
 use conad_models::{Checkpoint, CheckpointMeta, ResNet, ResNetConfig, seeded_var_builder};
+
 use conad_rng::SeedTree;
 use rand::seq::SliceRandom;
 
 use crate::config::TrainConfig;
 use crate::embed::{embed, embed_raw_pixels};
 use crate::error::{Error, Result};
-use crate::evaluate::{embedding_std, knn_auroc};
-use crate::method::{BatchContext, Method};
+use crate::evaluate::embedding_std;
+use crate::method::{BatchContext, BuildContext, HookContext, Method, StepContext, method_seed};
 use crate::optim::{Optimizer, StepHyper};
 use crate::progress::{ProgressMode, training_bar};
 use crate::report::{EpochRecord, EvalPoint, History, TrainReport};
@@ -50,6 +51,7 @@ use crate::run_dir::{
     TEST_TRANSFORM_SEED, TrainingState, data_fingerprint, write_atomic, write_json,
 };
 use crate::schedule::SchedulePoint;
+use crate::score::{Detector, ScoreDef, ScoringModel};
 
 /// What to do when the run directory already holds a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,17 +118,15 @@ pub fn train_with_options(
     options: &TrainOptions,
 ) -> Result<TrainReport> {
     let method = config.method.clone();
-    train_with_method(config, task, run_dir, options, move |resnet, vb| {
-        method
-            .build(resnet, vb)?
-            .ok_or_else(|| Error::invalid("method", method.name(), "does not train"))
-    })
+    train_with_method(config, task, run_dir, options, move |ctx| method.build(ctx))
 }
 
 /// [`train_with_options`] with a method built by `build` instead of the config's registry
-/// entry — for methods outside the registry (experiments, tests). `build` receives the encoder
-/// config and a var builder under `heads.` and must create the method's heads through it. The
-/// config's `method` is still recorded in `config.toml`; a raw-pixel config never calls `build`.
+/// entry — for methods outside the registry (experiments, tests). `build` receives the
+/// [`BuildContext`] (encoder config, a var builder under `heads.` through which it must create
+/// the method's heads, the augmentation settings and the method's seed node). The config's
+/// `method` is still recorded in `config.toml` and names the scores; a raw-pixel config builds
+/// the registry's raw-pixel method instead.
 ///
 /// # Errors
 /// As [`train`], plus `build`'s errors.
@@ -138,7 +138,7 @@ pub fn train_with_method<B>(
     build: B,
 ) -> Result<TrainReport>
 where
-    B: FnOnce(&ResNetConfig, VarBuilder<'_>) -> Result<Box<dyn Method>> + Send,
+    B: FnOnce(BuildContext<'_>) -> Result<Box<dyn Method>> + Send,
 {
     let run_dir = run_dir.as_ref();
     let data = &task.train;
@@ -236,7 +236,7 @@ fn run<B>(
     build: B,
 ) -> Result<TrainReport>
 where
-    B: FnOnce(&ResNetConfig, VarBuilder<'_>) -> Result<Box<dyn Method>>,
+    B: FnOnce(BuildContext<'_>) -> Result<Box<dyn Method>>,
 {
     let started = Instant::now();
     let resume_from = prepare_run_dir(run_dir, config, options.resume)?;
@@ -247,7 +247,7 @@ where
         root.child(TEST_TRANSFORM_SEED),
     )?;
     if !config.method.trains() {
-        return raw_pixels_run(config, task, run_dir, &test_transform, started);
+        return raw_pixels_run(config, task, run_dir, options, started);
     }
     Session::new(
         config,
@@ -261,32 +261,81 @@ where
     .run(started)
 }
 
-/// The raw-pixel baseline: one evaluation, no weights.
+/// The online evaluation's score: `eval.score` of the method, else kNN with `eval.k`.
+pub(crate) fn online_score(config: &TrainConfig) -> Result<ScoreDef> {
+    match &config.eval.score {
+        Some(name) => config.method.score(name),
+        None => Ok(ScoreDef::knn(config.eval.k)),
+    }
+}
+
+/// Fits `def` on the training images and returns the test AUROC (anomalies positive).
+pub(crate) fn score_auroc(
+    model: &ScoringModel<'_>,
+    def: &ScoreDef,
+    task: &OneClassTask,
+) -> Result<f64> {
+    let detector = Detector::fit(model, def, &image_batch(&task.train)?)?;
+    let scores = detector.score(model, &image_batch(&task.test)?)?;
+    Ok(conad_eval::auroc(&scores, &task.test_is_anomaly)?)
+}
+
+/// A method without weights (raw pixels): one evaluation of its online score.
 fn raw_pixels_run(
     config: &TrainConfig,
     task: &OneClassTask,
     run_dir: &Path,
-    transform: &Augmenter,
+    options: &TrainOptions,
     started: Instant,
 ) -> Result<TrainReport> {
     let t = Instant::now();
+    let varmap = VarMap::new();
+    let root = SeedTree::new(config.seed);
+    let in_channels = config.model.in_channels.unwrap_or(task.train.channels);
+    let resnet = config.model.resnet(in_channels);
+    let method = config.method.build(BuildContext {
+        encoder: &resnet,
+        heads: VarBuilder::from_varmap(&varmap, DType::F32, &options.device).pp("heads"),
+        augment: &config.augment,
+        seed: method_seed(&root),
+    })?;
+    let model = ScoringModel {
+        encoder: None,
+        method: method.as_ref(),
+        config,
+        device: &options.device,
+        batch_size: config.eval.batch_size,
+    };
+    let def = online_score(config)?;
+    let auroc = score_auroc(&model, &def, task)?;
+    let transform = Augmenter::with_seed_node(
+        &config
+            .augment
+            .test
+            .to_augment_config(task.train.height.min(task.train.width))?,
+        root.child(TEST_TRANSFORM_SEED),
+    )?;
     let train = embed_raw_pixels(
         &image_batch(&task.train)?,
-        transform,
+        &transform,
         config.eval.batch_size,
     )?;
-    let test = embed_raw_pixels(&image_batch(&task.test)?, transform, config.eval.batch_size)?;
-    let auroc = knn_auroc(&train, &test, &task.test_is_anomaly, config.eval.k)?;
     let history = History {
         epochs: Vec::new(),
         evals: vec![EvalPoint {
             epoch: 0,
+            score: def.name.to_string(),
             auroc,
             embedding_std: embedding_std(&train),
             seconds: t.elapsed().as_secs_f64(),
         }],
     };
-    tracing::info!(method = "raw_pixels", auroc, "raw-pixel kNN evaluation");
+    tracing::info!(
+        method = config.method.name(),
+        score = def.name,
+        auroc,
+        "evaluation"
+    );
     finish(config, run_dir, history, 0, true, None, None, started)
 }
 
@@ -354,7 +403,7 @@ impl<'a> Session<'a> {
         options: &'a TrainOptions,
         test_aug: Augmenter,
         resume_from: Option<PathBuf>,
-        build: impl FnOnce(&ResNetConfig, VarBuilder<'_>) -> Result<Box<dyn Method>>,
+        build: impl FnOnce(BuildContext<'_>) -> Result<Box<dyn Method>>,
     ) -> Result<Self> {
         let device = &options.device;
         let data = &task.train;
@@ -364,7 +413,12 @@ impl<'a> Session<'a> {
         let varmap = VarMap::new();
         let vb = seeded_var_builder(&varmap, root.child("init"), DType::F32, device);
         let encoder = ResNet::new(&resnet, vb.pp("encoder"))?;
-        let method = build(&resnet, vb.pp("heads"))?;
+        let method = build(BuildContext {
+            encoder: &resnet,
+            heads: vb.pp("heads"),
+            augment: &config.augment,
+            seed: method_seed(&root),
+        })?;
         let optimizer =
             Optimizer::from_varmap(config.optimizer.clone(), &varmap, |n| method.trains(n))?;
         let side = data.height.min(data.width);
@@ -405,7 +459,7 @@ impl<'a> Session<'a> {
             session.restore(&path, &resnet)?;
         }
         tracing::info!(
-            method = session.method.name(),
+            method = session.config.method.name(),
             parameters = session.optimizer.num_scalars(),
             images = n,
             steps_per_epoch,
@@ -471,6 +525,8 @@ impl<'a> Session<'a> {
         let bar = training_bar(self.options.progress, limit * self.steps_per_epoch);
         let task = self.task;
         let images = image_batch(&task.train)?;
+        let start = self.start_epoch;
+        self.hook(&images, start, |m, ctx| m.before_training(ctx))?;
         let (mut views, mut step_seconds) = (0u64, 0f64);
         let mut epoch = self.start_epoch;
         let mut stopped = false;
@@ -526,11 +582,11 @@ impl<'a> Session<'a> {
         epoch: u64,
         bar: &indicatif::ProgressBar,
     ) -> Result<Option<EpochRecord>> {
+        self.hook(images, epoch, |m, ctx| m.on_epoch_start(ctx))?;
         let n = images.len() * self.method.copies_per_image();
         let b = self.config.batch_size;
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut self.root.child("shuffle").index(epoch).rng());
-        let total_steps = self.config.epochs * self.steps_per_epoch;
         let (mut loss_sum, mut std_sum, mut std_count) = (0f64, 0f64, 0usize);
         let (mut views, mut lr) = (0usize, 0f64);
         let t0 = Instant::now();
@@ -540,17 +596,25 @@ impl<'a> Session<'a> {
             }
             let lo = step as usize * b;
             let indices = &order[lo..(lo + b).min(n)];
-            let global_step = epoch * self.steps_per_epoch + step;
+            let ctx = StepContext::new(
+                &self.root,
+                epoch,
+                step,
+                self.steps_per_epoch,
+                self.config.epochs,
+            );
+            let global_step = ctx.global_step;
             let value = self.config.schedule.at(SchedulePoint {
                 step: global_step,
                 steps_per_epoch: self.steps_per_epoch,
-                total_steps,
+                total_steps: ctx.total_steps,
             });
             lr = value.lr;
             let batch = self.method.batch(&BatchContext {
                 images,
+                labels: &self.task.train.labels,
                 indices,
-                epoch,
+                step: &ctx,
                 augmenter: &self.train_aug,
                 device: &self.options.device,
             })?;
@@ -560,7 +624,7 @@ impl<'a> Session<'a> {
                 global_step,
                 value,
             };
-            let out = match self.method.forward_loss(&self.encoder, &batch) {
+            let out = match self.method.forward_loss(&self.encoder, &batch, &ctx) {
                 Err(Error::Losses(conad_losses::Error::NonFiniteLoss { value, .. })) => {
                     return Err(non_finite(value));
                 }
@@ -609,9 +673,38 @@ impl<'a> Session<'a> {
         }))
     }
 
+    /// Runs a method hook with the session's hook context.
+    fn hook(
+        &mut self,
+        images: &ImageBatchU8<'_>,
+        epoch: u64,
+        f: impl FnOnce(&mut dyn Method, &HookContext<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let ctx = HookContext {
+            epoch,
+            epochs: self.config.epochs,
+            encoder: &self.encoder,
+            vars: &self.varmap,
+            images,
+            test_transform: &self.test_aug,
+            batch_size: self.config.eval.batch_size,
+            device: &self.options.device,
+        };
+        f(self.method.as_mut(), &ctx)
+    }
+
     fn evaluate(&mut self, epoch: u64) -> Result<()> {
         let t = Instant::now();
         let (bs, device) = (self.config.eval.batch_size, &self.options.device);
+        let def = online_score(self.config)?;
+        let model = ScoringModel {
+            encoder: Some(&self.encoder),
+            method: self.method.as_ref(),
+            config: self.config,
+            device,
+            batch_size: bs,
+        };
+        let auroc = score_auroc(&model, &def, self.task)?;
         let train = embed(
             &self.encoder,
             &image_batch(&self.task.train)?,
@@ -619,30 +712,19 @@ impl<'a> Session<'a> {
             bs,
             device,
         )?;
-        let test = embed(
-            &self.encoder,
-            &image_batch(&self.task.test)?,
-            &self.test_aug,
-            bs,
-            device,
-        )?;
-        let auroc = knn_auroc(
-            &train,
-            &test,
-            &self.task.test_is_anomaly,
-            self.config.eval.k,
-        )?;
         let point = EvalPoint {
             epoch,
+            score: def.name.to_string(),
             auroc,
             embedding_std: embedding_std(&train),
             seconds: t.elapsed().as_secs_f64(),
         };
         tracing::info!(
             epoch,
+            score = def.name,
             auroc,
             embedding_std = point.embedding_std,
-            "online kNN evaluation"
+            "online evaluation"
         );
         self.history.evals.push(point);
         Ok(())
@@ -657,7 +739,7 @@ impl<'a> Session<'a> {
             "test_transform": self.config.augment.test,
         });
         let state = TrainingState {
-            method: self.method.name().to_string(),
+            method: self.config.method.name().to_string(),
             data: self.data_fingerprint.clone(),
             global_step: epoch * self.steps_per_epoch,
             history: self.history.clone(),

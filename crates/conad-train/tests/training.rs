@@ -15,8 +15,8 @@ use conad_train::run_dir::{
 };
 use conad_train::{
     BatchContext, Error, LearningCurve, Method, MethodBatch, MethodConfig, RawPixelsConfig,
-    ResumePolicy, SimClrMethod, StepOutput, TrainConfig, TrainOptions, knn_auroc, load_run,
-    train_with_method, train_with_options,
+    ResumePolicy, SimClrConfig, SimClrMethod, StepContext, StepOutput, TrainConfig, TrainOptions,
+    knn_auroc, load_run, train_with_method, train_with_options,
 };
 
 #[test]
@@ -85,7 +85,7 @@ fn a_run_writes_its_directory_and_load_run_reproduces_the_online_evaluation() {
 fn raw_pixel_method_embeds_pixels_and_needs_no_training() {
     let task = tiny_task();
     let config = TrainConfig {
-        method: MethodConfig::RawPixels(RawPixelsConfig::default()),
+        method: MethodConfig::new(RawPixelsConfig::default()),
         ..tiny_config(1)
     };
     let dir = fresh_dir("raw-pixels");
@@ -118,9 +118,6 @@ struct NanAt {
 }
 
 impl Method for NanAt {
-    fn name(&self) -> &'static str {
-        "nan-at"
-    }
     fn batch(&self, ctx: &BatchContext<'_>) -> conad_train::Result<MethodBatch> {
         self.inner.batch(ctx)
     }
@@ -128,8 +125,9 @@ impl Method for NanAt {
         &self,
         encoder: &ResNet,
         batch: &MethodBatch,
+        step: &StepContext,
     ) -> conad_train::Result<StepOutput> {
-        let mut out = self.inner.forward_loss(encoder, batch)?;
+        let mut out = self.inner.forward_loss(encoder, batch, step)?;
         if self.calls.fetch_add(1, Ordering::Relaxed) == self.nan_at {
             let nan = Tensor::new(f32::NAN, out.loss.device())?;
             out.loss = out.loss.broadcast_mul(&nan)?;
@@ -146,14 +144,11 @@ fn nan_loss_stops_with_an_error_naming_epoch_and_step() {
     let task = tiny_task();
     let config = tiny_config(3);
     let dir = fresh_dir("nan");
-    let simclr = match &config.method {
-        MethodConfig::Simclr(c) => c.clone(),
-        other => panic!("{other:?}"),
-    };
+    let simclr: SimClrConfig = config.method.params::<SimClrConfig>().unwrap().clone();
     // 2 steps per epoch: global step 3 is epoch 1, step 1.
-    let err = train_with_method(&config, &task, &dir, &quiet(), move |resnet, vb| {
+    let err = train_with_method(&config, &task, &dir, &quiet(), move |ctx| {
         Ok(Box::new(NanAt {
-            inner: SimClrMethod::new(&simclr, resnet, vb)?,
+            inner: SimClrMethod::new(&simclr, ctx.encoder, ctx.heads)?,
             calls: AtomicU64::new(0),
             nan_at: 3,
         }) as Box<dyn Method>)

@@ -11,15 +11,17 @@
 //! raw-pixel floor (see the README's demo notes); the rotated copies give it negatives from
 //! outside the normal distribution.
 
-use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use conad_augment::{Shift, ShiftedSample};
 use conad_losses::{L2_EPS, NtXent, NtXentConfig, NtXentVariant, l2_normalize};
 use conad_models::{MlpHead, MlpHeadConfig, ResNet, ResNetConfig};
 use serde::{Deserialize, Serialize};
 
+use super::pool::{DistributionShift, pool_views};
+use super::{
+    BatchContext, BuildContext, Method, MethodBatch, MethodParams, StepContext, StepOutput,
+};
 use crate::error::{Error, Result};
-use crate::method::{BatchContext, Method, MethodBatch, StepOutput};
+use crate::score::{ScoreDef, standard_scores};
 
 /// Parameters of SimCLR.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,27 +39,6 @@ pub struct SimClrConfig {
     pub distribution_shift: DistributionShift,
 }
 
-/// Shifted copies of the training images that enter SimCLR's pool as distinct instances.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DistributionShift {
-    /// Plain SimCLR: the pool is the training images.
-    #[default]
-    None,
-    /// Every image plus its 90°, 180° and 270° rotations (FIRM's pooled data set, METHODS §1.6).
-    Rotations,
-}
-
-impl DistributionShift {
-    /// The shift of each copy, identity first.
-    pub fn shifts(self) -> &'static [Shift] {
-        match self {
-            Self::None => &[Shift::Identity],
-            Self::Rotations => &Shift::ROTATIONS,
-        }
-    }
-}
-
 impl Default for SimClrConfig {
     fn default() -> Self {
         Self {
@@ -71,11 +52,19 @@ impl Default for SimClrConfig {
 }
 
 impl SimClrConfig {
-    /// Checks the parameters.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] naming the field.
-    pub fn validate(&self) -> Result<()> {
+    /// The projection head for an encoder with `feature_dim` outputs.
+    pub fn head_config(&self, feature_dim: usize) -> MlpHeadConfig {
+        MlpHeadConfig {
+            in_dim: feature_dim,
+            hidden_dims: vec![self.hidden_dim.unwrap_or(feature_dim)],
+            out_dim: self.projection_dim,
+            ..MlpHeadConfig::simclr(feature_dim)
+        }
+    }
+}
+
+impl MethodParams for SimClrConfig {
+    fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(Error::invalid(
                 "method.temperature",
@@ -96,14 +85,14 @@ impl SimClrConfig {
         Ok(())
     }
 
-    /// The projection head for an encoder with `feature_dim` outputs.
-    pub fn head_config(&self, feature_dim: usize) -> MlpHeadConfig {
-        MlpHeadConfig {
-            in_dim: feature_dim,
-            hidden_dims: vec![self.hidden_dim.unwrap_or(feature_dim)],
-            out_dim: self.projection_dim,
-            ..MlpHeadConfig::simclr(feature_dim)
-        }
+    fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>> {
+        Ok(Box::new(SimClrMethod::new(self, ctx.encoder, ctx.heads)?))
+    }
+
+    /// kNN max cosine on encoder features (CON2's "SimCLR (kNN)", §6.22), then the standard
+    /// scores.
+    fn scores(&self) -> Vec<ScoreDef> {
+        standard_scores()
     }
 }
 
@@ -147,68 +136,28 @@ impl SimClrMethod {
 }
 
 impl Method for SimClrMethod {
-    fn name(&self) -> &'static str {
-        "simclr"
-    }
-
     fn copies_per_image(&self) -> usize {
         self.config.distribution_shift.shifts().len()
     }
 
     fn batch(&self, ctx: &BatchContext<'_>) -> Result<MethodBatch> {
         let n = ctx.indices.len();
-        let shifts = self.config.distribution_shift.shifts();
-        let [c, h, w] = ctx.augmenter.view_shape(ctx.images, shifts)?;
-        let mut buf = vec![0f32; Self::VIEWS * n * c * h * w];
-        if shifts.len() == 1 {
-            ctx.augmenter.augment_batch_into(
-                ctx.images,
-                ctx.indices,
-                ctx.epoch,
-                Self::VIEWS,
-                &mut buf,
-            )?;
-        } else {
-            let images = ctx.images.len();
-            let items: Vec<ShiftedSample> = ctx
-                .indices
-                .iter()
-                .map(|&i| {
-                    shifts
-                        .get(i / images)
-                        .map(|&shift| ShiftedSample {
-                            index: i % images,
-                            shift,
-                        })
-                        .ok_or_else(|| {
-                            Error::DataMismatch(format!(
-                                "pool item {i} is outside the pool of {} items",
-                                images * shifts.len()
-                            ))
-                        })
-                })
-                .collect::<Result<_>>()?;
-            ctx.augmenter.augment_items_into(
-                ctx.images,
-                &items,
-                ctx.epoch,
-                Self::VIEWS,
-                &mut buf,
-            )?;
-        }
-        let x = Tensor::from_vec(buf, (Self::VIEWS * n, c, h, w), ctx.device)?;
+        let (x, _) = pool_views(ctx, self.config.distribution_shift.shifts(), Self::VIEWS)?;
         Ok(MethodBatch {
             inputs: vec![x],
             source_images: n,
             encoder_images: Self::VIEWS * n,
+            labels: Vec::new(),
         })
     }
 
-    fn forward_loss(&self, encoder: &ResNet, batch: &MethodBatch) -> Result<StepOutput> {
-        let x = batch
-            .inputs
-            .first()
-            .ok_or_else(|| Error::DataMismatch("SimCLR batch has no input tensor".into()))?;
+    fn forward_loss(
+        &self,
+        encoder: &ResNet,
+        batch: &MethodBatch,
+        _step: &StepContext,
+    ) -> Result<StepOutput> {
+        let x = batch.input(0, "SimCLR")?;
         let n = batch.source_images;
         let features = encoder.features(x, true)?;
         let z = l2_normalize(&self.head.forward(&features, true)?, L2_EPS)?;
@@ -226,6 +175,17 @@ impl Method for SimClrMethod {
             "projection": self.head.config(),
             "simclr": self.config,
         })
+    }
+
+    fn head_output(
+        &self,
+        head: &str,
+        features: &candle_core::Tensor,
+    ) -> Result<candle_core::Tensor> {
+        match head {
+            "projection" => Ok(self.head.forward(features, false)?),
+            other => Err(Error::DataMismatch(format!("SimCLR has no head `{other}`"))),
+        }
     }
 }
 
@@ -262,10 +222,12 @@ mod tests {
         };
         let method = SimClrMethod::new(&config, &resnet, vb).unwrap();
         assert_eq!(method.copies_per_image(), 4);
+        let step = StepContext::new(&SeedTree::new(0), 0, 0, 1, 1);
         let ctx = |indices: &'static [usize]| BatchContext {
             images: &images,
+            labels: &[0, 0],
             indices,
-            epoch: 0,
+            step: &step,
             augmenter: &augmenter,
             device: &dev,
         };

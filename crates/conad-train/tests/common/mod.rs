@@ -65,7 +65,7 @@ pub fn tiny_task() -> OneClassTask {
 /// SimCLR, ResNet-18 at width 1/16 (feature dim 32), 2 steps per epoch.
 pub fn tiny_config(epochs: u64) -> TrainConfig {
     TrainConfig {
-        method: MethodConfig::Simclr(SimClrConfig {
+        method: MethodConfig::new(SimClrConfig {
             projection_dim: 16,
             ..Default::default()
         }),
@@ -93,6 +93,7 @@ pub fn tiny_config(epochs: u64) -> TrainConfig {
         eval: EvalConfig {
             k: 1,
             batch_size: 5,
+            ..Default::default()
         },
         ..Default::default()
     }

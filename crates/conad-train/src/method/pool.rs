@@ -1,0 +1,145 @@
+//! Pieces several methods share: the pool of shifted copies (FIRM's pre-expanded data set,
+//! METHODS §1.6: every normal image and its rotations as distinct items), its view-major
+//! batches, and the two projection-head shapes.
+
+use candle_core::Tensor;
+use conad_augment::{Shift, ShiftedSample};
+use conad_models::MlpHeadConfig;
+use serde::{Deserialize, Serialize};
+
+use super::BatchContext;
+use crate::error::{Error, Result};
+
+/// Shifted copies of the training images that enter the pool as distinct instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistributionShift {
+    /// The pool is the training images.
+    #[default]
+    None,
+    /// Every image plus its 90°, 180° and 270° rotations (FIRM's pooled data set, §1.6).
+    Rotations,
+}
+
+impl DistributionShift {
+    /// The shift of each copy, identity first.
+    pub fn shifts(self) -> &'static [Shift] {
+        match self {
+            Self::None => &[Shift::Identity],
+            Self::Rotations => &Shift::ROTATIONS,
+        }
+    }
+}
+
+/// Projection head shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectionKind {
+    /// SimCLR/CSI/SupContrast: `Linear(d→d) → ReLU → Linear(d→128)` with biases.
+    #[default]
+    Simclr,
+    /// FIRM's depth-8 head with batch norm, no biases (§1.6).
+    Firm,
+}
+
+impl ProjectionKind {
+    /// The head for an encoder with `feature_dim` outputs.
+    pub fn head_config(self, feature_dim: usize) -> MlpHeadConfig {
+        match self {
+            Self::Simclr => MlpHeadConfig::simclr(feature_dim),
+            Self::Firm => MlpHeadConfig::firm(feature_dim),
+        }
+    }
+}
+
+/// `views` views of the pool items `ctx.indices` under the run's augmenter, view-major
+/// `(V·B, C, H, W)`; returns the tensor and each item's copy index (0 = the image itself,
+/// `k` = the `k`-th shift of `shifts`).
+///
+/// # Errors
+/// [`Error::DataMismatch`] for an item outside the pool; augmentation errors.
+pub(crate) fn pool_views(
+    ctx: &BatchContext<'_>,
+    shifts: &[Shift],
+    views: usize,
+) -> Result<(Tensor, Vec<i64>)> {
+    let n = ctx.indices.len();
+    let images = ctx.images.len();
+    let items: Vec<ShiftedSample> = ctx
+        .indices
+        .iter()
+        .map(|&i| {
+            shifts
+                .get(i / images)
+                .map(|&shift| ShiftedSample {
+                    index: i % images,
+                    shift,
+                })
+                .ok_or_else(|| {
+                    Error::DataMismatch(format!(
+                        "pool item {i} is outside the pool of {} items",
+                        images * shifts.len()
+                    ))
+                })
+        })
+        .collect::<Result<_>>()?;
+    let copies: Vec<i64> = ctx.indices.iter().map(|&i| (i / images) as i64).collect();
+    let [c, h, w] = ctx.augmenter.view_shape(ctx.images, shifts)?;
+    let mut buf = vec![0f32; views * n * c * h * w];
+    if shifts.len() == 1 {
+        ctx.augmenter.augment_batch_into(
+            ctx.images,
+            ctx.indices,
+            ctx.step.epoch,
+            views,
+            &mut buf,
+        )?;
+    } else {
+        ctx.augmenter
+            .augment_items_into(ctx.images, &items, ctx.step.epoch, views, &mut buf)?;
+    }
+    let x = Tensor::from_vec(buf, (views * n, c, h, w), ctx.device)?;
+    Ok((x, copies))
+}
+
+/// `V` views of every shift of every source image in `ctx.indices`, shift-expanded and
+/// view-major: `(V·S·N, C, H, W)`, row `(v·S + s)·N + n` (CSI's and CON2's layout).
+///
+/// # Errors
+/// Augmentation errors.
+pub(crate) fn shifted_views(
+    ctx: &BatchContext<'_>,
+    shifts: &[Shift],
+    views: usize,
+) -> Result<Tensor> {
+    let n = ctx.indices.len();
+    let [c, h, w] = ctx.augmenter.view_shape(ctx.images, shifts)?;
+    let rows = views * shifts.len() * n;
+    let mut buf = vec![0f32; rows * c * h * w];
+    ctx.augmenter.augment_batch_shifted_into(
+        ctx.images,
+        ctx.indices,
+        ctx.step.epoch,
+        views,
+        shifts,
+        &mut buf,
+    )?;
+    Ok(Tensor::from_vec(buf, (rows, c, h, w), ctx.device)?)
+}
+
+/// Forward pass of a two-view pool batch: encoder (training mode) → `head` → L2 normalisation;
+/// returns `(z, z¹, z²)` with `z` the `2B × d` view-major projections.
+///
+/// # Errors
+/// Model errors.
+pub(crate) fn project_two_views(
+    encoder: &conad_models::ResNet,
+    head: &conad_models::MlpHead,
+    x: &Tensor,
+    n: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let features = encoder.features(x, true)?;
+    let z = conad_losses::l2_normalize(&head.forward(&features, true)?, conad_losses::L2_EPS)?;
+    let (z1, z2) = (z.narrow(0, 0, n)?, z.narrow(0, n, n)?);
+    Ok((z, z1, z2))
+}

@@ -1,0 +1,277 @@
+//! A fitted score: recipe + what it learnt from the normal training images.
+
+use candle_core::{D, Device, Tensor};
+use conad_augment::{ImageBatchU8, Shift};
+use conad_models::ResNet;
+use conad_scorers::{CsiScorer, CsiShiftFeatures, EmbeddingMatrix, FittedScorer, TtaEnsemble};
+use serde::{Deserialize, Serialize};
+
+use super::defs::{Output, ScoreDef, ScoreRecipe, ViewAugment, ViewSpec};
+use super::extract::embed_view;
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::method::Method;
+
+/// A frozen model as the scores see it.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoringModel<'a> {
+    /// The encoder; `None` for the raw-pixel method (features = the transformed pixels).
+    pub encoder: Option<&'a ResNet>,
+    /// The method with its heads.
+    pub method: &'a dyn Method,
+    /// The run's resolved config (seed, augmentation).
+    pub config: &'a TrainConfig,
+    /// Device of the model.
+    pub device: &'a Device,
+    /// Images per forward pass.
+    pub batch_size: usize,
+}
+
+/// What a recipe learnt from the training images.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Fitted {
+    /// One scorer per bank.
+    Bank(TtaEnsemble<FittedScorer>),
+    /// The CSI scorer.
+    Csi(CsiScorer),
+    /// Nothing to fit (shift likelihood).
+    Nothing,
+}
+
+/// A score fitted on the normal training images of one run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Detector {
+    /// Name of the score.
+    pub score: String,
+    /// Dimension of the embeddings the score works on (0 when it reads logits only).
+    pub embedding_dim: usize,
+    recipe: ScoreRecipe,
+    fitted: Fitted,
+}
+
+/// Shift `k`'s logit column of a `rows × K` logit matrix.
+fn column(m: &EmbeddingMatrix, k: usize, what: &str) -> Result<Vec<f32>> {
+    if k >= m.cols() {
+        return Err(Error::DataMismatch(format!(
+            "{what} has {} columns, shift {k} needs at least {}",
+            m.cols(),
+            k + 1
+        )));
+    }
+    Ok((0..m.rows()).map(|i| m.row(i)[k]).collect())
+}
+
+/// Per shift: sample-major `(n·T) × d` projections and `n·T` logits of shift `k`'s class.
+type CsiFeatures = Vec<(EmbeddingMatrix, Option<Vec<f32>>)>;
+
+fn csi_features(
+    model: &ScoringModel<'_>,
+    images: &ImageBatchU8<'_>,
+    projection: &str,
+    shift_head: Option<&str>,
+    shifts: &[Shift],
+    ensemble: usize,
+    crop_scale: f64,
+) -> Result<CsiFeatures> {
+    let proj = Output::Head(projection.to_string());
+    let logit = shift_head.map(|h| Output::Head(h.to_string()));
+    let mut out = Vec::with_capacity(shifts.len());
+    for (k, &shift) in shifts.iter().enumerate() {
+        let mut per_draw = Vec::with_capacity(ensemble);
+        for t in 0..ensemble as u64 {
+            let view = ViewSpec {
+                shift,
+                augment: ViewAugment::Train {
+                    draw: t,
+                    crop_scale: Some([crop_scale, crop_scale]),
+                },
+            };
+            let outputs: Vec<&Output> = std::iter::once(&proj).chain(logit.as_ref()).collect();
+            per_draw.push(embed_view(model, images, &view, &outputs)?);
+        }
+        let n = images.len();
+        let d = per_draw[0][0].cols();
+        let mut rows = Vec::with_capacity(n * ensemble * d);
+        let mut logits = shift_head.map(|_| Vec::with_capacity(n * ensemble));
+        let columns: Vec<Vec<f32>> = match shift_head {
+            Some(h) => per_draw
+                .iter()
+                .map(|m| column(&m[1], k, h))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        for i in 0..n {
+            for (t, m) in per_draw.iter().enumerate() {
+                rows.extend_from_slice(m[0].row(i));
+                if let Some(l) = logits.as_mut() {
+                    l.push(columns[t][i]);
+                }
+            }
+        }
+        out.push((EmbeddingMatrix::new(rows, n * ensemble, d)?, logits));
+    }
+    Ok(out)
+}
+
+fn csi_views(features: &CsiFeatures) -> Vec<CsiShiftFeatures<'_>> {
+    features
+        .iter()
+        .map(|(p, l)| CsiShiftFeatures {
+            projections: p.view(),
+            shift_logits: l.as_deref(),
+        })
+        .collect()
+}
+
+fn csi_params(ensemble: usize, logits: bool, balance: bool) -> conad_scorers::CsiParams {
+    conad_scorers::CsiParams::default()
+        .ensemble_size(ensemble)
+        .use_shift_logits(logits)
+        .balance(balance)
+}
+
+impl Detector {
+    /// Fits `def` on the normal training images `train`.
+    ///
+    /// # Errors
+    /// Embedding errors (a head the method lacks, a head asked of raw pixels), the scorers'
+    /// fit errors (too few images, non-finite features).
+    pub fn fit(model: &ScoringModel<'_>, def: &ScoreDef, train: &ImageBatchU8<'_>) -> Result<Self> {
+        let mut embedding_dim = 0;
+        let fitted = match &def.recipe {
+            ScoreRecipe::Bank {
+                output,
+                banks,
+                scorer,
+                ..
+            } => {
+                let mut members = Vec::with_capacity(banks.len());
+                for view in banks {
+                    let bank = embed_view(model, train, view, &[output])?;
+                    embedding_dim = bank[0].cols();
+                    members.push(conad_scorers::Fit::fit(scorer, bank[0].view())?);
+                }
+                Fitted::Bank(TtaEnsemble::from_members(members)?)
+            }
+            ScoreRecipe::Csi {
+                projection,
+                shift_head,
+                shifts,
+                ensemble,
+                crop_scale,
+                balance,
+            } => {
+                let features = csi_features(
+                    model,
+                    train,
+                    projection,
+                    shift_head.as_deref(),
+                    shifts,
+                    *ensemble,
+                    *crop_scale,
+                )?;
+                embedding_dim = features.first().map_or(0, |f| f.0.cols());
+                Fitted::Csi(
+                    csi_params(*ensemble, shift_head.is_some(), *balance)
+                        .fit(&csi_views(&features))?,
+                )
+            }
+            ScoreRecipe::ShiftLikelihood { .. } => Fitted::Nothing,
+        };
+        Ok(Self {
+            score: def.name.to_string(),
+            embedding_dim,
+            recipe: def.recipe.clone(),
+            fitted,
+        })
+    }
+
+    /// Anomaly scores (higher = more anomalous) of `images`, one per image.
+    ///
+    /// # Errors
+    /// Embedding and scoring errors; [`Error::DataMismatch`] if the fitted state does not match
+    /// the recipe (a corrupted detector).
+    pub fn score(&self, model: &ScoringModel<'_>, images: &ImageBatchU8<'_>) -> Result<Vec<f64>> {
+        match (&self.recipe, &self.fitted) {
+            (
+                ScoreRecipe::Bank {
+                    output, queries, ..
+                },
+                Fitted::Bank(ensemble),
+            ) => {
+                let embedded: Vec<(usize, EmbeddingMatrix)> = queries
+                    .iter()
+                    .map(|(view, bank)| {
+                        Ok((*bank, embed_view(model, images, view, &[output])?.remove(0)))
+                    })
+                    .collect::<Result<_>>()?;
+                let views: Vec<_> = embedded.iter().map(|(b, m)| (*b, m.view())).collect();
+                Ok(ensemble
+                    .score_assigned(&views)?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect())
+            }
+            (
+                ScoreRecipe::Csi {
+                    projection,
+                    shift_head,
+                    shifts,
+                    ensemble,
+                    crop_scale,
+                    ..
+                },
+                Fitted::Csi(scorer),
+            ) => {
+                let features = csi_features(
+                    model,
+                    images,
+                    projection,
+                    shift_head.as_deref(),
+                    shifts,
+                    *ensemble,
+                    *crop_scale,
+                )?;
+                Ok(scorer
+                    .score_batch(&csi_views(&features))?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect())
+            }
+            (ScoreRecipe::ShiftLikelihood { head, shifts }, Fitted::Nothing) => {
+                let out = Output::Head(head.clone());
+                let mut total = vec![0f64; images.len()];
+                for (k, &shift) in shifts.iter().enumerate() {
+                    let logits = embed_view(model, images, &ViewSpec::test(shift), &[&out])?;
+                    let m = &logits[0];
+                    let t = Tensor::from_slice(m.as_slice(), (m.rows(), m.cols()), &Device::Cpu)?;
+                    let log_p = candle_nn::ops::log_softmax(
+                        &t.to_dtype(candle_core::DType::F64)?,
+                        D::Minus1,
+                    )?;
+                    let col = log_p
+                        .narrow(1, k, 1)
+                        .map_err(|_| {
+                            Error::DataMismatch(format!(
+                                "head `{head}` gives {} logits, shift {k} needs {}",
+                                m.cols(),
+                                k + 1
+                            ))
+                        })?
+                        .flatten_all()?
+                        .to_vec1::<f64>()?;
+                    for (s, v) in total.iter_mut().zip(col) {
+                        // Anomaly score: minus the summed log-likelihood of the true shifts.
+                        *s -= v;
+                    }
+                }
+                Ok(total)
+            }
+            _ => Err(Error::DataMismatch(format!(
+                "detector `{}` holds fitted state of another recipe",
+                self.score
+            ))),
+        }
+    }
+}
