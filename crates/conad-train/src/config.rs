@@ -121,12 +121,22 @@ impl Default for EvalConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    /// The preset this config came from (`budget`, `paper`; `None` = hand-written), recorded
+    /// with every number.
+    pub profile: Option<String>,
     /// Method and its parameters.
     pub method: MethodConfig,
     /// Encoder.
     pub model: ModelConfig,
-    /// Epochs (passes over the training split).
+    /// Epochs (passes over the training pool).
     pub epochs: u64,
+    /// Training compute in encoder views: when set, `epochs` is derived from the data as
+    /// `max(1, round(view_budget / (views_per_image · training images)))`, so every method of a
+    /// budget profile gets the same compute whatever its views per image.
+    pub view_budget: Option<u64>,
+    /// When set, `eval_every` and `checkpoint_every` are derived as `max(1, epochs / eval_points)`
+    /// (a learning curve of about this many points whatever the epoch count).
+    pub eval_points: Option<u64>,
     /// Source images per step (SimCLR sees `2 × batch_size` views).
     pub batch_size: usize,
     /// Drop the last incomplete batch of every epoch (SimCLR practice).
@@ -155,6 +165,9 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
+            profile: None,
+            view_budget: None,
+            eval_points: None,
             method: MethodConfig::default(),
             model: ModelConfig::default(),
             epochs: 100,
@@ -196,6 +209,12 @@ impl TrainConfig {
                 self.seed,
                 "must be ≤ 2^63 − 1 (TOML integers are signed 64-bit)",
             ));
+        }
+        if self.view_budget == Some(0) {
+            return Err(Error::invalid("view_budget", 0, "must be ≥ 1 (or omitted)"));
+        }
+        if self.eval_points == Some(0) {
+            return Err(Error::invalid("eval_points", 0, "must be ≥ 1 (or omitted)"));
         }
         if self.eval.k == 0 {
             return Err(Error::invalid("eval.k", 0, "must be ≥ 1 (1 = max cosine)"));
@@ -257,6 +276,25 @@ impl TrainConfig {
             out.model.in_channels = Some(c);
         }
         Ok(out)
+    }
+
+    /// The config with `epochs` derived from `view_budget` for `images` training images (and
+    /// `eval_every`/`checkpoint_every` from `eval_points`); unchanged without a budget.
+    #[must_use]
+    pub fn with_budget_for(&self, images: usize) -> Self {
+        let mut out = self.clone();
+        let per_epoch = (self.method.views_per_image() * images) as f64;
+        if let Some(views) = self.view_budget
+            && per_epoch > 0.0
+        {
+            out.epochs = ((views as f64 / per_epoch).round() as u64).max(1);
+        }
+        if let Some(points) = self.eval_points {
+            let every = (out.epochs / points).max(1);
+            out.eval_every = every;
+            out.checkpoint_every = every;
+        }
+        out
     }
 
     /// Parses TOML; unknown method names give [`Error::UnknownMethod`].

@@ -42,6 +42,7 @@ mod error;
 mod evaluate;
 pub mod method;
 pub mod optim;
+mod profiles;
 mod progress;
 mod report;
 pub mod run_dir;
@@ -65,6 +66,7 @@ pub use optim::{
     AdamConfig, LarsConfig, Optimizer, OptimizerConfig, OptimizerStateMeta, SgdConfig, StepHyper,
     StepStats, is_batch_norm_statistic,
 };
+pub use profiles::{PROFILE_NAMES, PROFILES, Profile, profile};
 pub use progress::ProgressMode;
 pub use report::{EpochRecord, EvalPoint, History, LearningCurve, TrainReport};
 pub use run_dir::{TrainedModel, load_run, load_run_on};

@@ -159,7 +159,10 @@ where
             task.test_is_anomaly.len()
         )));
     }
-    let resolved = config.resolve(data.height, data.width, data.channels)?;
+    let resolved =
+        config
+            .with_budget_for(data.len())
+            .resolve(data.height, data.width, data.channels)?;
     let anomalies = task.test_is_anomaly.iter().filter(|&&a| a).count();
     let evaluates = resolved.eval_every > 0 || !resolved.method.trains();
     if evaluates && (anomalies == 0 || anomalies == task.test.len()) {

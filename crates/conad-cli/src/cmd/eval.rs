@@ -1,20 +1,17 @@
-//! `conad eval --run RUN_DIR`: rebuild the run's one-class task (`RUN/task.toml`), embed its
-//! normal training images and its test split with the trained encoder (eval mode, the run's test
-//! transform), score the test images with a scorer of conad-scorers (default: max-cosine kNN,
-//! METHODS §2.2) and write `metrics.json`, `metrics.md`, `roc.png` and `scores.csv` to
-//! `RUN/eval/` (or `--out`). Anomalies are the positive class; higher score = more anomalous.
-//! `--rotation-ensemble` is FIRM's S_rot (METHODS §2.3): for each of the four rotations, rotate
-//! the training and test images, score the rotated test images against the same-rotation
-//! training bank, and average the four scores (meant for models trained with rotated copies).
-use super::scorer_args::ScorerArgs;
+//! `conad eval --run RUN_DIR`: rebuild the run's one-class task (`RUN/task.toml`), fit the
+//! method's test-time score on its normal training images with the trained model (encoder and
+//! heads, eval mode) and score the test split — the same library code as the trainer's online
+//! evaluation (`conad_train::Detector`). Default: the method's paper score; `--score NAME` picks
+//! any score the method lists (`conad methods --scores`). Writes `metrics.json` (AUROC, AUPR,
+//! FPR@95, the score, the profile, epochs and training seconds), `metrics.md`, `roc.png` and
+//! `scores.csv` to `RUN/eval/` (or `--out`). Anomalies are the positive class; higher score =
+//! more anomalous.
 use super::task_file::TaskFile;
 use anyhow::{Context, Result};
 use clap::Args;
-use conad_data::Dataset;
 use conad_eval::{DropIntermediate, Metrics, PlotOptions, RocSeries, plot_roc, roc_curve};
 use conad_train::load_run;
 use serde::Serialize;
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -26,12 +23,10 @@ pub struct EvalArgs {
     /// Dataset spec; default: the one the run was trained on.
     #[arg(long)]
     pub data: Option<String>,
-    #[command(flatten)]
-    pub scorer: ScorerArgs,
-    /// Average the score over the four rotations, each against the same-rotation training bank
-    /// (FIRM's S_rot, METHODS §2.3).
+    /// The method's score to use (default: its paper score; `conad methods --scores` lists
+    /// them, e.g. `knn`, `rot_knn` = FIRM's S_rot, `csi`, `nnd`).
     #[arg(long)]
-    pub rotation_ensemble: bool,
+    pub score: Option<String>,
     /// Output directory (default `RUN/eval`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -52,7 +47,9 @@ pub struct EvalReport {
     pub data: String,
     pub task: String,
     pub normal_classes: Vec<u32>,
-    pub scorer: String,
+    pub score: String,
+    pub profile: Option<String>,
+    pub training_seconds: Option<f64>,
     pub embedding_dim: usize,
     pub n_train: usize,
     pub n_test: usize,
@@ -65,14 +62,18 @@ impl EvalReport {
     fn to_markdown(&self) -> String {
         format!(
             "# conad eval — {method} on {task}\n\n\
-             | method | epochs | scorer | d | train | test (anomalies) | AUROC | AUPR | FPR@95TPR |\n\
-             |---|---:|---|---:|---:|---:|---:|---:|---:|\n\
-             | {method} | {epochs} | {scorer} | {d} | {n_train} | {n_test} ({n_anom}) | {auroc:.4} | {aupr:.4} | {fpr:.4} |\n\n\
+             | method | profile | epochs | training s | score | d | train | test (anomalies) | AUROC | AUPR | FPR@95TPR |\n\
+             |---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n\
+             | {method} | {profile} | {epochs} | {seconds} | {score} | {d} | {n_train} | {n_test} ({n_anom}) | {auroc:.4} | {aupr:.4} | {fpr:.4} |\n\n\
              Run: `{run}`; data: `{data}`. Anomalies are positives; higher score = more anomalous.\n",
             method = self.method,
             task = self.task,
             epochs = self.epochs,
-            scorer = self.scorer,
+            score = self.score,
+            profile = self.profile.as_deref().unwrap_or("custom"),
+            seconds = self
+                .training_seconds
+                .map_or_else(|| "n/a".to_string(), |s| format!("{s:.0}")),
             d = self.embedding_dim,
             n_train = self.n_train,
             n_test = self.n_test,
@@ -102,51 +103,25 @@ fn write_scores(path: &Path, scores: &[f64], labels: &[bool], classes: &[u32]) -
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// `d` turned `k` quarter turns; rotation 0 borrows the images instead of copying them.
-fn rotated(d: &Dataset, k: u8) -> Cow<'_, Dataset> {
-    if k == 0 {
-        Cow::Borrowed(d)
-    } else {
-        Cow::Owned(d.rot90(k))
-    }
+/// Seconds the run spent in training steps (all sessions), from `RUN/history.json`.
+fn training_seconds(run: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(run.join(conad_train::run_dir::HISTORY_FILE)).ok()?;
+    let history: conad_train::History = serde_json::from_str(&text).ok()?;
+    Some(history.epochs.iter().map(|e| e.seconds).sum())
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be ≥ 1");
-    let scorer_config = args.scorer.config()?;
     let task_file = TaskFile::read(&args.run)?;
     let (loaded, task) = task_file.build(args.data.as_deref())?;
     let model = load_run(&args.run)?;
-    let turns: &[u8] = if args.rotation_ensemble {
-        &[0, 1, 2, 3]
-    } else {
-        &[0]
-    };
-    let mut scores = vec![0f64; task.test.len()];
-    let mut embedding_dim = 0;
-    for &k in turns {
-        let what = if k == 0 {
-            String::new()
-        } else {
-            format!(" rotated by {}°", 90 * u32::from(k))
-        };
-        let train = model
-            .embed(&rotated(&task.train, k), args.batch_size)
-            .with_context(|| format!("embedding the normal training images{what}"))?;
-        let test = model
-            .embed(&rotated(&task.test, k), args.batch_size)
-            .with_context(|| format!("embedding the test split{what}"))?;
-        let scorer = scorer_config
-            .fit_boxed(train.view())
-            .with_context(|| format!("fitting {}{what}", scorer_config.name()))?;
-        let part = scorer
-            .score_batch(test.view())
-            .with_context(|| format!("scoring the test split{what}"))?;
-        for (s, p) in scores.iter_mut().zip(part) {
-            *s += f64::from(p) / turns.len() as f64;
-        }
-        embedding_dim = train.cols();
-    }
+    let detector = model
+        .fit_detector(args.score.as_deref(), &task.train, args.batch_size)
+        .context("fitting the score on the normal training images")?;
+    let scores = model
+        .score(&detector, &task.test, args.batch_size)
+        .context("scoring the test split")?;
+    let embedding_dim = detector.embedding_dim;
     let metrics = Metrics::compute(&scores, &task.test_is_anomaly)?;
     let report = EvalReport {
         run: args.run.clone(),
@@ -155,11 +130,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         data: loaded.source.clone(),
         task: task.description.clone(),
         normal_classes: task.normal_classes.clone(),
-        scorer: if args.rotation_ensemble {
-            format!("{} (rotation ensemble)", scorer_config.name())
-        } else {
-            scorer_config.name().to_string()
-        },
+        score: detector.score.clone(),
+        profile: model.config().profile.clone(),
+        training_seconds: training_seconds(&args.run),
         embedding_dim,
         n_train: task.train.len(),
         n_test: task.test.len(),
@@ -180,7 +153,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         &task.test.labels,
     )?;
     let curve = roc_curve(&scores, &task.test_is_anomaly, DropIntermediate::Collinear)?;
-    let label = format!("{} ({})", report.method, report.scorer);
+    let label = format!("{} ({})", report.method, report.score);
     plot_roc(
         out.join("roc.png"),
         &[RocSeries {
@@ -196,9 +169,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} ({} epochs) on {}: AUROC {:.4}, AUPR {:.4}, FPR@95TPR {:.4} → {}",
+            "{} [{}] ({} epochs, profile {}) on {}: AUROC {:.4}, AUPR {:.4}, FPR@95TPR {:.4} → {}",
             report.method,
+            report.score,
             report.epochs,
+            report.profile.as_deref().unwrap_or("custom"),
             report.task,
             report.metrics.auroc,
             report.metrics.aupr,

@@ -133,6 +133,10 @@ impl MethodParams for Con2Params {
         }))
     }
 
+    fn views_per_image(&self) -> usize {
+        4
+    }
+
     fn scores(&self) -> Vec<ScoreDef> {
         let context = self.context.shift();
         with_standard(vec![

@@ -107,6 +107,10 @@ impl MethodParams for CsiParams {
         }))
     }
 
+    fn views_per_image(&self) -> usize {
+        2 * Shift::ROTATIONS.len()
+    }
+
     fn scores(&self) -> Vec<ScoreDef> {
         with_standard(vec![
             ScoreDef {

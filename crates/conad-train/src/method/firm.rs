@@ -68,6 +68,10 @@ impl MethodParams for FirmParams {
         }))
     }
 
+    fn views_per_image(&self) -> usize {
+        2 * DistributionShift::Rotations.shifts().len()
+    }
+
     fn scores(&self) -> Vec<ScoreDef> {
         with_standard(vec![ScoreDef::knn5()])
     }

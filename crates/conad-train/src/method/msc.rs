@@ -87,6 +87,10 @@ impl MethodParams for MscParams {
         }))
     }
 
+    fn views_per_image(&self) -> usize {
+        2
+    }
+
     fn scores(&self) -> Vec<ScoreDef> {
         with_standard(vec![ScoreDef::knn2()])
     }

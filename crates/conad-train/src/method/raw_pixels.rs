@@ -29,6 +29,10 @@ impl MethodParams for RawPixelsConfig {
         standard_scores()
     }
 
+    fn views_per_image(&self) -> usize {
+        0
+    }
+
     fn trains(&self) -> bool {
         false
     }

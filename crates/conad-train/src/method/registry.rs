@@ -44,6 +44,10 @@ pub trait MethodParams:
     /// `conad eval`).
     fn scores(&self) -> Vec<ScoreDef>;
 
+    /// Encoder views per training image and epoch (shifted copies × views per item): the unit
+    /// of `view_budget`, which gives every method of a budget profile the same training compute.
+    fn views_per_image(&self) -> usize;
+
     /// `false` for methods without trainable weights (raw pixels): the loop runs no epoch and
     /// scores with the raw pixels.
     fn trains(&self) -> bool {
@@ -60,6 +64,7 @@ trait DynParams: fmt::Debug + Send + Sync {
     fn validate(&self) -> Result<()>;
     fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>>;
     fn scores(&self) -> Vec<ScoreDef>;
+    fn views_per_image(&self) -> usize;
     fn trains(&self) -> bool;
 }
 
@@ -85,6 +90,9 @@ impl<P: MethodParams> DynParams for P {
     }
     fn scores(&self) -> Vec<ScoreDef> {
         MethodParams::scores(self)
+    }
+    fn views_per_image(&self) -> usize {
+        MethodParams::views_per_image(self)
     }
     fn trains(&self) -> bool {
         MethodParams::trains(self)
@@ -280,6 +288,11 @@ impl MethodConfig {
     /// `false` for methods without trainable weights (raw pixels).
     pub fn trains(&self) -> bool {
         self.params.trains()
+    }
+
+    /// Encoder views per training image and epoch (see [`MethodParams::views_per_image`]).
+    pub fn views_per_image(&self) -> usize {
+        self.params.views_per_image()
     }
 
     /// Checks the parameters.

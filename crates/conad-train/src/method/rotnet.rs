@@ -46,6 +46,10 @@ impl MethodParams for RotNetParams {
         Ok(Box::new(RotNetMethod { head, loss }))
     }
 
+    fn views_per_image(&self) -> usize {
+        Shift::ROTATIONS.len()
+    }
+
     fn scores(&self) -> Vec<ScoreDef> {
         crate::score::with_standard(vec![ScoreDef {
             name: "rotnet",

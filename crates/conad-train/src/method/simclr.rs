@@ -89,6 +89,10 @@ impl MethodParams for SimClrConfig {
         Ok(Box::new(SimClrMethod::new(self, ctx.encoder, ctx.heads)?))
     }
 
+    fn views_per_image(&self) -> usize {
+        SimClrMethod::VIEWS * self.distribution_shift.shifts().len()
+    }
+
     /// kNN max cosine on encoder features (CON2's "SimCLR (kNN)", §6.22), then the standard
     /// scores.
     fn scores(&self) -> Vec<ScoreDef> {

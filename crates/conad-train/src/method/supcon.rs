@@ -78,6 +78,10 @@ impl MethodParams for SupConParams {
         }))
     }
 
+    fn views_per_image(&self) -> usize {
+        2 * self.distribution_shift.shifts().len()
+    }
+
     /// S_cos with k = 1 first (FIRM Table 15 reports S_cos), then the standard scores.
     fn scores(&self) -> Vec<ScoreDef> {
         standard_scores()
