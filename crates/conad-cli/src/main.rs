@@ -33,8 +33,8 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Score a run's test split against its normal training images: AUROC as JSON, Markdown, ROC PNG.
     Eval(cmd::eval::EvalArgs),
-    /// List the methods conad can train.
-    Methods,
+    /// List the methods conad can train (and, with --scores, their test-time scores).
+    Methods(cmd::methods::MethodsArgs),
 }
 
 /// Runs candle's own element-wise CPU ops on the calling thread unless the user sized its pool.
@@ -68,7 +68,7 @@ fn main() {
         Command::Train(a) => cmd::train::run(&a),
         Command::Embed(a) => cmd::embed::run(&a),
         Command::Eval(a) => cmd::eval::run(&a),
-        Command::Methods => cmd::methods::run(),
+        Command::Methods(a) => cmd::methods::run(&a),
     };
     if let Err(err) = result {
         // `{:#}` joins the context chain on one line.

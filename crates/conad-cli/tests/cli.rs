@@ -285,7 +285,10 @@ fn train_embed_eval_pipeline_is_complete_and_reproducible() {
     ]));
     let auroc = eval["auroc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auroc), "{eval}");
-    assert_eq!(eval["scorer"], "knn");
+    // SimCLR's paper score is kNN on the encoder features; the preset is the budget profile.
+    assert_eq!(eval["score"], "knn");
+    assert_eq!(eval["profile"], "budget");
+    assert!(eval["training_seconds"].as_f64().unwrap() > 0.0, "{eval}");
     assert_eq!(eval["embedding_dim"], 64);
     assert_eq!(eval["n_test"], 3);
     for f in ["metrics.json", "metrics.md", "roc.png", "scores.csv"] {
@@ -350,16 +353,50 @@ fn raw_method_eval_matches_the_training_report() {
     let rot = json_of(&conad(&[
         "eval",
         "--json",
-        "--rotation-ensemble",
+        "--score",
+        "rot_knn",
         "--run",
         run.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ]));
-    assert_eq!(rot["scorer"], "knn (rotation ensemble)");
+    assert_eq!(rot["score"], "rot_knn");
     let ensemble = rot["auroc"].as_f64().unwrap();
     assert!((ensemble - offline).abs() < 1e-3, "{ensemble} vs {offline}");
     assert!(out.join("metrics.json").is_file());
+    // A score the method does not offer: one line listing its scores.
+    assert_one_line_error(
+        &conad(&["eval", "--run", run.to_str().unwrap(), "--score", "nope"]),
+        "rot_knn",
+    );
+}
+
+/// `conad methods --scores` lists every registered method with its paper score first.
+#[test]
+fn methods_list_their_scores() {
+    let o = conad(&["methods", "--scores"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for (method, paper) in [
+        ("simclr", "knn"),
+        ("csi", "csi"),
+        ("con2", "nnd"),
+        ("firm", "knn5"),
+        ("rotnet", "rotnet"),
+        ("msc", "knn2"),
+    ] {
+        let block: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{method} ")))
+            .collect();
+        let first = block
+            .get(1)
+            .unwrap_or_else(|| panic!("{method} missing:\n{text}"));
+        assert!(
+            first.split_whitespace().take(2).eq([paper, "paper"]),
+            "{method}: {first}"
+        );
+    }
 }
 
 #[test]
@@ -374,7 +411,10 @@ fn train_and_eval_reject_bad_input_with_one_line() {
         conad(&a)
     };
     // Unknown method: the error lists the registry.
-    assert_one_line_error(&with(&["--method", "simclrr"]), "simclr, raw_pixels");
+    assert_one_line_error(
+        &with(&["--method", "simclrr"]),
+        "raw_pixels, simclr, supcon",
+    );
     // No method at all.
     assert_one_line_error(&with(&[]), "--method");
     // A class the data set does not have.
@@ -383,6 +423,18 @@ fn train_and_eval_reject_bad_input_with_one_line() {
     assert_one_line_error(
         &with(&["--method", "simclr", "--normal-class", "0", "--epochs", "0"]),
         "epochs",
+    );
+    // An unknown profile names the profiles.
+    assert_one_line_error(
+        &with(&[
+            "--method",
+            "csi",
+            "--profile",
+            "fast",
+            "--normal-class",
+            "0",
+        ]),
+        "budget, paper",
     );
     // A directory that is not a run.
     assert_one_line_error(

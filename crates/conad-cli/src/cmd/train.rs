@@ -25,6 +25,10 @@ pub struct TrainArgs {
     /// (MedMNIST, image folders).
     #[arg(long = "normal-class", value_delimiter = ',')]
     pub normal_class: Vec<u32>,
+    /// Start from the method's preset: `budget` (CPU, equal compute across methods; the
+    /// default with `--method` and no `--config`) or `paper` (the paper's recipe, for GPUs).
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Full training config (TOML, see `conad_train::TrainConfig`); flags override its fields.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -61,23 +65,36 @@ pub struct TrainArgs {
 }
 
 fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
-    let mut config = match &args.config {
-        Some(path) => TrainConfig::from_toml_file(path)?,
-        None => TrainConfig::default(),
+    let mut config = match (&args.config, &args.method, &args.profile) {
+        (Some(path), _, _) => TrainConfig::from_toml_file(path)?,
+        (None, Some(method), profile) => {
+            conad_train::profile(method, profile.as_deref().unwrap_or("budget"))?
+        }
+        (None, None, _) => bail!(
+            "no method: pass --method NAME (one of {}) or --config FILE.toml with a [method] section",
+            method_names().join(", ")
+        ),
     };
     if let Some(name) = &args.method {
         let wanted = MethodConfig::from_name(name)?;
         if wanted.name() != config.method.name() {
+            // `--config` for another method: keep its training settings, take the method's
+            // default parameters.
             config.method = wanted;
         }
-    } else if args.config.is_none() {
+    }
+    if args.config.is_some()
+        && let Some(profile) = &args.profile
+    {
         bail!(
-            "no method: pass --method NAME (one of {}) or --config FILE.toml with a [method] section",
-            method_names().join(", ")
+            "--profile {profile} and --config both give the whole config; pass one of them \
+             (flags such as --epochs override either)"
         );
     }
     if let Some(e) = args.epochs {
+        // Explicit epochs replace a profile's view budget.
         config.epochs = e;
+        config.view_budget = None;
     }
     if let Some(w) = args.width {
         config.model.width_multiplier = w;
@@ -142,9 +159,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return Ok(());
     }
     let fmt = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.4}"));
+    let score = report
+        .history
+        .evals
+        .last()
+        .map_or("-", |e| e.score.as_str())
+        .to_string();
     println!(
-        "{}: {} of {} epochs, loss {}, online kNN AUROC {}, AULC {}, {} img/s, {:.0} s → {}",
+        "{} (profile {}): {} of {} epochs, loss {}, online {score} AUROC {}, AULC {}, {} img/s, {:.0} s → {}",
         report.method,
+        config.profile.as_deref().unwrap_or("custom"),
         report.epochs_completed,
         report.epochs_planned,
         fmt(report.final_loss),
