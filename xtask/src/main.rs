@@ -6,6 +6,8 @@
 //!   (see [`bench`]).
 //! - `cargo xtask demo` — the README's main command: SimCLR on the embedded Fashion-MNIST subset
 //!   next to the raw-pixel kNN floor (see [`demo`]).
+//! - `cargo xtask reproduce --suite NAME` — methods × classes × seeds through the library,
+//!   resumable, results committed under `results/` (see [`reproduce`]).
 //! - `cargo xtask fixtures` — regenerate `fixtures/` with `fixtures/generate.py`.
 //! - `cargo xtask check-cuda` — compile every CUDA kernel to PTX and SASS without a GPU.
 
@@ -13,6 +15,7 @@ mod bench;
 mod check_cuda;
 mod demo;
 mod fixtures;
+mod reproduce;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +33,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Train SimCLR on the embedded Fashion-MNIST subset and compare it with raw-pixel kNN.
     Demo(demo::DemoArgs),
+    /// Run a reproduction suite (methods × classes × seeds) and write its report.
+    Reproduce(reproduce::ReproduceArgs),
     /// Regenerate the files under `fixtures/` (needs Debian's python3-numpy, python3-pil and
     /// dataset-fashion-mnist).
     Fixtures,
@@ -44,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Bench(args) => bench::run(&root, args),
         Task::Demo(args) => demo::run(&root, &args),
+        Task::Reproduce(args) => reproduce::run(&root, &args),
         Task::Fixtures => fixtures::run(&root),
         Task::CheckCuda => check_cuda::run(&root),
     }

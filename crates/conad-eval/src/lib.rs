@@ -41,6 +41,7 @@
 pub mod aggregate;
 mod aulc;
 mod auroc;
+pub mod bars;
 mod error;
 mod metrics;
 pub mod plot;
@@ -52,6 +53,7 @@ mod roc;
 pub use aggregate::{ClassSummary, MeanStd, MethodStats, MethodSummary, Record, ResultsTable};
 pub use aulc::aulc;
 pub use auroc::auroc;
+pub use bars::{Bar, plot_bars};
 pub use error::{Error, Result};
 pub use metrics::{MetricKind, Metrics};
 pub use plot::{

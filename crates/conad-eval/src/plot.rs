@@ -28,7 +28,7 @@ use crate::ranking::validate;
 use crate::roc::RocCurve;
 
 static DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 const NORMAL_COLOUR: RGBColor = RGBColor(31, 119, 180);
 const ANOMALY_COLOUR: RGBColor = RGBColor(214, 39, 40);
 
@@ -36,7 +36,7 @@ const ANOMALY_COLOUR: RGBColor = RGBColor(214, 39, 40);
 ///
 /// # Errors
 /// [`Error::FontRegistration`] if the embedded bytes are not a valid font (never expected).
-fn ensure_font() -> Result<()> {
+pub(crate) fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     if *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok()) {
         Ok(())
@@ -170,7 +170,7 @@ fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
 }
 
 /// Renders with the backend `path`'s extension selects; `draw` gets the root area.
-fn render_to_file(
+pub(crate) fn render_to_file(
     path: &Path,
     (w, h): (u32, u32),
     draw_png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,

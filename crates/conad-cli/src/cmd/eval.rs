@@ -107,7 +107,7 @@ fn write_scores(path: &Path, scores: &[f64], labels: &[bool], classes: &[u32]) -
 fn training_seconds(run: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(run.join(conad_train::run_dir::HISTORY_FILE)).ok()?;
     let history: conad_train::History = serde_json::from_str(&text).ok()?;
-    Some(history.epochs.iter().map(|e| e.seconds).sum())
+    Some(history.epochs.iter().fold(0.0, |acc, e| acc + e.seconds))
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {

@@ -1,0 +1,149 @@
+//! The reproduction suites: data, normal classes, seeds, the methods compared (as labelled
+//! entries: a registry method, optionally with parameter overrides on top of its profile) and
+//! the scores computed for every run. One table.
+
+use anyhow::{Context, Result, bail};
+use conad_train::TrainConfig;
+
+/// A labelled method of a suite: `method`'s profile with `overrides` (TOML merged on top).
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// Name in results and tables.
+    pub label: &'static str,
+    /// Registry name.
+    pub method: &'static str,
+    /// TOML merged over the profile (tables merge key by key).
+    pub overrides: &'static str,
+}
+
+impl Entry {
+    const fn plain(method: &'static str) -> Self {
+        Self {
+            label: method,
+            method,
+            overrides: "",
+        }
+    }
+
+    /// The entry's config under `profile`.
+    pub fn config(&self, profile: &str) -> Result<TrainConfig> {
+        let preset = conad_train::profile(self.method, profile)?;
+        if self.overrides.is_empty() {
+            return Ok(preset);
+        }
+        let mut table: toml::Table = toml::from_str(&preset.to_toml_string()?)?;
+        let extra: toml::Table = toml::from_str(self.overrides)
+            .with_context(|| format!("overrides of suite entry {}", self.label))?;
+        merge(&mut table, extra);
+        let mut config = TrainConfig::from_toml_str(&table.to_string(), self.label)?;
+        config.profile = Some(profile.to_string());
+        Ok(config)
+    }
+}
+
+/// Merges `extra` into `base`: tables key by key, other values replaced.
+fn merge(base: &mut toml::Table, extra: toml::Table) {
+    for (k, v) in extra {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(e)) => merge(b, e),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Which scores a suite computes for every run.
+#[derive(Clone, Copy, Debug)]
+pub enum ScoreSet {
+    /// Every score the method lists.
+    All,
+    /// The method's paper score plus these (where the method lists them).
+    PaperAnd(&'static [&'static str]),
+}
+
+/// One suite.
+#[derive(Clone, Copy, Debug)]
+pub struct Suite {
+    /// `--suite` name; results live in `results/<name>/`.
+    pub name: &'static str,
+    /// What it reproduces.
+    pub summary: &'static str,
+    /// Data spec; `{shared}` is the shared data folder beside the repository.
+    pub data: &'static str,
+    /// Default normal classes.
+    pub classes: &'static [u32],
+    /// Default seeds.
+    pub seeds: &'static [u64],
+    /// The methods compared.
+    pub entries: &'static [Entry],
+    /// Scores computed per run.
+    pub scores: ScoreSet,
+}
+
+/// FIRM's NT-Xent baseline (FIRM Table 5/15): pairwise NT-Xent on the rotation pool with FIRM's
+/// pipeline and τ 0.2, on top of SimCLR's profile.
+const NT_XENT_POOL: &str = r#"
+[method]
+distribution_shift = "rotations"
+variant = "pairwise"
+temperature = 0.2
+
+[augment.train]
+preset = "firm"
+normalize = { mean = [0.5], std = [0.5] }
+
+[augment.test]
+preset = "firm_test"
+normalize = { mean = [0.5], std = [0.5] }
+"#;
+
+/// Every suite.
+pub static SUITES: &[Suite] = &[
+    Suite {
+        name: "breastmnist",
+        summary: "BreastMNIST (normal = 1), CON2 Table 1: raw, SimCLR, SupCon*, RotNet, CSI, MSC, FIRM, CON2",
+        data: "medmnist:{shared}/data/medmnist/breastmnist.npz",
+        classes: &[1],
+        seeds: &[0, 1, 2],
+        entries: &[
+            Entry::plain("raw_pixels"),
+            Entry::plain("simclr"),
+            Entry::plain("supcon"),
+            Entry::plain("rotnet"),
+            Entry::plain("csi"),
+            Entry::plain("msc"),
+            Entry::plain("firm"),
+            Entry::plain("con2"),
+        ],
+        scores: ScoreSet::All,
+    },
+    Suite {
+        name: "fmnist",
+        summary: "Fashion-MNIST classes 0, 2, 4, 6 (where raw pixels are weakest), FIRM Table 5/15: raw, NT-Xent, FIRM",
+        data: "fashion-mnist:/usr/share/datasets/fashion-mnist",
+        classes: &[0, 2, 4, 6],
+        seeds: &[0],
+        entries: &[
+            Entry::plain("raw_pixels"),
+            Entry {
+                label: "nt_xent",
+                method: "simclr",
+                overrides: NT_XENT_POOL,
+            },
+            Entry::plain("firm"),
+        ],
+        scores: ScoreSet::PaperAnd(&["knn", "knn5", "rot_knn"]),
+    },
+];
+
+/// The suite `name`.
+pub fn suite(name: &str) -> Result<&'static Suite> {
+    match SUITES.iter().find(|s| s.name == name) {
+        Some(s) => Ok(s),
+        None => bail!(
+            "unknown suite `{name}`; suites: {}",
+            SUITES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
