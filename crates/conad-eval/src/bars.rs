@@ -43,7 +43,8 @@ pub fn plot_bars(
             && b.error.is_none_or(f64::is_finite)
             && b.reference.is_none_or(f64::is_finite)
     });
-    if !finite || !(y_range.0 < y_range.1) {
+    let ordered = y_range.0.is_finite() && y_range.1.is_finite() && y_range.0 < y_range.1;
+    if !finite || !ordered {
         return Err(Error::InvalidOption {
             name: "bars",
             value: format!("{bars:?}, y range {y_range:?}"),

@@ -46,11 +46,59 @@ pub struct ReproduceArgs {
     /// Only regenerate the reports (every suite, or `--suite`) from `results/`.
     #[arg(long)]
     pub report: bool,
+    /// Evaluate on this split: `test` (results/<suite>/) or `val`, the validation split of data
+    /// sets that have one (results/<suite>-val/) — where temperatures, schedules and recipes
+    /// are chosen, never on the test split.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Override a config value of every entry: `--set method.context_temperature=0.5`
+    /// (dotted key, TOML value); needs `--tag`.
+    #[arg(long = "set", requires = "tag")]
+    pub sets: Vec<String>,
+    /// Name of the variant made by `--set`: results are labelled `<entry>+<tag>`.
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+/// `config` with the dotted `key=value` assignments applied.
+fn apply_sets(
+    config: conad_train::TrainConfig,
+    sets: &[String],
+) -> Result<conad_train::TrainConfig> {
+    if sets.is_empty() {
+        return Ok(config);
+    }
+    let profile = config.profile.clone();
+    let mut table: toml::Table = toml::from_str(&config.to_toml_string()?)?;
+    for set in sets {
+        let (key, value) = set.split_once('=').with_context(|| {
+            format!("--set {set}: expected KEY=VALUE, e.g. method.temperature=0.2")
+        })?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut node = &mut table;
+        for p in parts {
+            node = node
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("--set {set}: `{p}` is not a table"))?;
+        }
+        node.insert(last.to_string(), value);
+    }
+    let mut out = conad_train::TrainConfig::from_toml_str(&table.to_string(), "--set")?;
+    out.profile = profile;
+    Ok(out)
 }
 
 /// One planned run.
 struct Plan<'a> {
     entry: &'a Entry,
+    label: String,
     class: u32,
     seed: u64,
 }
@@ -62,7 +110,7 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
             None => suites::SUITES.iter().collect(),
         };
         for suite in suites {
-            report::write_suite_report(root, suite)?;
+            report::write_report(root, suite, suite.name)?;
         }
         return report::write_results_md(root);
     }
@@ -105,7 +153,7 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
     };
     // Validate every config before any run starts.
     for e in &entries {
-        e.config(&args.profile)
+        apply_sets(e.config(&args.profile)?, &args.sets)
             .with_context(|| format!("the {} profile of {}", args.profile, e.label))?;
     }
     let spec = args.data.clone().unwrap_or_else(|| {
@@ -113,17 +161,33 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
             .data
             .replace("{shared}", &root.join("../shared").display().to_string())
     });
-    let data: LoadedData = spec
+    let mut data: LoadedData = spec
         .parse::<DataSpec>()
         .and_then(|s| s.load())
         .with_context(|| format!("loading {spec}"))?;
-    let results_dir = root.join("results").join(suite.name);
+    let results_name = match args.split.as_str() {
+        "test" => suite.name.to_string(),
+        "val" => {
+            // The validation split plays the test split's part.
+            data.test = data
+                .val
+                .take()
+                .with_context(|| format!("{spec} has no validation split"))?;
+            format!("{}-val", suite.name)
+        }
+        other => bail!("--split {other}: expected test or val"),
+    };
+    let results_dir = root.join("results").join(&results_name);
     let mut plans = Vec::new();
     for e in &entries {
         for &class in &classes {
             for &seed in &seeds {
                 plans.push(Plan {
                     entry: e,
+                    label: match &args.tag {
+                        Some(t) => format!("{}+{t}", e.label),
+                        None => e.label.to_string(),
+                    },
                     class,
                     seed,
                 });
@@ -146,14 +210,14 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
         .join(" ");
     for plan in &plans {
         let file = results_dir.join(RunResult::file_name(
-            plan.entry.label,
+            &plan.label,
             &args.profile,
             plan.class,
             plan.seed,
         ));
         bar.set_message(format!(
             "{} class {} seed {}",
-            plan.entry.label, plan.class, plan.seed
+            plan.label, plan.class, plan.seed
         ));
         if file.is_file() {
             RunResult::read(&file)?;
@@ -161,36 +225,40 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
             bar.inc(1);
             continue;
         }
-        let result = run_one(root, suite, plan, &args.profile, &data, &command)?;
+        let result = run_one(root, &results_name, plan, args, &data, &command)?;
         result.write(&file)?;
         let paper = &result.scores[&result.paper_score];
-        bar.println(format!(
-            "{} class {} seed {}: {} AUROC {:.4} ({} epochs, {:.0} s training) → {}",
-            plan.entry.label,
-            plan.class,
-            plan.seed,
-            result.paper_score,
-            paper.auroc,
-            result.epochs,
-            result.train_seconds,
-            file.display()
-        ));
+        bar.suspend(|| {
+            eprintln!(
+                "{} class {} seed {}: {} AUROC {:.4} ({} epochs, {:.0} s training) → {}",
+                plan.label,
+                plan.class,
+                plan.seed,
+                result.paper_score,
+                paper.auroc,
+                result.epochs,
+                result.train_seconds,
+                file.display()
+            )
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
-    report::write_suite_report(root, suite)?;
+    report::write_report(root, suite, &results_name)?;
     report::write_results_md(root)
 }
 
 fn run_one(
     root: &Path,
-    suite: &Suite,
+    results_name: &str,
     plan: &Plan<'_>,
-    profile: &str,
+    args: &ReproduceArgs,
     data: &LoadedData,
     command: &str,
 ) -> Result<RunResult> {
-    let mut config = plan.entry.config(profile)?;
+    let profile = args.profile.as_str();
+    let suite = suites::suite(args.suite.as_deref().unwrap_or_default())?;
+    let mut config = apply_sets(plan.entry.config(profile)?, &args.sets)?;
     config.seed = plan.seed;
     let task = OneClassProtocol {
         normal_classes: vec![plan.class],
@@ -200,11 +268,11 @@ fn run_one(
     .build(data)?;
     let run_dir = root
         .join("target/reproduce")
-        .join(suite.name)
+        .join(results_name)
         .join("runs")
         .join(format!(
             "{}-{profile}-c{}-s{}",
-            plan.entry.label, plan.class, plan.seed
+            plan.label, plan.class, plan.seed
         ));
     let options = TrainOptions {
         progress: ProgressMode::Auto,
@@ -246,8 +314,8 @@ fn run_one(
     }
     let history = &report.history;
     Ok(RunResult {
-        suite: suite.name.into(),
-        label: plan.entry.label.into(),
+        suite: results_name.into(),
+        label: plan.label.clone(),
         method: method.name().into(),
         profile: profile.into(),
         class: plan.class,
@@ -279,4 +347,33 @@ fn run_one(
         command: command.to_string(),
         commit: results::commit(root),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conad_train::{Con2Params, ContextTransform};
+
+    #[test]
+    fn set_overrides_dotted_keys_with_toml_values() {
+        let base = conad_train::profile("con2", "budget").unwrap();
+        let c = apply_sets(
+            base.clone(),
+            &[
+                "method.context_temperature=0.5".into(),
+                "method.context=flip".into(),
+                "batch_size=16".into(),
+            ],
+        )
+        .unwrap();
+        let p = c.method.params::<Con2Params>().unwrap();
+        assert_eq!(p.context_temperature, 0.5);
+        assert_eq!(p.context, ContextTransform::Flip);
+        assert_eq!(c.batch_size, 16);
+        assert_eq!(c.profile.as_deref(), Some("budget"));
+        // Unknown keys and malformed assignments are errors naming them.
+        let err = apply_sets(base.clone(), &["method.tau=0.5".into()]).unwrap_err();
+        assert!(format!("{err:#}").contains("tau"), "{err:#}");
+        assert!(apply_sets(base, &["batch_size".into()]).is_err());
+    }
 }

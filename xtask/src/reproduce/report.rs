@@ -174,6 +174,34 @@ fn markdown(suite: &Suite, rows: &[Row], results: &[RunResult]) -> String {
             r.train_seconds.mean,
         ));
     }
+    // Mean over classes of the per-class paper-score means, per entry and profile.
+    // (label, profile) → per class (conad mean, published).
+    type PerClass = Vec<(f64, Option<f64>)>;
+    let mut by_entry: BTreeMap<(&str, &str), PerClass> = BTreeMap::new();
+    for r in rows {
+        if let Some(m) = r.scores.get(&r.paper_score) {
+            by_entry
+                .entry((r.label.as_str(), r.profile.as_str()))
+                .or_default()
+                .push((m.mean, r.published));
+        }
+    }
+    if by_entry.values().any(|v| v.len() > 1) {
+        md.push_str("\nMean over classes (paper score, AUROC %):\n\n| method | profile | classes | conad | published |\n|---|---|---:|---:|---:|\n");
+        for ((label, profile), v) in &by_entry {
+            let mean = v.iter().map(|x| x.0).sum::<f64>() / v.len() as f64;
+            let published: Option<Vec<f64>> = v.iter().map(|x| x.1).collect();
+            let published = published.map_or_else(
+                || "—".to_string(),
+                |p| format!("{:.1}", p.iter().sum::<f64>() / p.len() as f64),
+            );
+            md.push_str(&format!(
+                "| {label} | {profile} | {} | {:.1} | {published} |\n",
+                v.len(),
+                100.0 * mean
+            ));
+        }
+    }
     md.push_str("\nEvery score (AUROC %, mean ± std over seeds):\n\n");
     for r in rows {
         let all: Vec<String> = r
@@ -233,13 +261,14 @@ fn markdown(suite: &Suite, rows: &[Row], results: &[RunResult]) -> String {
     md
 }
 
-/// Writes `target/reproduce/<suite>/report.{json,md,png}`.
-pub fn write_suite_report(root: &Path, suite: &Suite) -> Result<String> {
-    let results = read_all(&root.join("results").join(suite.name))?;
+/// Writes `target/reproduce/<name>/report.{json,md,png}` from `results/<name>/` (`name` is the
+/// suite's, or `<suite>-val` for validation-split results).
+pub fn write_report(root: &Path, suite: &Suite, name: &str) -> Result<String> {
+    let results = read_all(&root.join("results").join(name))?;
     let published = published(root)?;
     let rows = rows(&results, &published, suite.name);
     let md = markdown(suite, &rows, &results);
-    let out = root.join("target/reproduce").join(suite.name);
+    let out = root.join("target/reproduce").join(name);
     write_atomic(
         &out.join("report.json"),
         &(serde_json::to_string_pretty(&serde_json::json!({
@@ -265,12 +294,12 @@ pub fn write_suite_report(root: &Path, suite: &Suite) -> Result<String> {
         plot_bars(
             out.join("report.png"),
             &bars,
-            &format!("{} — paper score AUROC (▲ published)", suite.name),
+            &format!("{name} — paper score AUROC (▲ published)"),
             "AUROC",
             (0.4, 1.0),
         )?;
     }
-    eprintln!("{} → {}", suite.name, out.join("report.md").display());
+    eprintln!("{name} → {}", out.join("report.md").display());
     Ok(md)
 }
 

@@ -123,15 +123,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
 
 /// `model name` of the first CPU and the number of logical CPUs.
 pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = crate::util::cpu_model();
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     format!("{cpu}, {cores} CPUs, no GPU")
 }

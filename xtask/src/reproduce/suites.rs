@@ -147,3 +147,39 @@ pub fn suite(name: &str) -> Result<&'static Suite> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conad_train::{DistributionShift, SimClrConfig};
+
+    /// Every suite entry's budget and paper configs parse; the NT-Xent entry is SimCLR's profile
+    /// with the rotation pool, the pairwise variant, τ 0.2 and FIRM's pipelines.
+    #[test]
+    fn entries_resolve_and_overrides_apply() {
+        for suite in SUITES {
+            for entry in suite.entries {
+                for profile in conad_train::PROFILE_NAMES {
+                    let c = entry.config(profile).unwrap();
+                    assert_eq!(c.method.name(), entry.method);
+                    assert_eq!(c.profile.as_deref(), Some(*profile));
+                }
+            }
+        }
+        let nt = suite("fmnist").unwrap().entries[1];
+        let c = nt.config("budget").unwrap();
+        let p = c.method.params::<SimClrConfig>().unwrap();
+        assert_eq!(p.distribution_shift, DistributionShift::Rotations);
+        assert_eq!(p.temperature, 0.2);
+        let train = toml::Table::try_from(&c.augment.train).unwrap();
+        assert_eq!(train["preset"].as_str(), Some("firm"), "{train}");
+        // The profile's other settings survive the merge.
+        assert_eq!(
+            c.view_budget,
+            conad_train::profile("simclr", "budget")
+                .unwrap()
+                .view_budget
+        );
+        assert!(suite("cifar-typo").is_err());
+    }
+}

@@ -110,7 +110,7 @@ impl MethodParams for Con2Params {
         if self.projection_dim == 0 {
             return Err(Error::invalid("method.projection_dim", 0, "must be ≥ 1"));
         }
-        if self.tta < 2 || self.tta % 2 != 0 {
+        if self.tta < 2 || !self.tta.is_multiple_of(2) {
             return Err(Error::invalid(
                 "method.tta",
                 self.tta,

@@ -74,6 +74,13 @@ fn csi_features(
     ensemble: usize,
     crop_scale: f64,
 ) -> Result<CsiFeatures> {
+    if ensemble == 0 || shifts.is_empty() {
+        return Err(Error::DataMismatch(format!(
+            "the CSI score needs at least one shift and one view per image (got {} shifts, \
+             T = {ensemble})",
+            shifts.len()
+        )));
+    }
     let proj = Output::Head(projection.to_string());
     let logit = shift_head.map(|h| Output::Head(h.to_string()));
     let mut out = Vec::with_capacity(shifts.len());
@@ -93,22 +100,26 @@ fn csi_features(
         let n = images.len();
         let d = per_draw[0][0].cols();
         let mut rows = Vec::with_capacity(n * ensemble * d);
-        let mut logits = shift_head.map(|_| Vec::with_capacity(n * ensemble));
-        let columns: Vec<Vec<f32>> = match shift_head {
-            Some(h) => per_draw
-                .iter()
-                .map(|m| column(&m[1], k, h))
-                .collect::<Result<_>>()?,
-            None => Vec::new(),
-        };
         for i in 0..n {
-            for (t, m) in per_draw.iter().enumerate() {
+            for m in &per_draw {
                 rows.extend_from_slice(m[0].row(i));
-                if let Some(l) = logits.as_mut() {
-                    l.push(columns[t][i]);
-                }
             }
         }
+        // Sample-major like the projections: image i's T logits are contiguous.
+        let logits = match shift_head {
+            Some(h) => {
+                let columns: Vec<Vec<f32>> = per_draw
+                    .iter()
+                    .map(|m| column(&m[1], k, h))
+                    .collect::<Result<_>>()?;
+                Some(
+                    (0..n)
+                        .flat_map(|i| columns.iter().map(move |c| c[i]))
+                        .collect::<Vec<f32>>(),
+                )
+            }
+            None => None,
+        };
         out.push((EmbeddingMatrix::new(rows, n * ensemble, d)?, logits));
     }
     Ok(out)
