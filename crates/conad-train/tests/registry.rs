@@ -148,6 +148,14 @@ fn every_method_has_valid_profiles_with_equal_budgets() {
             if *name == "budget" && info.default_config().trains() {
                 budgets.insert(config.view_budget);
                 assert_eq!(config.model.width_multiplier, 0.25, "{}", info.name);
+                // Equal cost per view: no budget profile uses FIRM's depth-8 head.
+                let method = toml::Table::try_from(&config.method).unwrap();
+                assert_ne!(
+                    method.get("projection").and_then(|v| v.as_str()),
+                    Some("firm"),
+                    "{}",
+                    info.name
+                );
             }
         }
     }
