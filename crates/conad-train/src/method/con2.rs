@@ -13,7 +13,9 @@
 //!
 //! Scores (eq. 16, §6.3): `nnd` — S_NND, the mean over A = 40 content augmentations (20 on `x`,
 //! 20 on `t_c(x)`) of `1 − max cos` to the training set under the same augmentation and
-//! context; `lh` — S_LH, the same ensemble with a Ledoit–Wolf Gaussian per augmentation
+//! context — each augmentation one transformation shared by all images, as eq. 12 compares
+//! `t(x)` with `t(X_train)` (`tta_per_image = true` keys them per image index instead, METHODS
+//! §2.3's reading); `lh` — S_LH, the same ensemble with a Ledoit–Wolf Gaussian per augmentation
 //! (§6.4); then the encoder-feature scores.
 
 use candle_core::Tensor;
@@ -72,6 +74,10 @@ pub struct Con2Params {
     pub projection_dim: usize,
     /// A, the number of test-time content augmentations of `nnd` and `lh` (40; even).
     pub tta: u64,
+    /// `false` (the paper, eq. 12): each test-time augmentation is one transformation applied
+    /// to every image; `true`: METHODS §2.3's reading, parameters keyed by (augmentation,
+    /// image index), so a test image shares them only with the training image of its index.
+    pub tta_per_image: bool,
 }
 
 impl Default for Con2Params {
@@ -85,6 +91,7 @@ impl Default for Con2Params {
             alpha_end: loss.alpha_end,
             projection_dim: 128,
             tta: 40,
+            tta_per_image: false,
         }
     }
 }
@@ -145,6 +152,7 @@ impl MethodParams for Con2Params {
                 "S_NND: mean over A TTA (half on t_c(x)) of 1 − max cos to the same-augmentation bank (eq. 16, §2.6)",
                 context,
                 self.tta,
+                self.tta_per_image,
                 ScorerConfig::Knn(KnnParams::default().k(1)),
             ),
             ScoreDef::tta(
@@ -152,6 +160,7 @@ impl MethodParams for Con2Params {
                 "S_LH: mean over A TTA of −log N(ẑ; μ_t, Σ_t), Ledoit–Wolf covariance (eq. 16, §2.6, §6.4)",
                 context,
                 self.tta,
+                self.tta_per_image,
                 ScorerConfig::Gaussian(GaussianParams::default()),
             ),
         ])

@@ -24,17 +24,23 @@ pub enum Output {
 pub enum ViewAugment {
     /// The run's deterministic test transform.
     Test,
-    /// The run's training pipeline, draw `draw` (keyed `seed → "tta" → draw → 0 → image → 0`,
-    /// so a training image and a test image with the same index get the same parameters, and
-    /// every call reproduces them — CON2's "same t" for train and test, §2.3, §6.3). With
-    /// `crop_scale`, every `RandomResizedCrop` of the pipeline uses that area range (CSI's
-    /// evaluation crops fix it to 0.54, §2.4).
+    /// The run's training pipeline, draw `draw`, reproducible on every call. With
+    /// `per_image` the parameters are keyed `seed → "tta" → draw → 0 → image → 0`: a training
+    /// and a test image with the same index share them, other images differ (CSI's sampling
+    /// ensemble, which resets the seed before each pass, §2.4; METHODS §2.3's reading of
+    /// CON2). Without it, draw `draw` is **one** transformation — the same crop box, jitter
+    /// factors and flips for every image (CON2 eq. 12: `t(x)` against `t(X_train)`, §6.3
+    /// "sampled once per run"). With `crop_scale`, every `RandomResizedCrop` of the pipeline
+    /// uses that area range (CSI's evaluation crops fix it to 0.54, §2.4).
     Train {
         /// Index of the draw.
         draw: u64,
         /// Area range replacing the pipeline's crop scale.
         #[serde(default)]
         crop_scale: Option<[f64; 2]>,
+        /// Parameters per image index (`true`) or shared by all images (`false`).
+        #[serde(default = "yes")]
+        per_image: bool,
     },
     /// FIRM's crop ensemble (§2.3, §6.11): the test transform followed by
     /// `RandomResizedCrop(side, scale (0.55, 1), ratio 1:1)` (before the shift slot and the
@@ -43,6 +49,10 @@ pub enum ViewAugment {
         /// Index of the draw.
         draw: u64,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One view: a shifting / context transform, then an augmentation.
@@ -224,12 +234,13 @@ impl ScoreDef {
     /// CON2's test-time-augmentation ensemble (eq. 16, §2.3, §6.3): `draws` content
     /// augmentations of the training pipeline, the first half on `x`, the second half on
     /// `context(x)`; each scored against the training set under the same augmentation (and the
-    /// same context).
+    /// same context). `per_image`: see [`ViewAugment::Train`].
     pub fn tta(
         name: &'static str,
         summary: &'static str,
         context: Shift,
         draws: u64,
+        per_image: bool,
         scorer: ScorerConfig,
     ) -> Self {
         let views: Vec<ViewSpec> = (0..draws)
@@ -242,6 +253,7 @@ impl ScoreDef {
                 augment: ViewAugment::Train {
                     draw: i,
                     crop_scale: None,
+                    per_image,
                 },
             })
             .collect();

@@ -92,6 +92,7 @@ fn csi_features(
                 augment: ViewAugment::Train {
                     draw: t,
                     crop_scale: Some([crop_scale, crop_scale]),
+                    per_image: true,
                 },
             };
             let outputs: Vec<&Output> = std::iter::once(&proj).chain(logit.as_ref()).collect();

@@ -28,7 +28,9 @@ pub(crate) fn view_augmenter(
             &augment.test.to_augment_config(side)?,
             root.child(TEST_TRANSFORM_SEED),
         )?),
-        ViewAugment::Train { draw, crop_scale } => {
+        ViewAugment::Train {
+            draw, crop_scale, ..
+        } => {
             let mut cfg = augment.train.to_augment_config(side)?;
             if let Some(scale) = crop_scale {
                 for step in &mut cfg.steps {
@@ -94,11 +96,26 @@ pub(crate) fn embed_view(
     let [c, vh, vw] = augmenter.view_shape(images, &shifts)?;
     let per_image = c * vh * vw;
     let mut columns: Vec<(Vec<f32>, usize)> = outputs.iter().map(|_| (Vec::new(), 0)).collect();
+    let shared = matches!(
+        view.augment,
+        ViewAugment::Train {
+            per_image: false,
+            ..
+        }
+    );
     let all: Vec<usize> = (0..images.len()).collect();
     for chunk in all.chunks(model.batch_size.max(1)) {
         let mut buf = vec![0f32; chunk.len() * per_image];
-        // Epoch 0, view 0: a fixed stream per (draw, image).
-        augmenter.augment_batch_shifted_into(images, chunk, 0, 1, &shifts, &mut buf)?;
+        if shared {
+            // One transformation for every image: the stream of sample 0.
+            for (slot, &i) in buf.chunks_exact_mut(per_image).zip(chunk) {
+                let out = augmenter.augment_one(&images.image(i)?, 0, 0, 0, view.shift)?;
+                slot.copy_from_slice(out.data());
+            }
+        } else {
+            // Epoch 0, view 0: a fixed stream per (draw, image).
+            augmenter.augment_batch_shifted_into(images, chunk, 0, 1, &shifts, &mut buf)?;
+        }
         let x = Tensor::from_vec(buf, (chunk.len(), c, vh, vw), model.device)?;
         let features = match model.encoder {
             Some(encoder) => encoder.features(&x, false)?,
