@@ -312,15 +312,27 @@ pub fn write_results_md(root: &Path) -> Result<()> {
          lands). Do not edit by hand. Scores are chosen as each paper scores (the method's paper \
          score); nothing here was selected on the test split.\n\n",
     );
+    let published = published(root)?;
     for suite in SUITES {
         let results = read_all(&root.join("results").join(suite.name))?;
-        let published = published(root)?;
         text.push_str(&markdown(
             suite,
             &rows(&results, &published, suite.name),
             &results,
         ));
         text.push('\n');
+        // Validation-split runs (`--split val`): where choices are made, never results.
+        let val = read_all(&root.join("results").join(format!("{}-val", suite.name)))?;
+        if !val.is_empty() {
+            text.push_str(&format!(
+                "### {} — validation split (for choices only)\n\n",
+                suite.name
+            ));
+            let md = markdown(suite, &rows(&val, &[], suite.name), &val);
+            // Drop the heading line of the nested section.
+            text.push_str(md.split_once("\n\n").map_or(md.as_str(), |(_, rest)| rest));
+            text.push('\n');
+        }
     }
     write_atomic(&root.join("RESULTS.md"), &text)
 }
