@@ -152,8 +152,8 @@ pub struct TrainConfig {
     /// Write a resumable checkpoint every this many epochs (and always at the end); 0 = only
     /// the final model.
     pub checkpoint_every: u64,
-    /// Evaluate kNN AUROC on the test split every this many epochs (and at the end);
-    /// 0 = never.
+    /// Evaluate the online score (`eval.score`, kNN by default) on the test split every this
+    /// many epochs (and at the end); 0 = never.
     pub eval_every: u64,
     /// Online evaluation settings.
     pub eval: EvalConfig,
