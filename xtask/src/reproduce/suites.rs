@@ -135,6 +135,15 @@ pub static SUITES: &[Suite] = &[
         ],
         scores: ScoreSet::PaperAnd(&["knn", "knn5", "rot_knn"]),
     },
+    Suite {
+        name: "fmnist-embedded",
+        summary: "the embedded Fashion-MNIST subset (300 normal training images per class, 1000 test images) behind `cargo xtask demo`: raw pixels and the best budget method on BreastMNIST (SupCon*), every class",
+        data: "embedded:fashion-mnist",
+        classes: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        seeds: &[0],
+        entries: &[Entry::plain("raw_pixels"), Entry::plain("supcon")],
+        scores: ScoreSet::PaperAnd(&["knn", "rot_knn"]),
+    },
 ];
 
 /// The suite `name`.
