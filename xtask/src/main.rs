@@ -4,8 +4,8 @@
 //! Tasks:
 //! - `cargo xtask bench <name>` — side-by-side benchmarks against the reference implementations
 //!   (see [`bench`]).
-//! - `cargo xtask demo` — the README's main command: SimCLR on the embedded Fashion-MNIST subset
-//!   next to the raw-pixel kNN floor (see [`demo`]).
+//! - `cargo xtask demo` — the README's main command: SupCon* (budget profile) on the embedded
+//!   Fashion-MNIST subset next to the raw-pixel kNN floor (see [`demo`]).
 //! - `cargo xtask reproduce --suite NAME` — methods × classes × seeds through the library,
 //!   resumable, results committed under `results/` (see [`reproduce`]).
 //! - `cargo xtask fixtures` — regenerate `fixtures/` with `fixtures/generate.py`.
