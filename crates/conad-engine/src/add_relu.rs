@@ -1,7 +1,6 @@
-//! Fused residual join `relu(a + b)` as a candle `CustomOp2` (issue #4: fuse what the convolution
-//! feeds into). candle composes it from `add` and `relu`, whose backward is itself several tensor
-//! passes (comparison, cast, product) plus a gradient accumulation; here the forward is one pass
-//! and the backward one masked copy, shared by both inputs.
+//! Fused residual join `relu(a + b)` as a candle `CustomOp2`: the forward is one pass and the
+//! backward one masked copy, shared by both inputs (candle composes the join from `add` and
+//! `relu`, whose backward is several tensor passes plus a gradient accumulation).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;

@@ -1,14 +1,13 @@
 //! Keeps the training step's activation buffers in the process heap instead of returning them to
-//! the kernel after every step (issue #4).
+//! the kernel after every step.
 //!
 //! Every training step allocates and frees the same few hundred activation and gradient buffers
 //! (0.1–32 MiB each at batch 64). glibc serves blocks above its mmap threshold (128 KiB, raised
 //! dynamically only up to the largest block freed so far) with fresh `mmap`s: each step then pays
 //! one page fault per 4 KiB page, a zero-page copy-on-write with a cross-CPU TLB shootdown when a
-//! zeroed buffer is read before it is written, and another shootdown on `munmap` — measured here as
-//! ~17 k page faults per width-1/4 SimCLR step and a 21 % slower step (`perf stat`,
-//! `cargo run --release -p conad-train --example bench_train_step`). Raising the mmap threshold to
-//! glibc's maximum (32 MiB) and the trim threshold above it keeps the freed blocks for reuse.
+//! zeroed buffer is read before it is written, and another shootdown on `munmap`. Raising the mmap
+//! threshold to glibc's maximum (32 MiB) and the trim threshold above it keeps the freed blocks for
+//! reuse (measured effect: `docs/engine.md`).
 //!
 //! [`keep_activation_buffers`] applies this once per process; the engine calls it on its first op.
 //! It is a no-op on other platforms and allocators, and is skipped when the environment variable

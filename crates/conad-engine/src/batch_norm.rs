@@ -2,7 +2,7 @@
 //! ([`crate::BatchNormOp`]) with an optional fused ReLU, PyTorch running-statistic updates
 //! (`running ← (1 − m)·running + m·batch`, unbiased variance for `running_var`), the running
 //! statistics as constants in evaluation mode ([`crate::BatchNormEvalOp`]), and candle-nn's own
-//! implementation for non-CPU or non-f32 tensors (issue #4).
+//! implementation for non-CPU or non-f32 tensors.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! Evaluation-mode batch normalisation (+ optional ReLU) as a candle `CustomOp3` on `(x, γ, β)`:
 //! `y = γ·(x − μ_run)·r + β` with the running statistics as constants, `r = 1/√(σ²_run + ε)`
-//! (Ioffe & Szegedy 2015, Alg. 2). Embedding a test split runs every batch norm this way; candle-nn's
-//! version is five broadcast tensor ops on candle's own pool (issue #4).
+//! (Ioffe & Szegedy 2015, Alg. 2). Embedding a test split runs every batch norm this way, as one
+//! op instead of candle-nn's five broadcast tensor ops.
 //!
 //! Backward with `g = dy·[y > 0]` (ReLU) or `dy`: `dx = γ·r·g`, `dγ = r·Σ g·(x − μ_run)`,
 //! `dβ = Σ g` — no batch-statistic terms, the running statistics do not depend on `x`. Per-channel

@@ -1,6 +1,6 @@
 //! Fused training-mode batch normalisation (+ optional ReLU) over NCHW tensors as a candle
-//! `CustomOp3` on `(x, γ, β)`, with one fused backward (issue #4: candle-nn's batch norm is a
-//! transpose copy plus ~10 tensor ops, each with its own backward).
+//! `CustomOp3` on `(x, γ, β)`, with one fused backward (in place of candle-nn's transpose copy plus
+//! separate tensor ops, each with its own backward).
 //!
 //! Forward (Ioffe & Szegedy 2015, Alg. 1, per channel over N·H·W values): `μ`, biased `σ²`,
 //! `y = max(0, γ·(x − μ)/√(σ² + ε) + β)` (ReLU optional). Backward with `g = dy·[y > 0]`,

@@ -1,6 +1,6 @@
 //! The engine's 2-d convolution layer: a drop-in for `candle_nn::Conv2d` (no bias, no groups,
 //! no dilation) that runs the engine's custom op on CPU f32 tensors and candle's own `conv2d`
-//! (cuDNN with the `cuda` feature) everywhere else — the call site never chooses (issue #4).
+//! (cuDNN with the `cuda` feature) everywhere else — the call site never chooses.
 
 use candle_core::{DType, Module, Tensor};
 

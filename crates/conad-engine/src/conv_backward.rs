@@ -1,14 +1,15 @@
 //! Convolution backward pass. Stride-1 "same" layers take the input gradient as a forward-shaped
 //! convolution of the output gradient with the flipped kernel (Winograd for wide 3×3 layers,
-//! [`crate::winograd::winograd_grad_input`]), and 3×3 ones on wide maps the
-//! direct weight gradient of [`crate::direct_grad_weight`]; everything else runs input and weight
+//! [`crate::winograd::winograd_grad_input`]); the weight gradient of those Winograd layers is
+//! [`crate::winograd::winograd_grad_weight`], and few-channel 3×3 layers on wide maps take the
+//! direct weight gradient of [`crate::direct_grad_weight`]. Everything else runs input and weight
 //! gradients in one sweep over chunks of images, so a chunk's output gradient is gathered once
 //! for both GEMMs.
 //!
 //! Chunks are grouped into at most [`crate::geometry::MAX_GROUPS`] groups (shape-determined);
 //! groups run in parallel, each accumulating its own weight-gradient partial over its chunks in
 //! order, and the partials are summed in group order — a fixed reduction tree, so the result is
-//! bit-identical for any thread count (issue #4).
+//! bit-identical for any thread count.
 
 use rayon::prelude::*;
 

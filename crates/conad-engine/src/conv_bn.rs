@@ -1,5 +1,5 @@
 //! Fused convolution + training-mode batch norm (+ ReLU) as one candle `CustomOp3` on
-//! `(x, w, [γ; β])` (issue #4: "convolution and what it fuses with").
+//! `(x, w, [γ; β])`.
 //!
 //! candle's autograd materialises a zero tensor and an addition for every gradient it stores
 //! (`GradStore::or_insert` + `add`), so each graph node with a large output costs two extra

@@ -1,7 +1,7 @@
 //! Convolution input gradient of one chunk: `dcols = Wᵀ · dY_chunk` (one packed GEMM), then
-//! col2im. Replaces candle's `conv_transpose2d`, a direct loop that runs at 5–20 GF/s on this
-//! machine (issue #4). Only strided layers come here: stride-1 "same" layers (1×1 included) take
-//! the flipped-kernel convolution in [`crate::conv_backward`].
+//! col2im (in place of candle's `conv_transpose2d`, a direct loop). Only strided layers come here:
+//! stride-1 "same" layers (1×1 included) take the flipped-kernel convolution in
+//! [`crate::conv_backward`].
 
 use crate::geometry::ConvGeometry;
 use crate::im2col::col2im_add;

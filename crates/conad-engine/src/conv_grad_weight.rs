@@ -1,14 +1,13 @@
 //! Convolution weight gradient of one chunk: one packed GEMM that reduces over the chunk's
-//! output pixels. Replaces candle's `conv2d` on transposed tensors (8–29 GF/s, with a dilated,
-//! narrowed detour for strided convs; issue #4).
+//! output pixels (in place of candle's `conv2d` on transposed tensors, which takes a dilated,
+//! narrowed detour for strided convolutions).
 //!
 //! The product is `dW (O × C·k²) (+)= dY (O × P) · colsᵀ (P × C·k²)` with both operands read in
 //! place (the im2col matrix through a transposed view), written into an accumulator that holds
 //! `dW` column-major — that is `dWᵀ`, `C·k² × O` row-major. The `gemm` crate runs this
-//! orientation at 85–103 GF/s per thread on ResNet-18's shapes, against 30–88 GF/s for a
-//! row-major `dW` and about the same rate as first transposing both operands (measured on this
-//! machine; the transposes cost 5–9 % of a width-1 training step). [`crate::conv_backward`]
-//! transposes the summed accumulator, `O·C·k²` values, once per call.
+//! orientation faster on ResNet-18's shapes than a row-major `dW`, and without the cost of first
+//! transposing both operands (figures: `docs/engine.md`). [`crate::conv_backward`] transposes the
+//! summed accumulator, `O·C·k²` values, once per call.
 
 use crate::geometry::ConvGeometry;
 use crate::im2col::im2col;

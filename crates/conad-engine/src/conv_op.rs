@@ -1,5 +1,5 @@
 //! The convolution as a candle custom op (`CustomOp2` on `(x, w)`) with its own CPU forward
-//! ([`crate::conv_forward`]) and backward ([`crate::conv_backward`]) — issue #4.
+//! ([`crate::conv_forward`]) and backward ([`crate::conv_backward`]).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 

@@ -1,10 +1,9 @@
-//! Direct convolution for stride-1 "same" layers on wide maps (issue #4): an AVX-512 register-
-//! blocked kernel that reads a zero-padded copy of each input image instead of an im2col matrix.
+//! Direct convolution for stride-1 "same" layers on wide maps: an AVX-512 register-blocked kernel
+//! that reads a zero-padded copy of each input image instead of an im2col matrix.
 //!
 //! On few-channel, wide layers the im2col matrix is nine times the input and the GEMM does little
-//! work per copied value: width-1/4 `layer1` (16 → 16 channels, 32×32) ran at 50 GF/s with
-//! im2col + `gemm` against 95 GF/s for oneDNN (`cargo xtask bench conv`). Here each task pads one
-//! image (`C × (H + 2p) × (16·V + k − 1)`, a few hundred KiB at most, cache-resident) and computes
+//! work per copied value (measurements: `docs/engine.md`). Here each task pads one image
+//! (`C × (H + 2p) × (16·V + k − 1)`, a few hundred KiB at most, cache-resident) and computes
 //! output tiles of `MR` output channels (8 or 12) × 2 vectors of 16 pixels (one row of up to 32
 //! pixels, or two rows of up to 16) in `2·MR` accumulator registers: per input channel and kernel
 //! offset, two unaligned loads, `MR` weight broadcasts and `2·MR` fused multiply-adds.

@@ -1,5 +1,5 @@
 //! Weight gradient of few-channel stride-1 "same" 3×3 layers on wide maps without an im2col
-//! matrix (issue #4):
+//! matrix:
 //! `dW[o][c][ky][kx] = Σ_n Σ_{oy,ox} dY[n][o][oy][ox] · x_pad[n][c][oy + ky][ox + kx]`.
 //!
 //! The im2col + GEMM weight gradient copies each input nine times per step; on few-channel wide

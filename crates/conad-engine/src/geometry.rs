@@ -4,8 +4,7 @@
 //! matrix has at least [`TARGET_COLUMNS`] columns (so late layers with 4×4 maps still feed the
 //! GEMM a wide right-hand side), and chunks are grouped into at most [`MAX_GROUPS`] reduction
 //! groups for the weight gradient. Both partitions depend on the shape only — never on the
-//! number of threads — which is what makes every result bit-identical for any rayon pool size
-//! (issue #4, "determinism").
+//! number of threads — which is what makes every result bit-identical for any rayon pool size.
 
 use crate::error::{Error, Result};
 

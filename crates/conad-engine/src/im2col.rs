@@ -3,8 +3,7 @@
 //!
 //! The column matrix of a chunk of `n` images is `C·k² × n·Ho·Wo`, row-major, row index
 //! `(c, ky, kx)` and column index `(image, oy, ox)` — the right-hand side of the forward GEMM
-//! `Y = W · cols` (issue #4, "im2col + packed GEMM"). Both loops run in a fixed order, so col2im's
-//! sums are deterministic.
+//! `Y = W · cols`. Both loops run in a fixed order, so col2im's sums are deterministic.
 
 use crate::geometry::ConvGeometry;
 use crate::scratch::ScratchBuf;

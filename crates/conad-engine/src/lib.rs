@@ -1,22 +1,17 @@
-//! Fast CPU training engine for conad (issue #4): convolution and batch normalisation as candle
-//! custom ops with their own forward and backward passes.
-//!
-//! Plain candle 0.11.1 trains the ResNet-18 SimCLR step at 0.07–0.14× PyTorch's speed on a
-//! 2-core AVX-512 machine: its CPU conv2d reaches 15–44 GF/s, its grad-input
-//! (`conv_transpose2d`, a direct loop) 5–20 GF/s and its grad-weight 8–29 GF/s, and batch norm is
-//! a dozen separate tensor ops each with its own backward (BASELINES §2). The engine replaces
-//! them with
+//! Fast CPU training engine for conad: convolution and batch normalisation as candle custom ops
+//! with their own forward and backward passes. Design rationale, history and measurements are in
+//! `docs/engine.md`.
 //!
 //! * [`Conv2d`]: 3×3 stride-1 "same" layers with at least 64 input and output channels run
 //!   Winograd F(2×2, 3×3) — 16 GEMMs over transformed tiles, 2.25× fewer multiply-adds
-//!   (`winograd`), forward and input gradient; other stride-1 "same" layers on 14–32-pixel-wide
-//!   maps run a direct AVX-512 kernel on a
-//!   zero-padded copy of each image (`direct_conv`), and their input gradient is the same kernel
-//!   on `dy` with the flipped, transposed weights; few-channel ones also take a direct weight
-//!   gradient (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate,
-//!   AVX-512): forward, grad-input (a forward-shaped GEMM on the flipped kernel for stride-1
-//!   layers, GEMM + col2im otherwise) and grad-weight as a GEMM reducing over output pixels, all
-//!   chunked over whole images ([`conv_forward`], [`conv_backward`]).
+//!   (`winograd`) — for the forward pass, the input gradient and the weight gradient; other
+//!   stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512 kernel on a zero-padded
+//!   copy of each image (`direct_conv`), and their input gradient is the same kernel on `dy` with
+//!   the flipped, transposed weights; few-channel ones also take a direct weight gradient
+//!   (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate, AVX-512):
+//!   forward, grad-input (a forward-shaped GEMM on the flipped kernel for stride-1 layers, GEMM +
+//!   col2im otherwise) and grad-weight as a GEMM reducing over output pixels, all chunked over
+//!   whole images ([`conv_forward`], [`conv_backward`]).
 //! * [`BatchNorm2d`]: fused training-mode batch norm (batch statistics, optional ReLU) with one
 //!   fused backward, PyTorch running-statistic updates (momentum, unbiased variance);
 //!   [`BatchNorm2d::forward_conv`] fuses the preceding convolution too ([`ConvBnOp`]).
@@ -24,14 +19,15 @@
 //! * [`BatchNormEvalOp`]: evaluation-mode batch norm with the running statistics as constants.
 //! * [`ResidualBlock`]: a whole BasicBlock as one op — candle's autograd spends two extra passes
 //!   over memory on every stored gradient (`zeros_like` + `add`), so fewer, larger graph nodes
-//!   matter as much as fast kernels on two cores.
+//!   matter as much as fast kernels.
 //!
 //! Layers dispatch on the tensor: CPU f32 tensors take the engine's kernels, anything else (CUDA
-//! with cuDNN, other dtypes) candle's own ops, so model code keeps ordinary layer types.
+//! with cuDNN, other dtypes) candle's own ops, so model code keeps ordinary layer types. Without
+//! AVX-512F (checked at run time) every convolution takes im2col + GEMM.
 //!
 //! Element-wise passes (batch-norm statistics, normalisation and gradients, the residual join's
 //! gradient) are compiled a second time with AVX-512F and picked at run time (`simd`), with the
-//! same operations in the same order — the baseline build widened f32 to f64 one value at a time.
+//! same operations in the same order.
 //!
 //! Memory: buffers come from a per-thread scratch pool and are zeroed by the rayon pool, and the
 //! first engine op raises glibc's mmap/trim thresholds ([`keep_activation_buffers`]) so a training

@@ -3,7 +3,7 @@
 //!
 //! The engine never lets `gemm` split work across threads: parallelism comes from the engine's own
 //! shape-determined chunks (see [`crate::geometry`]), so no reduction is ever split in a way that
-//! depends on the thread count (issue #4, determinism).
+//! depends on the thread count.
 
 /// A strided read-only matrix view: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
 #[derive(Clone, Copy, Debug)]

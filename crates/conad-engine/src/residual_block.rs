@@ -1,11 +1,11 @@
 //! A whole residual BasicBlock (He et al. 2016, Fig. 2 left) as one candle `CustomOp2` on
 //! `(x, θ)`: `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, `shortcut` = `bn_d(conv_d(x))`
-//! or the identity, `θ` = all weights and `[γ; β]` vectors concatenated (issue #4).
+//! or the identity, `θ` = all weights and `[γ; β]` vectors concatenated.
 //!
 //! Why one op: candle's autograd stores every gradient as `zeros_like + add` (two extra passes
 //! over memory per graph node) and runs those element-wise ops on a spinning barrier pool that
-//! competes with the GEMM threads on two cores. As one op the block has one large node instead of
-//! eight; its backward chains the engine's batch-norm and convolution kernels directly.
+//! competes with the GEMM threads. As one op the block has one large node instead of eight; its
+//! backward chains the engine's batch-norm and convolution kernels directly.
 //! The arithmetic is the separate ops' arithmetic (same kernels, same order) except the final sum
 //! of the two input-gradient paths.
 

@@ -1,12 +1,11 @@
-//! Per-thread scratch buffers that outlive a single kernel call (issue #4).
+//! Per-thread scratch buffers that outlive a single kernel call.
 //!
 //! The convolution kernels need an im2col matrix, a column gradient and a gathered output
 //! gradient per chunk of images. Allocating them per call (or per rayon split) and sizing them
-//! with `resize` re-zeroed up to a few MiB per chunk — 7 % of a width-1/4 training step went to
-//! `memset` (`perf`, `bench_train_step`). Each rayon worker instead keeps its buffers in a
-//! thread-local pool: [`ScratchBuf::take`] lends one out and dropping it gives it back, so after
-//! the first step no buffer is allocated or cleared again. A lent buffer holds stale values; every
-//! user overwrites the whole slice before reading it.
+//! with `resize` would re-zero up to a few MiB per chunk. Each rayon worker instead keeps its
+//! buffers in a thread-local pool: [`ScratchBuf::take`] lends one out and dropping it gives it
+//! back, so after the first step no buffer is allocated or cleared again. A lent buffer holds stale
+//! values; every user overwrites the whole slice before reading it.
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};

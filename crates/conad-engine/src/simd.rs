@@ -1,14 +1,13 @@
-//! Element-wise loops compiled a second time with AVX-512 enabled (issue #4).
+//! Element-wise loops compiled a second time with AVX-512 enabled.
 //!
 //! The workspace builds for baseline x86-64, so the compiler vectorises the engine's element-wise
 //! passes (batch-norm sums and normalisation, residual joins) with SSE2 only and widens f32 to f64
-//! one value at a time; the batch-norm gradient sums alone were 14 % of a width-1/4 training step
-//! (`perf`; 4 % with AVX-512). [`avx512_fn!`] defines a function whose body is compiled twice —
-//! plain, and inside a `#[target_feature(enable = "avx512f")]` copy that runs when the CPU has
-//! AVX-512F. Results do not change: the compiler neither reorders nor fuses float operations, so
-//! every value goes through the same operations in the same order (tested below and by the
-//! engine's bit-identity tests). Bodies must not call closures: a closure is compiled outside the
-//! AVX-512 copy and would stay scalar.
+//! one value at a time. [`avx512_fn!`] defines a function whose body is compiled twice — plain,
+//! and inside a `#[target_feature(enable = "avx512f")]` copy that runs when the CPU has AVX-512F.
+//! Results do not change: the compiler neither reorders nor fuses float operations, so every value
+//! goes through the same operations in the same order (tested below and by the engine's
+//! bit-identity tests). Bodies must not call closures: a closure is compiled outside the AVX-512
+//! copy and would stay scalar.
 
 /// Whether this CPU has AVX-512F (the run-time check behind every AVX-512 path of the engine:
 /// the direct and Winograd kernels, the permute helpers and [`avx512_fn!`]).

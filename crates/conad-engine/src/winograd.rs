@@ -1,4 +1,4 @@
-//! Winograd F(2×2, 3×3) convolution for 3×3, stride-1, padding-1 layers (issue #4).
+//! Winograd F(2×2, 3×3) convolution for 3×3, stride-1, padding-1 layers.
 //!
 //! Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), §4, eq. (8):
 //! each 2×2 output tile is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the tile's 4×4 input patch `d`
@@ -15,8 +15,8 @@
 //! position `ξ` of the 4×4 transformed tile: `M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T)` over the
 //! `T` tiles of a chunk of images. That is 16 multiply-adds per tile and channel pair where the
 //! direct convolution needs 36 (2.25× fewer), on operands shaped for a packed GEMM however small
-//! the feature map is — which is where ResNet-18's 256- and 512-channel layers (8×8, 7×7 and 4×4
-//! maps) lost most against oneDNN (`cargo xtask bench conv`: 0.78–0.80×).
+//! the feature map is — which suits ResNet-18's 256- and 512-channel layers on 8×8, 7×7 and 4×4
+//! maps (why this matters, with measurements: `docs/engine.md`).
 //!
 //! Layouts: `U` is `[o][ξ][c]`; the input transform runs on 16 channels at a time (one AVX-512
 //! vector) from a zero-bordered, channel-minor copy of the image (all channels of a pixel
@@ -28,7 +28,9 @@
 //! flipped, transposed kernel; flipping a 3×3 kernel swaps rows and columns 0 and 3 of its
 //! transform (`G J = Q G` with `J` the 3×3 and `Q` the 0↔3 reversal), so [`winograd_grad_input`]
 //! transforms the layer's own kernel (the forward's `U`) and reads it through a transposed,
-//! index-permuted view instead of flipping and re-packing the kernel first.
+//! index-permuted view instead of flipping and re-packing the kernel first. The weight gradient
+//! ([`winograd_grad_weight`]) transforms output-gradient tiles (`A dY Aᵀ`) and input tiles
+//! (`Bᵀ d B`), reduces over tiles with 16 GEMMs and maps back with `dW = Gᵀ dU G`.
 //!
 //! Accuracy: the transforms only add, subtract and halve, so results equal direct convolution up
 //! to float rounding (tested against the im2col path and PyTorch).

@@ -3,11 +3,13 @@
 //! A checkpoint is one `.safetensors` file: the model variables under their own names, optimizer
 //! state under [`OPTIMIZER_PREFIX`], and in the header's `__metadata__` a JSON blob
 //! ([`CheckpointMeta`]: encoder config, head configs, preprocessing, seed, epoch, conad version)
-//! under the key `"conad"`, plus `"format" = "conad-checkpoint-v1"`. candle's own
-//! `safetensors::save` writes no metadata, so the file is written with the `safetensors` crate.
+//! under the key `"conad"`, `"format" = "conad-checkpoint-v2"`, and `"content_hash"`: a 64-bit
+//! hash of every tensor's name, dtype, shape and bytes. candle's own `safetensors::save` writes no
+//! metadata, so the file is written with the `safetensors` crate, atomically (`conad-fs`).
 //!
-//! Loading checks the version and the architecture and says what differs:
-//! `checkpoint has width_multiplier 0.25, config asks 1`.
+//! Loading verifies the hash (a flipped byte is an error, not a silently different model),
+//! refuses non-finite floating-point values, checks the version and the architecture and says
+//! what differs: `checkpoint has width_multiplier 0.25, config asks 1`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -23,11 +25,80 @@ use crate::weights::{WeightLoadReport, assign_to_varmap, parse_tensors};
 /// The version of conad that writes checkpoints (the workspace version).
 pub const CONAD_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Value of the `"format"` metadata entry.
-pub const CHECKPOINT_FORMAT: &str = "conad-checkpoint-v1";
+pub const CHECKPOINT_FORMAT: &str = "conad-checkpoint-v2";
 /// Prefix of optimizer-state tensor names inside a checkpoint.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
 const META_KEY: &str = "conad";
 const FORMAT_KEY: &str = "format";
+const HASH_KEY: &str = "content_hash";
+
+/// FNV-1a over little-endian 64-bit words (the tail zero-padded), seeded with the byte length.
+/// Each step is a bijection of the state, so any change confined to one word is always detected.
+fn hash_words(mut h: u64, bytes: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    h = (h ^ bytes.len() as u64).wrapping_mul(PRIME);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
+        h = (h ^ w).wrapping_mul(PRIME);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(PRIME);
+    }
+    h
+}
+
+/// The content hash of named tensor views in name order (`w64fnv1a:` + 16 hex digits).
+fn content_hash<'a, V: safetensors::View + 'a>(views: impl Iterator<Item = (&'a str, V)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, view) in views {
+        h = hash_words(h, name.as_bytes());
+        h = hash_words(h, format!("{:?}", view.dtype()).as_bytes());
+        for &d in view.shape() {
+            h = hash_words(h, &(d as u64).to_le_bytes());
+        }
+        h = hash_words(h, &view.data());
+    }
+    format!("w64fnv1a:{h:016x}")
+}
+
+/// The first tensor holding a NaN or an infinity, with the count of such values.
+fn first_non_finite(st: &safetensors::SafeTensors<'_>) -> Option<(String, usize)> {
+    use safetensors::Dtype;
+    let mut names = st.names();
+    names.sort();
+    for name in names {
+        let view = st.tensor(name).ok()?;
+        let data = view.data();
+        let bad = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .filter(|c| !f32::from_le_bytes((*c).try_into().expect("4 bytes")).is_finite())
+                .count(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .filter(|c| !f64::from_le_bytes((*c).try_into().expect("8 bytes")).is_finite())
+                .count(),
+            // Half-precision: exponent bits all ones.
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .filter(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7c00 == 0x7c00)
+                .count(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .filter(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7f80 == 0x7f80)
+                .count(),
+            _ => 0,
+        };
+        if bad > 0 {
+            return Some((name.to_string(), bad));
+        }
+    }
+    None
+}
 
 /// Everything except tensors that a checkpoint records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,37 +199,37 @@ impl Checkpoint {
             .collect()
     }
 
-    /// Writes the checkpoint atomically (to `<path>.tmp`, then renamed).
+    /// Writes the checkpoint atomically (a temporary file beside `path`, synced, then renamed):
+    /// `path` holds the previous checkpoint or the complete new one at every instant.
     ///
     /// # Errors
-    /// [`Error::Io`] on write failure; [`Error::Safetensors`] if serialisation fails.
+    /// [`Error::Io`] on write failure (naming `path`); [`Error::Safetensors`] if serialisation
+    /// fails.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let json = serde_json::to_string(&self.meta).map_err(|e| Error::NotACheckpoint {
             path: path.to_path_buf(),
             reason: format!("metadata does not serialise: {e}"),
         })?;
-        let metadata = HashMap::from([
-            (META_KEY.to_string(), json),
-            (FORMAT_KEY.to_string(), CHECKPOINT_FORMAT.to_string()),
-        ]);
         let mut data = Vec::with_capacity(self.tensors.len());
         for (k, v) in &self.tensors {
             data.push((k.as_str(), v.contiguous()?));
         }
+        let hash = content_hash(data.iter().map(|(k, v)| (*k, v)));
+        let metadata = HashMap::from([
+            (META_KEY.to_string(), json),
+            (FORMAT_KEY.to_string(), CHECKPOINT_FORMAT.to_string()),
+            (HASH_KEY.to_string(), hash),
+        ]);
         let bytes =
             safetensors::serialize(data, Some(metadata)).map_err(|e| Error::Safetensors {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-        let tmp = path.with_extension("safetensors.tmp");
-        let io = |source| Error::Io {
+        conad_fs::write_atomic(path, &bytes).map_err(|e| Error::Io {
             path: path.to_path_buf(),
-            source,
-        };
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(())
+            source: e.into(),
+        })
     }
 
     /// Reads a checkpoint; tensors go to `device`.
@@ -168,8 +239,9 @@ impl Checkpoint {
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::Safetensors`] for an unreadable file; [`Error::NotACheckpoint`] for
-    /// a safetensors file without conad metadata; [`Error::VersionMismatch`] when the metadata
-    /// comes from another conad version and cannot be read by this one.
+    /// a safetensors file without conad metadata; [`Error::CorruptCheckpoint`] when the content
+    /// hash disagrees or a weight is NaN or infinite; [`Error::VersionMismatch`] when the
+    /// metadata comes from another conad version and cannot be read by this one.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
@@ -220,6 +292,39 @@ impl Checkpoint {
                 });
             }
         };
+        let stored_hash = md
+            .get(HASH_KEY)
+            .ok_or_else(|| not_ckpt(format!("no `{HASH_KEY}` metadata entry")))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Safetensors {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut names = st.names();
+        names.sort();
+        let views = names
+            .iter()
+            .map(|n| st.tensor(n).map(|v| (*n, v)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Safetensors {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let hash = content_hash(views.iter().map(|(n, v)| (*n, v)));
+        if &hash != stored_hash {
+            return Err(Error::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its tensors hash to {hash} but the file records {stored_hash} (the file \
+                     was modified or damaged after it was written)"
+                ),
+            });
+        }
+        if let Some((name, count)) = first_non_finite(&st) {
+            return Err(Error::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                reason: format!("tensor `{name}` holds {count} NaN or infinite value(s)"),
+            });
+        }
         let tensors = parse_tensors(&bytes, path, device)?;
         Ok(Self { tensors, meta })
     }

@@ -77,6 +77,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A checkpoint whose bytes changed after it was written, or that holds NaN/infinite weights.
+    #[error("{} is damaged: {reason}; retrain, or resume from another copy of the run", path.display())]
+    CorruptCheckpoint {
+        /// File involved.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The checkpoint was written by another conad version.
     #[error(
         "checkpoint was written by conad {checkpoint}, this is conad {current}; re-train, or call \

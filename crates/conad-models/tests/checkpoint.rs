@@ -255,3 +255,81 @@ fn restoring_into_a_bigger_model_reports_missing_tensors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The data section of a safetensors file starts after the 8-byte length and the JSON header.
+fn data_start(bytes: &[u8]) -> usize {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn a_flipped_data_byte_is_detected_anywhere_in_the_tensors() {
+    let (_, _, varmap) = trained_model(7);
+    let path = tmp("flipped.safetensors");
+    Checkpoint::from_varmap(&varmap, meta())
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let start = data_start(&good);
+    // First, middle and last byte of the tensor data, one bit each (a flip in a float's low
+    // mantissa bit still loads as a finite, plausible weight without the hash).
+    for at in [start, (start + good.len()) / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        match Checkpoint::load(&path, &Device::Cpu) {
+            Err(Error::CorruptCheckpoint { reason, .. }) => {
+                assert!(reason.contains("hash"), "{reason}")
+            }
+            other => panic!("byte {at}: {other:?}"),
+        }
+    }
+    std::fs::write(&path, &good).unwrap();
+    Checkpoint::load(&path, &Device::Cpu).unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn non_finite_weights_are_refused_with_the_tensor_named() {
+    let (_, _, varmap) = trained_model(8);
+    let mut ckpt = Checkpoint::from_varmap(&varmap, meta()).unwrap();
+    let name = "head.fc0.bias";
+    let shape = ckpt.tensors[name].dims().to_vec();
+    let mut values = vec![0.5f32; shape.iter().product()];
+    values[3] = f32::NAN;
+    values[5] = f32::INFINITY;
+    ckpt.tensors.insert(
+        name.to_string(),
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap(),
+    );
+    let path = tmp("nan.safetensors");
+    ckpt.save(&path).unwrap();
+    match Checkpoint::load(&path, &Device::Cpu) {
+        Err(Error::CorruptCheckpoint { reason, .. }) => {
+            assert!(reason.contains(name) && reason.contains("2 NaN"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_file_without_a_content_hash_is_not_a_checkpoint_of_this_format() {
+    // Written as conad-checkpoint-v1 did: metadata and format, no hash.
+    let t = Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+    let meta_json = serde_json::to_string(&meta()).unwrap();
+    let md = std::collections::HashMap::from([
+        ("conad".to_string(), meta_json),
+        ("format".to_string(), "conad-checkpoint-v1".to_string()),
+    ]);
+    let bytes = safetensors::serialize([("w", &t)], Some(md)).unwrap();
+    let path = tmp("v1.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    match Checkpoint::load(&path, &Device::Cpu) {
+        Err(Error::NotACheckpoint { reason, .. }) => {
+            assert!(reason.contains("conad-checkpoint-v1"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(&path).unwrap();
+}
