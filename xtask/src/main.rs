@@ -31,7 +31,8 @@ struct Cli {
 enum Task {
     /// Run a benchmark side by side with its reference (PyTorch, numpy, sklearn, faiss).
     Bench(bench::BenchArgs),
-    /// Train SimCLR on the embedded Fashion-MNIST subset and compare it with raw-pixel kNN.
+    /// Train SupCon* (budget profile) on the embedded Fashion-MNIST subset and compare it with
+    /// raw-pixel kNN.
     Demo(demo::DemoArgs),
     /// Run a reproduction suite (methods × classes × seeds) and write its report.
     Reproduce(reproduce::ReproduceArgs),

@@ -62,3 +62,12 @@ pub fn cpu_model() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into())
 }
+
+/// Writes `text` to `path` atomically (`conad-fs`), creating its directory.
+pub fn write_atomic(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    }
+    Ok(conad_fs::write_atomic(path, text.as_bytes())?)
+}

@@ -1,9 +1,11 @@
 //! `conad` — contrastive anomaly detection from the command line.
 //!
 //! Errors end the process with exit code 2 and one line on stderr that names the cause
-//! (`conad: <what went wrong>: <why>`).
+//! (`conad: <what went wrong>: <why>`); a closed stdout pipe ends it quietly with 0
+//! ([`output`]).
 
 mod cmd;
+mod output;
 
 use clap::{Parser, Subcommand};
 
@@ -70,9 +72,5 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(&a),
         Command::Methods(a) => cmd::methods::run(&a),
     };
-    if let Err(err) = result {
-        // `{:#}` joins the context chain on one line.
-        eprintln!("conad: {err:#}");
-        std::process::exit(2);
-    }
+    std::process::exit(output::exit_status(result));
 }

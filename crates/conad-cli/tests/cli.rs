@@ -439,7 +439,7 @@ fn train_and_eval_reject_bad_input_with_one_line() {
     // A directory that is not a run.
     assert_one_line_error(
         &conad(&["eval", "--run", dir.path().to_str().unwrap()]),
-        "task.toml",
+        "config.toml",
     );
     assert_one_line_error(
         &conad(&[
@@ -449,6 +449,6 @@ fn train_and_eval_reject_bad_input_with_one_line() {
             "--out",
             "x.npy",
         ]),
-        "task.toml",
+        "config.toml",
     );
 }

@@ -19,6 +19,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A crash-safe write failed (names the file; the previous file is unchanged).
+    #[error(transparent)]
+    Write(#[from] conad_fs::FsError),
+
     /// A file or folder the loader needs does not exist.
     #[error("{what} not found: {} — {hint}", path.display())]
     MissingFile {

@@ -16,8 +16,9 @@
 //! dict literal padded with spaces and ending in `\n`, then the raw data.
 
 use crate::error::{Error, Result};
+use conad_fs::AtomicFile;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -735,6 +736,17 @@ pub fn encode_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
     out
 }
 
+fn check_matrix_shape(rows: usize, cols: usize, len: usize) -> Result<()> {
+    if rows.checked_mul(cols) != Some(len) {
+        return Err(Error::InvalidParameter {
+            name: "matrix shape",
+            value: format!("{rows}×{cols} for {len} elements"),
+            expected: "rows · cols must equal the number of elements".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes a row-major float32 matrix as `.npy` to any writer.
 ///
 /// # Errors
@@ -747,13 +759,7 @@ pub fn write_f32_matrix_to<W: Write>(
     cols: usize,
     origin: &Path,
 ) -> Result<()> {
-    if rows.checked_mul(cols) != Some(data.len()) {
-        return Err(Error::InvalidParameter {
-            name: "matrix shape",
-            value: format!("{rows}×{cols} for {} elements", data.len()),
-            expected: "rows · cols must equal the number of elements".into(),
-        });
-    }
+    check_matrix_shape(rows, cols, data.len())?;
     let io = |e| Error::io(origin, e);
     w.write_all(&encode_header(DType::F32, &[rows, cols]))
         .map_err(io)?;
@@ -768,7 +774,8 @@ pub fn write_f32_matrix_to<W: Write>(
     w.flush().map_err(io)
 }
 
-/// Writes a row-major float32 matrix to `path` as `.npy` (readable with `numpy.load`).
+/// Writes a row-major float32 matrix to `path` as `.npy` (readable with `numpy.load`),
+/// atomically: `path` is the previous file or the complete new one, never a partial one.
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] if `data.len() != rows · cols`; [`Error::Io`] naming the path.
@@ -779,27 +786,28 @@ pub fn write_f32_matrix(
     cols: usize,
 ) -> Result<()> {
     let path = path.as_ref();
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    write_f32_matrix_to(&mut w, data, rows, cols, path)
+    // The shape is checked before a file is created.
+    check_matrix_shape(rows, cols, data.len())?;
+    let mut file = AtomicFile::create(path)?;
+    write_f32_matrix_to(&mut file, data, rows, cols, path)?;
+    Ok(file.commit()?)
 }
 
 /// Writes a little-endian int64 vector to `path` as `.npy` (e.g. labels; `numpy.load` gives
-/// an `int64` array of shape `(n,)`).
+/// an `int64` array of shape `(n,)`), atomically.
 ///
 /// # Errors
 /// [`Error::Io`] naming the path.
 pub fn write_i64_vector(path: impl AsRef<Path>, values: &[i64]) -> Result<()> {
     let path = path.as_ref();
     let io = |e| Error::io(path, e);
-    let file = File::create(path).map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
+    let mut w = AtomicFile::create(path)?;
     w.write_all(&encode_header(DType::I64, &[values.len()]))
         .map_err(io)?;
     for v in values {
         w.write_all(&v.to_le_bytes()).map_err(io)?;
     }
-    w.flush().map_err(io)
+    Ok(w.commit()?)
 }
 
 #[cfg(test)]

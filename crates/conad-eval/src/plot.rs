@@ -169,7 +169,9 @@ fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
     }
 }
 
-/// Renders with the backend `path`'s extension selects; `draw` gets the root area.
+/// Renders with the backend `path`'s extension selects; `draw` gets the root area. The figure
+/// is drawn to a temporary file beside `path` and renamed over it once complete (`conad-fs`),
+/// so a failed or interrupted plot never leaves a truncated image.
 pub(crate) fn render_to_file(
     path: &Path,
     (w, h): (u32, u32),
@@ -177,18 +179,22 @@ pub(crate) fn render_to_file(
     draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
 ) -> Result<()> {
     ensure_font()?;
-    match ImageFormat::from_path(path)? {
+    let format = ImageFormat::from_path(path)?;
+    let target = conad_fs::AtomicPath::new(path).map_err(|e| plot_err(path)(e.to_string()))?;
+    let tmp = target.temp_path();
+    match format {
         ImageFormat::Png => {
-            let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+            let root = BitMapBackend::new(tmp, (w, h)).into_drawing_area();
             draw_png(&root).map_err(plot_err(path))?;
-            root.present().map_err(|e| plot_err(path)(e.to_string()))
+            root.present().map_err(|e| plot_err(path)(e.to_string()))?;
         }
         ImageFormat::Svg => {
-            let root = SVGBackend::new(path, (w, h)).into_drawing_area();
+            let root = SVGBackend::new(tmp, (w, h)).into_drawing_area();
             draw_svg(&root).map_err(plot_err(path))?;
-            root.present().map_err(|e| plot_err(path)(e.to_string()))
+            root.present().map_err(|e| plot_err(path)(e.to_string()))?;
         }
     }
+    target.commit().map_err(|e| plot_err(path)(e.to_string()))
 }
 
 fn render_to_svg_string(

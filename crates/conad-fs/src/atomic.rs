@@ -86,7 +86,8 @@ impl AtomicFile {
     pub fn create(dest: impl AsRef<Path>) -> Result<Self, FsError> {
         let dest = dest.as_ref().to_path_buf();
         if is_special(&dest) {
-            let file = File::create(&dest).map_err(|e| FsError::new(&dest, Operation::Create, e))?;
+            let file =
+                File::create(&dest).map_err(|e| FsError::new(&dest, Operation::Create, e))?;
             return Ok(Self {
                 dest,
                 tmp: None,
@@ -241,7 +242,10 @@ pub fn write_atomic_with(
     let mut file = AtomicFile::create(path)?;
     if let Err(e) = fill(&mut file) {
         // Unwrap our own wrapping so the message names the file once.
-        let source = match e.get_ref().and_then(|inner| inner.downcast_ref::<FsError>()) {
+        let source = match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<FsError>())
+        {
             Some(_) => {
                 let kind = e.kind();
                 let inner = e.into_inner().expect("checked above");

@@ -59,10 +59,14 @@ impl FsError {
     /// A hint for the common causes, appended to the message.
     fn hint(&self) -> &'static str {
         match self.source.raw_os_error() {
-            Some(28) => " (the disk is full: free space or write elsewhere; the previous file, if \
-                         any, is unchanged)",
-            Some(27) => " (the file size limit was reached; the previous file, if any, is \
-                         unchanged)",
+            Some(28) => {
+                " (the disk is full: free space or write elsewhere; the previous file, if \
+                         any, is unchanged)"
+            }
+            Some(27) => {
+                " (the file size limit was reached; the previous file, if any, is \
+                         unchanged)"
+            }
             Some(13) | Some(1) => " (permission denied: choose a writable location)",
             Some(30) => " (read-only file system: choose a writable location)",
             _ => "",

@@ -47,7 +47,10 @@ fn a_failing_fill_keeps_the_old_file_and_removes_the_temporary() {
     assert_eq!(err.operation, Operation::Write);
     assert_eq!(err.path, path);
     let msg = err.to_string();
-    assert!(msg.contains("scores.csv") && msg.contains("disk is full"), "{msg}");
+    assert!(
+        msg.contains("scores.csv") && msg.contains("disk is full"),
+        "{msg}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"a,b\n1,2\n");
     assert_eq!(entries(&dir), ["scores.csv"]);
 }
@@ -59,7 +62,11 @@ fn an_uncommitted_file_changes_nothing() {
     {
         let mut f = AtomicFile::create(&path).unwrap();
         f.write_all(&[0u8; 10_000]).unwrap();
-        assert_eq!(entries(&dir).len(), 1, "the temporary file exists while writing");
+        assert_eq!(
+            entries(&dir).len(),
+            1,
+            "the temporary file exists while writing"
+        );
         assert!(!path.exists());
     }
     assert!(entries(&dir).is_empty());
@@ -71,7 +78,10 @@ fn the_temporary_path_keeps_the_extension_and_is_hidden() {
     let target = AtomicPath::new(dir.join("roc.png")).unwrap();
     let tmp = target.temp_path().to_path_buf();
     let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with(".roc.tmp-") && name.ends_with(".png"), "{name}");
+    assert!(
+        name.starts_with(".roc.tmp-") && name.ends_with(".png"),
+        "{name}"
+    );
     std::fs::write(&tmp, b"png bytes").unwrap();
     target.commit().unwrap();
     assert_eq!(entries(&dir), ["roc.png"]);
@@ -99,7 +109,10 @@ fn errors_name_the_destination() {
     let err = write_atomic(&path, b"{}").unwrap_err();
     assert_eq!(err.operation, Operation::Create);
     assert!(err.to_string().contains("no-such-dir/report.json"), "{err}");
-    assert!(AtomicFile::create("/").is_err(), "a path without a file name");
+    assert!(
+        AtomicFile::create("/").is_err(),
+        "a path without a file name"
+    );
 }
 
 #[test]

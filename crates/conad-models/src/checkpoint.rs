@@ -52,7 +52,9 @@ fn hash_words(mut h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// The content hash of named tensor views in name order (`w64fnv1a:` + 16 hex digits).
-fn content_hash<'a, V: safetensors::View + 'a>(views: impl Iterator<Item = (&'a str, V)>) -> String {
+fn content_hash<'a, V: safetensors::View + 'a>(
+    views: impl Iterator<Item = (&'a str, V)>,
+) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (name, view) in views {
         h = hash_words(h, name.as_bytes());

@@ -306,7 +306,10 @@ fn non_finite_weights_are_refused_with_the_tensor_named() {
     ckpt.save(&path).unwrap();
     match Checkpoint::load(&path, &Device::Cpu) {
         Err(Error::CorruptCheckpoint { reason, .. }) => {
-            assert!(reason.contains(name) && reason.contains("2 NaN"), "{reason}")
+            assert!(
+                reason.contains(name) && reason.contains("2 NaN"),
+                "{reason}"
+            )
         }
         other => panic!("{other:?}"),
     }

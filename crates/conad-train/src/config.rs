@@ -185,6 +185,9 @@ impl Default for TrainConfig {
     }
 }
 
+/// `threads` may be at most this many times the machine's cores.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
 impl TrainConfig {
     /// Checks every section; returns the first violation.
     ///
@@ -200,8 +203,17 @@ impl TrainConfig {
             self.optimizer.validate()?;
             self.schedule.validate()?;
         }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size", 0, "must be ≥ 1"));
+        let min_batch = self.method.min_batch_size().max(1);
+        if self.batch_size < min_batch {
+            return Err(Error::invalid(
+                "batch_size",
+                self.batch_size,
+                format!(
+                    "must be ≥ {min_batch} for `{}`: with fewer images per step its loss has no \
+                     negatives and is exactly 0",
+                    self.method.name()
+                ),
+            ));
         }
         if i64::try_from(self.seed).is_err() {
             return Err(Error::invalid(
@@ -231,6 +243,21 @@ impl TrainConfig {
                 0,
                 "must be ≥ 1, or omitted for the global pool",
             ));
+        }
+        if let Some(n) = self.threads {
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            let max = MAX_THREADS_PER_CORE * cores;
+            if n > max {
+                return Err(Error::invalid(
+                    "threads",
+                    n,
+                    format!(
+                        "must be ≤ {max} ({MAX_THREADS_PER_CORE} × the {cores} cores of this \
+                         machine): more threads only contend for the cores; omit it to use one \
+                         per core"
+                    ),
+                ));
+            }
         }
         self.augment.train.to_augment_config(32)?;
         self.augment.test.to_augment_config(32)?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong while configuring, training, checkpointing or embedding.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration field has a value outside its domain.
     #[error("invalid training config: `{field}` = {value}: {reason}")]
@@ -98,8 +99,9 @@ pub enum Error {
 
     /// The run directory holds a run with another configuration.
     #[error(
-        "{} holds a run with a different config ({}); use another run directory or \
-         `ResumePolicy::Overwrite`",
+        "{} holds a run with a different config ({}); use another run directory, or start \
+         afresh there (`conad train --overwrite`, `ResumePolicy::Overwrite`), which deletes \
+         that run",
         path.display(),
         differences.join("; ")
     )]
@@ -108,6 +110,39 @@ pub enum Error {
         path: PathBuf,
         /// One line per differing key.
         differences: Vec<String>,
+    },
+
+    /// The parts of a run directory disagree (a `config.toml` or `task.toml` edited or copied
+    /// from another run after training): nothing is loaded.
+    #[error(
+        "{} is inconsistent: {} — its {what} says otherwise than the weights were trained with; \
+         restore the original file or retrain",
+        path.display(),
+        differences.join("; ")
+    )]
+    InconsistentRun {
+        /// The directory.
+        path: PathBuf,
+        /// Which file disagrees with the trained record (`config.toml`, `task.toml`).
+        what: String,
+        /// One line per differing field (recorded vs on disk).
+        differences: Vec<String>,
+    },
+
+    /// Run files without `config.toml`: an interrupted `--overwrite` or a directory of other
+    /// files; nothing is resumed from or deleted.
+    #[error(
+        "{} holds run files ({}) but no config.toml (an interrupted `--overwrite`?); rerun with \
+         `--overwrite` (`ResumePolicy::Overwrite`) to delete them and start afresh, or choose \
+         another directory",
+        path.display(),
+        files.join(", ")
+    )]
+    IncompleteRun {
+        /// The directory.
+        path: PathBuf,
+        /// The run files found.
+        files: Vec<String>,
     },
 
     /// The directory holds no loadable run.
@@ -129,6 +164,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A crash-safe write or removal failed (names the file; the previous file is unchanged).
+    #[error(transparent)]
+    Write(#[from] conad_fs::FsError),
+
     /// JSON (de)serialisation of run metadata failed.
     #[error("{what}: {message}")]
     Json {
@@ -137,6 +176,10 @@ pub enum Error {
         /// serde_json's message.
         message: String,
     },
+
+    /// Error from the data crate (spec, loader, protocol).
+    #[error(transparent)]
+    Data(#[from] conad_data::Error),
 
     /// Error from the model crate (architecture, checkpoint files, shapes).
     #[error(transparent)]

@@ -10,7 +10,7 @@
 //! | test-time scores owned by the methods, fitted detectors | [`ScoreDef`], [`ScoreRecipe`], [`Detector`] | `score/` |
 //! | typed TOML config | [`TrainConfig`], [`ModelConfig`], [`AugmentSpec`], [`EvalConfig`] | `config.rs`, `augment_spec.rs` |
 //! | the loop | [`train`], [`train_with_options`], [`TrainOptions`], [`TrainReport`] | `trainer.rs`, `report.rs` |
-//! | run directory, loading, embedding | [`load_run`], [`TrainedModel`], [`embed()`] | `run_dir.rs`, `embed.rs` |
+//! | run directory (crash-safe, self-checking), loading, embedding | [`load_run`], [`TrainedModel`], [`RunRecord`], [`TaskRecord`], [`embed()`] | `run_dir.rs`, `task_record.rs`, `embed.rs` |
 //! | online evaluation, collapse monitor | [`knn_auroc`], [`std_of_l2_normalized`] | `evaluate.rs`, `collapse.rs` |
 //!
 //! Reproducibility: weights are initialised, data shuffled and views augmented from one
@@ -48,6 +48,7 @@ mod report;
 pub mod run_dir;
 mod schedule;
 pub mod score;
+mod task_record;
 mod trainer;
 
 pub use augment_spec::{AugmentSettings, AugmentSpec};
@@ -69,7 +70,8 @@ pub use optim::{
 pub use profiles::{PROFILE_NAMES, PROFILES, Profile, profile};
 pub use progress::ProgressMode;
 pub use report::{EpochRecord, EvalPoint, History, LearningCurve, TrainReport};
-pub use run_dir::{TrainedModel, load_run, load_run_on};
+pub use run_dir::{RunRecord, TrainedModel, load_run, load_run_on};
 pub use schedule::{LrSchedule, SchedulePoint, ScheduleValue};
 pub use score::{Detector, Output, ScoreDef, ScoreRecipe, ScoringModel, ViewAugment, ViewSpec};
+pub use task_record::{TASK_FILE, TaskRecord};
 pub use trainer::{ResumePolicy, TrainOptions, train, train_with_method, train_with_options};

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::run_dir::RunRecord;
+
 /// Statistics of one completed epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -104,4 +106,6 @@ pub struct TrainReport {
     pub wall_seconds: f64,
     /// Everything recorded (all sessions).
     pub history: History,
+    /// The config and task the run was trained with (checked by [`crate::load_run`]).
+    pub run: RunRecord,
 }

@@ -1,17 +1,27 @@
-//! The run directory: file names, atomic writes, the training state stored in checkpoints, and
-//! [`load_run`] / [`TrainedModel`] for embedding with a finished (or interrupted) run.
+//! The run directory: file names, the training state stored in checkpoints, how a run directory
+//! is prepared without ever losing or mixing runs, and [`load_run`] / [`TrainedModel`] for
+//! embedding with a finished (or interrupted) run.
 //!
 //! ```text
-//! RUN_DIR/config.toml              resolved TrainConfig (written before training starts)
+//! RUN_DIR/config.toml              resolved TrainConfig (written when training starts, last)
+//! RUN_DIR/task.toml                data spec and one-class protocol (TaskRecord), if given
 //! RUN_DIR/checkpoint.safetensors   latest resumable checkpoint: weights, BN statistics,
-//!                                  optimizer state, epoch, history (every `checkpoint_every`)
-//! RUN_DIR/model.safetensors        final weights (no optimizer state)
+//!                                  optimizer state, epoch, history, the RunRecord
+//! RUN_DIR/model.safetensors        final weights (no optimizer state), the RunRecord
 //! RUN_DIR/history.json             per-epoch loss/lr/images-per-second/collapse + evaluations
 //! RUN_DIR/learning_curve.json      online-evaluation AUROCs and their AULC
-//! RUN_DIR/report.json              TrainReport of the last session
+//! RUN_DIR/report.json              TrainReport of the last session (with the RunRecord)
+//! RUN_DIR/eval/                    `conad eval`'s outputs
 //! ```
 //! There is no separate RNG state: every random draw is keyed by (seed, epoch, sample, view),
 //! so the epoch number is the whole position of the random streams.
+//!
+//! Consistency: every file is written atomically (`conad-fs`). A new run is validated in memory
+//! (config against the data, the method built, a checkpoint to resume read and checked) before
+//! anything in the directory changes; starting afresh then removes `config.toml` first and
+//! writes it last, so a directory without it is never a run. Checkpoints and reports carry a
+//! [`RunRecord`] (the config and the task they were trained with); [`load_run`] compares it with
+//! `config.toml` and `task.toml` and refuses a directory whose parts disagree.
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +40,9 @@ use crate::error::{Error, Result};
 use crate::method::{BuildContext, Method};
 use crate::optim::OptimizerStateMeta;
 use crate::report::History;
+use crate::report::TrainReport;
 use crate::score::{Detector, ScoringModel};
+use crate::task_record::{TASK_FILE, TaskRecord};
 
 /// `RUN_DIR/config.toml`.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -44,12 +56,187 @@ pub const HISTORY_FILE: &str = "history.json";
 pub const CURVE_FILE: &str = "learning_curve.json";
 /// `RUN_DIR/report.json`.
 pub const REPORT_FILE: &str = "report.json";
+/// `RUN_DIR/eval/`: `conad eval`'s outputs.
+pub const EVAL_DIR: &str = "eval";
+
+/// The files a run writes besides `config.toml` (all removed when a run starts afresh).
+const RUN_FILES: [&str; 6] = [
+    TASK_FILE,
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    HISTORY_FILE,
+    CURVE_FILE,
+    REPORT_FILE,
+];
+
+/// What a run was trained with, stored in its checkpoints and report: the resolved config (as
+/// TOML) and the task. [`load_run`] checks `config.toml` and `task.toml` against it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The resolved [`TrainConfig`] as TOML.
+    pub config: String,
+    /// The data spec and protocol, when the caller gave one ([`crate::TrainOptions::task`]).
+    pub task: Option<TaskRecord>,
+}
+
+impl RunRecord {
+    /// The record of `config` and `task`.
+    ///
+    /// # Errors
+    /// Config serialisation errors.
+    pub fn new(config: &TrainConfig, task: Option<&TaskRecord>) -> Result<Self> {
+        Ok(Self {
+            config: config.to_toml_string()?,
+            task: task.cloned(),
+        })
+    }
+
+    /// Errors unless `config.toml` and `task.toml` of `dir` say what this record says.
+    fn check_directory(&self, dir: &Path, on_disk: &TrainConfig) -> Result<()> {
+        let trained = TrainConfig::from_toml_str(&self.config, "the run's trained record")?;
+        let differences = trained.differences(on_disk);
+        if !differences.is_empty() {
+            return Err(Error::InconsistentRun {
+                path: dir.to_path_buf(),
+                what: CONFIG_FILE.into(),
+                differences: differences
+                    .into_iter()
+                    .map(|d| format!("{d} (trained vs {CONFIG_FILE})"))
+                    .collect(),
+            });
+        }
+        let differences = match (&self.task, TaskRecord::read(dir)?) {
+            (Some(trained), Some(file)) => trained
+                .differences(&file)
+                .into_iter()
+                .map(|d| format!("{d} (trained vs {TASK_FILE})"))
+                .collect(),
+            (Some(trained), None) => vec![format!(
+                "{TASK_FILE} is missing; the run was trained on `{}`",
+                trained.data
+            )],
+            (None, Some(file)) => vec![format!(
+                "{TASK_FILE} names `{}` but the run was trained without a task record",
+                file.data
+            )],
+            (None, None) => Vec::new(),
+        };
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InconsistentRun {
+                path: dir.to_path_buf(),
+                what: TASK_FILE.into(),
+                differences,
+            })
+        }
+    }
+}
+
+/// What [`inspect_run_dir`] found: where to resume from, or that the directory must be cleared.
+#[derive(Debug)]
+pub(crate) struct RunDirPlan {
+    /// The file to resume from (final model or latest checkpoint).
+    pub resume_from: Option<PathBuf>,
+    /// Remove the previous run's files before writing.
+    pub start_afresh: bool,
+}
+
+/// Files of a run present in `dir` (not counting `config.toml`).
+fn present_run_files(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = RUN_FILES
+        .iter()
+        .filter(|f| dir.join(f).exists())
+        .map(|f| f.to_string())
+        .collect();
+    if dir.join(EVAL_DIR).is_dir() {
+        found.push(format!("{EVAL_DIR}/"));
+    }
+    found
+}
+
+/// Reads the run directory and decides, without changing anything, whether to resume, start
+/// afresh, or refuse.
+pub(crate) fn inspect_run_dir(
+    dir: &Path,
+    config: &TrainConfig,
+    policy: crate::ResumePolicy,
+) -> Result<RunDirPlan> {
+    let config_path = dir.join(CONFIG_FILE);
+    let afresh = RunDirPlan {
+        resume_from: None,
+        start_afresh: true,
+    };
+    if policy == crate::ResumePolicy::Overwrite || !dir.exists() {
+        return Ok(afresh);
+    }
+    let weights = [MODEL_FILE, CHECKPOINT_FILE]
+        .into_iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file());
+    if !config_path.is_file() {
+        let files = present_run_files(dir);
+        if files.is_empty() {
+            return Ok(afresh);
+        }
+        return Err(Error::IncompleteRun {
+            path: dir.to_path_buf(),
+            files,
+        });
+    }
+    let stored = TrainConfig::from_toml_file(&config_path)?;
+    let differences = stored.differences(config);
+    match weights {
+        // Nothing trained yet (a run stopped before its first checkpoint): nothing to lose.
+        None => Ok(afresh),
+        Some(_) if !differences.is_empty() => Err(Error::RunConfigMismatch {
+            path: dir.to_path_buf(),
+            differences,
+        }),
+        Some(path) if config.method.trains() => Ok(RunDirPlan {
+            resume_from: Some(path),
+            start_afresh: false,
+        }),
+        Some(_) => Ok(afresh),
+    }
+}
+
+/// Makes the directory this run's: after a fresh start removes `config.toml` first (so the
+/// directory stops being a run), then the previous run's files and `eval/`; writes `task.toml`
+/// (or removes a stale one) and `config.toml` last.
+pub(crate) fn commit_run_dir(
+    dir: &Path,
+    plan: &RunDirPlan,
+    config: &TrainConfig,
+    task: Option<&TaskRecord>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let config_path = dir.join(CONFIG_FILE);
+    if plan.start_afresh {
+        conad_fs::remove_file_if_exists(&config_path)?;
+        for f in RUN_FILES {
+            conad_fs::remove_file_if_exists(dir.join(f))?;
+        }
+        let eval = dir.join(EVAL_DIR);
+        if eval.is_dir() {
+            conad_fs::fault::before_mutation();
+            std::fs::remove_dir_all(&eval).map_err(Error::io(&eval))?;
+        }
+    }
+    match task {
+        Some(t) => write_atomic(&dir.join(TASK_FILE), t.to_toml_string()?.as_bytes())?,
+        None => {
+            conad_fs::remove_file_if_exists(dir.join(TASK_FILE))?;
+        }
+    }
+    write_atomic(&config_path, config.to_toml_string()?.as_bytes())
+}
 
 /// Child of the root seed that keys the test transform's (normally unused) random stream.
 pub(crate) const TEST_TRANSFORM_SEED: &str = "test_transform";
 
 /// Training state stored in a checkpoint's metadata (`CheckpointMeta::training`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TrainingState {
     pub method: String,
     /// [`data_fingerprint`] of the training split.
@@ -58,6 +245,8 @@ pub(crate) struct TrainingState {
     pub global_step: u64,
     pub history: History,
     pub optimizer: OptimizerStateMeta,
+    /// What the run was trained with.
+    pub run: RunRecord,
 }
 
 /// Size, shape and FNV-1a hash of a training split: a resumed run must see the same images.
@@ -73,11 +262,9 @@ pub(crate) fn data_fingerprint(d: &Dataset) -> String {
     )
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, then rename).
+/// Writes `bytes` to `path` atomically (`conad-fs`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(path))
+    Ok(conad_fs::write_atomic(path, bytes)?)
 }
 
 /// Serialises `value` as pretty JSON to `path` atomically.
@@ -99,9 +286,16 @@ pub struct TrainedModel {
     epochs: u64,
     device: Device,
     source: Option<PathBuf>,
+    task: Option<TaskRecord>,
 }
 
 impl TrainedModel {
+    /// The data and protocol the run was trained on (`task.toml`, checked against the
+    /// weights' record); `None` for runs trained through the library without one.
+    pub fn task(&self) -> Option<&TaskRecord> {
+        self.task.as_ref()
+    }
+
     /// The run's resolved config.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -215,11 +409,13 @@ fn dataset_view(d: &Dataset) -> Result<ImageBatchU8<'_>> {
 }
 
 /// Loads the model of a run directory on the CPU: `model.safetensors` when the run finished,
-/// otherwise the latest checkpoint (logged as a warning). Raw-pixel runs need only the config.
+/// otherwise the latest checkpoint (logged as a warning); raw-pixel runs need their report.
+/// The weights' (or report's) [`RunRecord`] must agree with `config.toml` and `task.toml`.
 ///
 /// # Errors
-/// [`Error::NotARun`] without `config.toml` or weights; config and checkpoint errors
-/// (version or architecture mismatch).
+/// [`Error::NotARun`] without `config.toml` or weights; [`Error::InconsistentRun`] when the
+/// files disagree; config and checkpoint errors (damaged file, version or architecture
+/// mismatch).
 pub fn load_run(run_dir: impl AsRef<Path>) -> Result<TrainedModel> {
     load_run_on(run_dir, &Device::Cpu)
 }
@@ -240,6 +436,19 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
     let config = TrainConfig::from_toml_file(&config_path)?;
     let method_seed = crate::method::method_seed(&SeedTree::new(config.seed));
     if !config.method.trains() {
+        let report_path = dir.join(REPORT_FILE);
+        if !report_path.is_file() {
+            return Err(Error::NotARun {
+                path: dir.to_path_buf(),
+                reason: format!("no {REPORT_FILE} (the raw-pixel run did not finish; rerun it)"),
+            });
+        }
+        let text = std::fs::read_to_string(&report_path).map_err(Error::io(&report_path))?;
+        let report: TrainReport = serde_json::from_str(&text).map_err(|e| Error::Json {
+            what: report_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        report.run.check_directory(dir, &config)?;
         let varmap = VarMap::new();
         let resnet = config.model.resnet(config.model.in_channels.unwrap_or(3));
         let method = config.method.build(BuildContext {
@@ -255,6 +464,7 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
             epochs: 0,
             device: device.clone(),
             source: None,
+            task: report.run.task,
         });
     }
     let model = dir.join(MODEL_FILE);
@@ -274,6 +484,12 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         });
     };
     let ckpt = Checkpoint::load(&source, device)?;
+    let state: TrainingState =
+        serde_json::from_value(ckpt.meta.training.clone()).map_err(|e| Error::Json {
+            what: format!("training state in {}", source.display()),
+            message: e.to_string(),
+        })?;
+    state.run.check_directory(dir, &config)?;
     let in_channels = config
         .model
         .in_channels
@@ -295,5 +511,6 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         epochs: ckpt.meta.epoch,
         device: device.clone(),
         source: Some(source),
+        task: state.run.task,
     })
 }

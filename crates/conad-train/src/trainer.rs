@@ -47,11 +47,13 @@ use crate::optim::{Optimizer, StepHyper};
 use crate::progress::{ProgressMode, training_bar};
 use crate::report::{EpochRecord, EvalPoint, History, TrainReport};
 use crate::run_dir::{
-    CHECKPOINT_FILE, CONFIG_FILE, CURVE_FILE, HISTORY_FILE, MODEL_FILE, REPORT_FILE,
-    TEST_TRANSFORM_SEED, TrainingState, data_fingerprint, write_atomic, write_json,
+    CHECKPOINT_FILE, CURVE_FILE, HISTORY_FILE, MODEL_FILE, REPORT_FILE, RunDirPlan, RunRecord,
+    TEST_TRANSFORM_SEED, TrainingState, commit_run_dir, data_fingerprint, inspect_run_dir,
+    write_json,
 };
 use crate::schedule::SchedulePoint;
 use crate::score::{Detector, ScoreDef, ScoringModel};
+use crate::task_record::TaskRecord;
 
 /// What to do when the run directory already holds a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,7 +61,7 @@ pub enum ResumePolicy {
     /// Continue from `checkpoint.safetensors` if present (the config must be identical).
     #[default]
     IfPresent,
-    /// Delete the run's files and start from scratch.
+    /// Delete the run's files and start from scratch (only after the new run was validated).
     Overwrite,
 }
 
@@ -78,6 +80,10 @@ pub struct TrainOptions {
     /// Set to `true` (e.g. from a Ctrl-C handler) to stop before the next step; the partial
     /// epoch is discarded and the run resumes from its last checkpoint.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The data spec and protocol of `task`, written to `RUN_DIR/task.toml` when the run starts
+    /// and recorded in its checkpoints (so `conad eval` rebuilds the same split and detects an
+    /// edited `task.toml`).
+    pub task: Option<TaskRecord>,
 }
 
 impl Default for TrainOptions {
@@ -88,6 +94,7 @@ impl Default for TrainOptions {
             device: Device::Cpu,
             stop_after_epochs: None,
             cancel: None,
+            task: None,
         }
     }
 }
@@ -188,49 +195,6 @@ fn image_batch(d: &conad_data::Dataset) -> Result<ImageBatchU8<'_>> {
     )?)
 }
 
-/// Creates the run directory, checks an existing config, writes `config.toml`; returns the file
-/// to resume from: the final model of a finished run, else the latest checkpoint.
-fn prepare_run_dir(
-    dir: &Path,
-    config: &TrainConfig,
-    policy: ResumePolicy,
-) -> Result<Option<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let config_path = dir.join(CONFIG_FILE);
-    if policy == ResumePolicy::Overwrite {
-        for f in [
-            CONFIG_FILE,
-            CHECKPOINT_FILE,
-            MODEL_FILE,
-            HISTORY_FILE,
-            CURVE_FILE,
-            REPORT_FILE,
-        ] {
-            let p = dir.join(f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(Error::io(&p))?;
-            }
-        }
-    } else if config_path.is_file() {
-        let stored = TrainConfig::from_toml_file(&config_path)?;
-        let differences = stored.differences(config);
-        if !differences.is_empty() {
-            return Err(Error::RunConfigMismatch {
-                path: dir.to_path_buf(),
-                differences,
-            });
-        }
-    }
-    write_atomic(&config_path, config.to_toml_string()?.as_bytes())?;
-    if policy == ResumePolicy::Overwrite {
-        return Ok(None);
-    }
-    Ok([MODEL_FILE, CHECKPOINT_FILE]
-        .into_iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file()))
-}
-
 fn run<B>(
     config: &TrainConfig,
     task: &OneClassTask,
@@ -242,7 +206,7 @@ where
     B: FnOnce(BuildContext<'_>) -> Result<Box<dyn Method>>,
 {
     let started = Instant::now();
-    let resume_from = prepare_run_dir(run_dir, config, options.resume)?;
+    let plan = inspect_run_dir(run_dir, config, options.resume)?;
     let root = SeedTree::new(config.seed);
     let side = task.train.height.min(task.train.width);
     let test_transform = Augmenter::with_seed_node(
@@ -250,18 +214,20 @@ where
         root.child(TEST_TRANSFORM_SEED),
     )?;
     if !config.method.trains() {
-        return raw_pixels_run(config, task, run_dir, options, started);
+        return raw_pixels_run(config, task, run_dir, options, &plan, started);
     }
-    Session::new(
+    // Everything that can reject the run happens in memory, before the directory changes.
+    let session = Session::new(
         config,
         task,
         run_dir,
         options,
         test_transform,
-        resume_from,
+        plan.resume_from.clone(),
         build,
-    )?
-    .run(started)
+    )?;
+    commit_run_dir(run_dir, &plan, config, options.task.as_ref())?;
+    session.run(started)
 }
 
 /// The online evaluation's score: `eval.score` of the method, else kNN with `eval.k`.
@@ -289,9 +255,11 @@ fn raw_pixels_run(
     task: &OneClassTask,
     run_dir: &Path,
     options: &TrainOptions,
+    plan: &RunDirPlan,
     started: Instant,
 ) -> Result<TrainReport> {
     let t = Instant::now();
+    let record = RunRecord::new(config, options.task.as_ref())?;
     let varmap = VarMap::new();
     let root = SeedTree::new(config.seed);
     let in_channels = config.model.in_channels.unwrap_or(task.train.channels);
@@ -339,7 +307,10 @@ fn raw_pixels_run(
         auroc,
         "evaluation"
     );
-    finish(config, run_dir, history, 0, true, None, None, started)
+    commit_run_dir(run_dir, plan, config, options.task.as_ref())?;
+    finish(
+        config, run_dir, history, record, 0, true, None, None, started,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -347,6 +318,7 @@ fn finish(
     config: &TrainConfig,
     run_dir: &Path,
     history: History,
+    run: RunRecord,
     epochs_completed: u64,
     completed: bool,
     resumed_from_epoch: Option<u64>,
@@ -373,6 +345,7 @@ fn finish(
         images_per_second,
         wall_seconds: started.elapsed().as_secs_f64(),
         history,
+        run,
     };
     write_json(&run_dir.join(REPORT_FILE), &report)?;
     Ok(report)
@@ -396,6 +369,7 @@ struct Session<'a> {
     start_epoch: u64,
     resumed_from: Option<u64>,
     data_fingerprint: String,
+    record: RunRecord,
 }
 
 impl<'a> Session<'a> {
@@ -457,6 +431,7 @@ impl<'a> Session<'a> {
             start_epoch: 0,
             resumed_from: None,
             data_fingerprint: data_fingerprint(data),
+            record: RunRecord::new(config, options.task.as_ref())?,
         };
         if let Some(path) = resume_from {
             session.restore(&path, &resnet)?;
@@ -480,6 +455,27 @@ impl<'a> Session<'a> {
                 what: format!("training state in {}", path.display()),
                 message: e.to_string(),
             })?;
+        let trained = TrainConfig::from_toml_str(&state.run.config, "the checkpoint's record")?;
+        let mut differences = trained.differences(self.config);
+        match (&state.run.task, &self.record.task) {
+            (Some(a), Some(b)) => {
+                differences.extend(a.differences(b).into_iter().map(|d| format!("task {d}")));
+            }
+            (None, None) => {}
+            (a, b) => differences.push(format!(
+                "task: {} vs {}",
+                a.as_ref()
+                    .map_or("none".into(), |t| format!("`{}`", t.data)),
+                b.as_ref()
+                    .map_or("none".into(), |t| format!("`{}`", t.data))
+            )),
+        }
+        if !differences.is_empty() {
+            return Err(Error::RunConfigMismatch {
+                path: self.run_dir.to_path_buf(),
+                differences,
+            });
+        }
         let data = &self.data_fingerprint;
         if &state.data != data {
             return Err(Error::RunConfigMismatch {
@@ -570,6 +566,7 @@ impl<'a> Session<'a> {
             self.config,
             self.run_dir,
             self.history,
+            self.record,
             epoch,
             completed,
             self.resumed_from,
@@ -747,6 +744,7 @@ impl<'a> Session<'a> {
             global_step: epoch * self.steps_per_epoch,
             history: self.history.clone(),
             optimizer: self.optimizer.state_meta(),
+            run: self.record.clone(),
         };
         meta.training = serde_json::to_value(&state).map_err(|e| Error::Json {
             what: "training state".into(),

@@ -191,20 +191,14 @@ fn typed_errors_for_bad_runs() {
         other => panic!("{other:?}"),
     }
 
-    // A run directory holding another config refuses to resume it, naming the difference.
+    // A run directory holding another config's weights refuses to resume it, naming the
+    // difference.
     let dir = fresh_dir("mismatch");
-    let cancel = Arc::new(AtomicBool::new(true));
-    let cancelled = TrainOptions {
-        cancel: Some(cancel),
-        ..quiet()
-    };
-    // Cancelled before the first step: nothing trained, config written, run not completed.
-    let r = train_with_options(&tiny_config(1), &task, &dir, &cancelled).unwrap();
-    assert!(!r.completed && r.epochs_completed == 0);
-    assert!(dir.join(CONFIG_FILE).is_file() && !dir.join(MODEL_FILE).exists());
+    train_with_options(&tiny_config(1), &task, &dir, &quiet()).unwrap();
+    assert!(dir.join(MODEL_FILE).is_file());
     let mut other = tiny_config(1);
     other.seed = 99;
-    match train_with_options(&other, &task, &dir, &cancelled) {
+    match train_with_options(&other, &task, &dir, &quiet()) {
         Err(Error::RunConfigMismatch { differences, .. }) => {
             assert_eq!(differences.len(), 1, "{differences:?}");
             assert!(
@@ -217,10 +211,23 @@ fn typed_errors_for_bad_runs() {
     // Overwrite starts afresh with the new config.
     let overwrite = TrainOptions {
         resume: ResumePolicy::Overwrite,
-        ..cancelled
+        ..quiet()
     };
     train_with_options(&other, &task, &dir, &overwrite).unwrap();
     let stored = TrainConfig::from_toml_file(&dir.join(CONFIG_FILE)).unwrap();
+    assert_eq!(stored.seed, 99);
+    // A run cancelled before its first checkpoint has nothing to lose: another config replaces
+    // it without `Overwrite`.
+    let early = fresh_dir("early");
+    let cancelled = TrainOptions {
+        cancel: Some(Arc::new(AtomicBool::new(true))),
+        ..quiet()
+    };
+    let r = train_with_options(&tiny_config(1), &task, &early, &cancelled).unwrap();
+    assert!(!r.completed && r.epochs_completed == 0);
+    assert!(early.join(CONFIG_FILE).is_file() && !early.join(MODEL_FILE).exists());
+    train_with_options(&other, &task, &early, &quiet()).unwrap();
+    let stored = TrainConfig::from_toml_file(&early.join(CONFIG_FILE)).unwrap();
     assert_eq!(stored.seed, 99);
 
     // A test split without anomalies cannot be evaluated online; without evaluation it trains.

@@ -319,11 +319,11 @@ pub fn run(root: &Path, spec: &BenchSpec, args: &BenchArgs) -> Result<()> {
         "summary": summaries,
         "headline": headline,
     });
-    std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string_pretty(&json)?,
+    crate::util::write_atomic(
+        &dir.join("results.json"),
+        &serde_json::to_string_pretty(&json)?,
     )?;
-    std::fs::write(dir.join("results.md"), &md)?;
+    crate::util::write_atomic(&dir.join("results.md"), &md)?;
     println!("{md}");
     println!("results: {}", dir.join("results.{json,md}").display());
     if let Some(h) = headline {

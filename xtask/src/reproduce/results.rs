@@ -111,15 +111,7 @@ pub fn read_all(dir: &Path) -> Result<Vec<RunResult>> {
     paths.iter().map(|p| RunResult::read(p)).collect()
 }
 
-/// Writes `text` to `path` atomically.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
-}
+pub use crate::util::write_atomic;
 
 /// `model name` of the first CPU and the number of logical CPUs.
 pub fn machine() -> String {

@@ -1,4 +1,5 @@
 //! `conad data info SPEC`: per-split, per-class counts, image shape and channels.
+use crate::output::outln;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use conad_data::{DataSpec, DatasetInfo};
@@ -32,9 +33,9 @@ fn info(args: &InfoArgs) -> Result<()> {
         .with_context(|| format!("loading {}", args.spec))?;
     let info = DatasetInfo::of(&data);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
     } else {
-        print!("{info}");
+        crate::output::write_stdout(format_args!("{info}"))?;
     }
     Ok(())
 }

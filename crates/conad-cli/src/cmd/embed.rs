@@ -1,7 +1,9 @@
 //! `conad embed`: embed a split with a trained run (encoder features in eval mode after the run's
 //! test transform; raw pixels for `--method raw` runs) and write them as a float32 `.npy`
-//! matrix `N × d`, plus the labels as int64 `.npy` next to it (`FILE.labels.npy`).
-use super::task_file::TaskFile;
+//! matrix `N × d`, plus the labels as int64 `.npy` next to it (`FILE.labels.npy`, or
+//! `--labels-out`). Both files are written atomically.
+use super::eval::run_task;
+use crate::output::errln;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use conad_data::{Dataset, npy};
@@ -34,24 +36,41 @@ pub struct EmbedArgs {
     /// Output `.npy` (float32, N × d).
     #[arg(long)]
     pub out: PathBuf,
+    /// Output of the labels (int64 `.npy`); default `OUT_STEM.labels.npy` beside `--out`
+    /// (required when `--out` is not a regular file, e.g. `/dev/stdout`).
+    #[arg(long)]
+    pub labels_out: Option<PathBuf>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
 }
 
-fn labels_path(out: &Path) -> PathBuf {
+/// `--labels-out`, or `STEM.labels.npy` beside a regular `--out` (never beside a device: the
+/// labels of `--out /dev/null` must not become `/dev/null.labels.npy`).
+fn labels_path(out: &Path, explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
+        bail!(
+            "--out {} is not a regular file, so the labels have no place beside it; name them \
+             with --labels-out FILE.npy",
+            out.display()
+        );
+    }
     let stem = out
         .file_stem()
         .map_or_else(|| "embeddings".into(), |s| s.to_string_lossy().into_owned());
-    out.with_file_name(format!("{stem}.labels.npy"))
+    Ok(out.with_file_name(format!("{stem}.labels.npy")))
 }
 
 pub fn run(args: &EmbedArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be ≥ 1");
     }
-    let task_file = TaskFile::read(&args.run)?;
+    let lpath = labels_path(&args.out, args.labels_out.as_deref())?;
     let model = load_run(&args.run)?;
+    let task_file = run_task(&model, &args.run)?;
     let images: Dataset = if args.split == Split::Normal {
         task_file.build(args.data.as_deref())?.1.train
     } else {
@@ -73,10 +92,9 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     npy::write_f32_matrix(&args.out, emb.as_slice(), emb.rows(), emb.cols())
         .with_context(|| format!("writing {}", args.out.display()))?;
     let labels: Vec<i64> = images.labels.iter().map(|&l| i64::from(l)).collect();
-    let lpath = labels_path(&args.out);
     npy::write_i64_vector(&lpath, &labels)
         .with_context(|| format!("writing {}", lpath.display()))?;
-    eprintln!(
+    errln!(
         "wrote {} × {} embeddings to {} and their labels to {}",
         emb.rows(),
         emb.cols(),

@@ -6,13 +6,12 @@
 //! FPR@95, the score, the profile, epochs and training seconds), `metrics.md`, `roc.png` and
 //! `scores.csv` to `RUN/eval/` (or `--out`). Anomalies are the positive class; higher score =
 //! more anomalous.
-use super::task_file::TaskFile;
+use crate::output::outln;
 use anyhow::{Context, Result};
 use clap::Args;
 use conad_eval::{DropIntermediate, Metrics, PlotOptions, RocSeries, plot_roc, roc_curve};
 use conad_train::load_run;
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -88,19 +87,31 @@ impl EvalReport {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    Ok(conad_fs::write_atomic(path, text.as_bytes())?)
 }
 
 fn write_scores(path: &Path, scores: &[f64], labels: &[bool], classes: &[u32]) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "index,label,is_anomaly,score")?;
-    for (i, ((s, a), c)) in scores.iter().zip(labels).zip(classes).enumerate() {
-        writeln!(w, "{i},{c},{},{s}", u8::from(*a))?;
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(conad_fs::write_atomic_with(path, |w| {
+        writeln!(w, "index,label,is_anomaly,score")?;
+        for (i, ((s, a), c)) in scores.iter().zip(labels).zip(classes).enumerate() {
+            writeln!(w, "{i},{c},{},{s}", u8::from(*a))?;
+        }
+        Ok(())
+    })?)
+}
+
+/// The run's task record (checked against its weights by `load_run`).
+pub(crate) fn run_task<'m>(
+    model: &'m conad_train::TrainedModel,
+    run: &Path,
+) -> Result<&'m conad_train::TaskRecord> {
+    model.task().with_context(|| {
+        format!(
+            "{} records no task (trained through the library without a TaskRecord); \
+             `conad eval` and `conad embed` need the data and protocol of `conad train`",
+            run.display()
+        )
+    })
 }
 
 /// Seconds the run spent in training steps (all sessions), from `RUN/history.json`.
@@ -112,9 +123,8 @@ fn training_seconds(run: &Path) -> Option<f64> {
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be ≥ 1");
-    let task_file = TaskFile::read(&args.run)?;
-    let (loaded, task) = task_file.build(args.data.as_deref())?;
     let model = load_run(&args.run)?;
+    let (loaded, task) = run_task(&model, &args.run)?.build(args.data.as_deref())?;
     let detector = model
         .fit_detector(args.score.as_deref(), &task.train, args.batch_size)
         .context("fitting the score on the normal training images")?;
@@ -166,9 +176,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         },
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
+        outln!(
             "{} [{}] ({} epochs, profile {}) on {}: AUROC {:.4}, AUPR {:.4}, FPR@95TPR {:.4} → {}",
             report.method,
             report.score,
@@ -179,7 +189,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             report.metrics.aupr,
             report.metrics.fpr_at_95_tpr,
             out.display()
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `conad methods [--scores]`: the method registry (names, aliases, one-line summaries) and,
 //! with `--scores`, every test-time score each method offers (paper score first).
+use crate::output::outln;
 use anyhow::Result;
 use clap::Args;
 use conad_train::METHODS;
-use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct MethodsArgs {
@@ -13,18 +13,17 @@ pub struct MethodsArgs {
 }
 
 pub fn run(args: &MethodsArgs) -> Result<()> {
-    let mut out = std::io::stdout().lock();
     for m in METHODS {
         let aliases = if m.aliases.is_empty() {
             String::new()
         } else {
             format!(" (alias: {})", m.aliases.join(", "))
         };
-        writeln!(out, "{:<12} {}{aliases}", m.name, m.summary)?;
+        outln!("{:<12} {}{aliases}", m.name, m.summary)?;
         if args.scores {
             for (i, s) in m.default_config().scores().iter().enumerate() {
                 let mark = if i == 0 { "paper" } else { "" };
-                writeln!(out, "    {:<14} {mark:<6} {}", s.name, s.summary)?;
+                outln!("    {:<14} {mark:<6} {}", s.name, s.summary)?;
             }
         }
     }

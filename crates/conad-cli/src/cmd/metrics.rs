@@ -3,6 +3,7 @@
 //! The CSV has the header `score,label` (columns in either order, extra columns ignored); label 1 =
 //! anomaly, 0 = normal; higher score = more anomalous. A malformed row stops with an error naming
 //! its line number.
+use crate::output::outln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use conad_eval::Metrics;
@@ -28,11 +29,11 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
 /// Prints metrics as JSON or as aligned text.
 pub fn print_metrics(metrics: &Metrics, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(metrics)?);
+        outln!("{}", serde_json::to_string(metrics)?)?;
     } else {
-        println!("auroc          {:.6}", metrics.auroc);
-        println!("aupr           {:.6}", metrics.aupr);
-        println!("fpr_at_95_tpr  {:.6}", metrics.fpr_at_95_tpr);
+        outln!("auroc          {:.6}", metrics.auroc)?;
+        outln!("aupr           {:.6}", metrics.aupr)?;
+        outln!("fpr_at_95_tpr  {:.6}", metrics.fpr_at_95_tpr)?;
     }
     Ok(())
 }

@@ -6,5 +6,4 @@ pub mod methods;
 pub mod metrics;
 pub mod score_embeddings;
 pub mod scorer_args;
-pub mod task_file;
 pub mod train;

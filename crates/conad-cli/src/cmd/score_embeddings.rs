@@ -8,7 +8,6 @@ use clap::Args;
 use conad_data::npy;
 use conad_eval::Metrics;
 use conad_scorers::Embeddings;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -91,14 +90,13 @@ pub fn run(args: &ScoreEmbeddingsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes the scores atomically: a failed write (full disk) leaves the previous file intact.
 fn write_scores(path: &Path, scores: &[f32]) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "index,score")?;
-    for (i, s) in scores.iter().enumerate() {
-        writeln!(w, "{i},{s}")?;
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(conad_fs::write_atomic_with(path, |w| {
+        writeln!(w, "index,score")?;
+        for (i, s) in scores.iter().enumerate() {
+            writeln!(w, "{i},{s}")?;
+        }
+        Ok(())
+    })?)
 }

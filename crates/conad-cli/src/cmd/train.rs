@@ -2,12 +2,12 @@
 //! directory (resolved `config.toml`, `task.toml`, checkpoints, `history.json`,
 //! `learning_curve.json`, `report.json`, `model.safetensors`). `--method raw` trains nothing and
 //! records the raw-pixel kNN floor in the same layout, so `conad eval` treats both alike.
-use super::task_file::TaskFile;
+use crate::output::{errln, outln};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use conad_data::OneClassProtocol;
 use conad_train::{
-    MethodConfig, ProgressMode, ResumePolicy, TrainConfig, TrainOptions, method_names,
+    MethodConfig, ProgressMode, ResumePolicy, TaskRecord, TrainConfig, TrainOptions, method_names,
     train_with_options,
 };
 use std::path::PathBuf;
@@ -56,7 +56,8 @@ pub struct TrainArgs {
     /// The run directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Start from scratch even if `--out` holds a run (default: resume it when the config matches).
+    /// Start from scratch even if `--out` holds a run (default: resume it when the config
+    /// matches). The old run is deleted only once the new one has been validated.
     #[arg(long)]
     pub overwrite: bool,
     /// Print the report as JSON.
@@ -117,7 +118,7 @@ fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let config = resolve_config(args)?;
-    let task_file = TaskFile {
+    let task_file = TaskRecord {
         data: args.data.clone(),
         protocol: OneClassProtocol {
             normal_classes: args.normal_class.clone(),
@@ -128,15 +129,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     task_file.protocol.validate()?;
     let (_, task) = task_file.build(None)?;
-    eprintln!(
+    errln!(
         "{}: {} training images, {} test images ({} anomalies)",
         task.description,
         task.train.len(),
         task.test.len(),
         task.num_test_anomalies()
     );
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
     let options = TrainOptions {
         resume: if args.overwrite {
             ResumePolicy::Overwrite
@@ -144,6 +143,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ResumePolicy::IfPresent
         },
         progress: ProgressMode::Auto,
+        task: Some(task_file.clone()),
         ..Default::default()
     };
     let report = train_with_options(&config, &task, &args.out, &options).with_context(|| {
@@ -153,9 +153,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             args.out.display()
         )
     })?;
-    task_file.write(&args.out)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     let fmt = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.4}"));
@@ -165,7 +164,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .last()
         .map_or("-", |e| e.score.as_str())
         .to_string();
-    println!(
+    outln!(
         "{} (profile {}): {} of {} epochs, loss {}, online {score} AUROC {}, AULC {}, {} img/s, {:.0} s → {}",
         report.method,
         config.profile.as_deref().unwrap_or("custom"),
@@ -179,6 +178,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}")),
         report.wall_seconds,
         args.out.display()
-    );
+    )?;
     Ok(())
 }

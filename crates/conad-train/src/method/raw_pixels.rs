@@ -36,6 +36,11 @@ impl MethodParams for RawPixelsConfig {
     fn trains(&self) -> bool {
         false
     }
+
+    /// Nothing is trained.
+    fn min_batch_size(&self) -> usize {
+        1
+    }
 }
 
 /// The raw-pixel baseline: no heads, no training step.

@@ -53,6 +53,13 @@ pub trait MethodParams:
     fn trains(&self) -> bool {
         true
     }
+
+    /// The smallest `batch_size` (source images per step) at which the loss is not degenerate.
+    /// Default 2: a contrastive loss over the views of one image has no negative and is exactly
+    /// 0. Methods whose loss needs no other image (rotation prediction) return 1.
+    fn min_batch_size(&self) -> usize {
+        2
+    }
 }
 
 /// Object-safe view of a [`MethodParams`] value.
@@ -66,6 +73,7 @@ trait DynParams: fmt::Debug + Send + Sync {
     fn scores(&self) -> Vec<ScoreDef>;
     fn views_per_image(&self) -> usize;
     fn trains(&self) -> bool;
+    fn min_batch_size(&self) -> usize;
 }
 
 impl<P: MethodParams> DynParams for P {
@@ -96,6 +104,9 @@ impl<P: MethodParams> DynParams for P {
     }
     fn trains(&self) -> bool {
         MethodParams::trains(self)
+    }
+    fn min_batch_size(&self) -> usize {
+        MethodParams::min_batch_size(self)
     }
 }
 
@@ -288,6 +299,11 @@ impl MethodConfig {
     /// `false` for methods without trainable weights (raw pixels).
     pub fn trains(&self) -> bool {
         self.params.trains()
+    }
+
+    /// The smallest non-degenerate batch size (see [`MethodParams::min_batch_size`]).
+    pub fn min_batch_size(&self) -> usize {
+        self.params.min_batch_size()
     }
 
     /// Encoder views per training image and epoch (see [`MethodParams::views_per_image`]).

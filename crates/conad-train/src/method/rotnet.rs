@@ -50,6 +50,11 @@ impl MethodParams for RotNetParams {
         Shift::ROTATIONS.len()
     }
 
+    /// Rotation classification needs no other image.
+    fn min_batch_size(&self) -> usize {
+        1
+    }
+
     fn scores(&self) -> Vec<ScoreDef> {
         crate::score::with_standard(vec![ScoreDef {
             name: "rotnet",
