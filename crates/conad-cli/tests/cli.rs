@@ -94,6 +94,17 @@ fn metrics_agree_with_sklearn_on_ties() {
     assert!((v["fpr_at_95_tpr"].as_f64().unwrap() - 0.6).abs() < 1e-9);
 }
 
+/// A spreadsheet's UTF-8 byte-order mark before the header is accepted.
+#[test]
+fn metrics_accept_a_byte_order_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bom.csv");
+    std::fs::write(&csv, "\u{feff}score,label\n0.9,1\n0.1,0\n0.5,0\n").unwrap();
+    let o = conad(&["metrics", "--json", "--scores", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["auroc"].as_f64().unwrap(), 1.0);
+}
+
 #[test]
 fn metrics_malformed_rows_fail_naming_the_row() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,6 +309,14 @@ fn train_embed_eval_pipeline_is_complete_and_reproducible() {
     assert!(md.contains(&format!("{auroc:.4}")), "{md}");
     let scores = std::fs::read_to_string(run_a.join("eval/scores.csv")).unwrap();
     assert_eq!(scores.lines().count(), 4, "{scores}");
+    // `conad metrics` reads eval's own scores.csv and agrees with metrics.json.
+    let o = conad(&[
+        "metrics",
+        "--json",
+        "--scores",
+        run_a.join("eval/scores.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(json_of(&o)["auroc"].as_f64().unwrap(), auroc, "{scores}");
 
     // Same seed, fresh directory: the same embeddings, bit for bit.
     let run_b = dir.path().join("b");
@@ -451,4 +470,76 @@ fn train_and_eval_reject_bad_input_with_one_line() {
         ]),
         "config.toml",
     );
+}
+
+fn read_score_column(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// `--normalize off` reproduces scikit-learn's `OneClassSVM` on the raw features; the RBF
+/// default (on) does not; cosine scorers refuse `off`.
+///
+/// ```python
+/// import numpy as np; from sklearn.svm import OneClassSVM
+/// X = np.array([[((i*7+j*3) % 11)/4.0 - 1.0 for j in range(3)] for i in range(12)])
+/// T = np.array([[0.1,0.2,0.0],[2.0,-1.0,0.5],[-1.0,1.5,0.25],[3.0,3.0,3.0]])
+/// m = OneClassSVM(kernel='rbf', gamma=0.5, nu=0.5, tol=1e-6).fit(X)
+/// print(-m.decision_function(T))   # scikit-learn 1.2.1
+/// ```
+#[test]
+fn score_embeddings_normalisation_is_an_explicit_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let train: Vec<f32> = (0..12)
+        .flat_map(|i| (0..3).map(move |j| ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0))
+        .collect();
+    let test = [
+        0.1f32, 0.2, 0.0, 2.0, -1.0, 0.5, -1.0, 1.5, 0.25, 3.0, 3.0, 3.0,
+    ];
+    let (tr, te) = (dir.path().join("train.npy"), dir.path().join("test.npy"));
+    write_npy(&tr, &train, 12, 3);
+    write_npy(&te, &test, 4, 3);
+    let out = dir.path().join("s.csv");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "score-embeddings",
+            "--train",
+            tr.to_str().unwrap(),
+            "--test",
+            te.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        conad(&a)
+    };
+    let sklearn = [
+        -0.3113748322032277,
+        0.6374804318953955,
+        0.9470788053457317,
+        1.7728627156622871,
+    ];
+    let svm = ["--scorer", "ocsvm", "--gamma", "0.5", "--nu", "0.5"];
+    let o = run(&[&svm[..], &["--normalize", "off"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("L2-normalised: off"), "{}", stderr(&o));
+    for (got, want) in read_score_column(&out).iter().zip(sklearn) {
+        assert!((got - want).abs() < 2e-3, "{got} vs scikit-learn {want}");
+    }
+    let o = run(&svm);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("L2-normalised: on"), "{}", stderr(&o));
+    let normalised = read_score_column(&out);
+    assert!(
+        normalised
+            .iter()
+            .zip(sklearn)
+            .any(|(g, w)| (g - w).abs() > 0.05),
+        "{normalised:?}"
+    );
+    assert_one_line_error(&run(&["--normalize", "off"]), "always L2-normalise");
 }

@@ -21,9 +21,9 @@
 //! ef_search = 128
 //! ```
 //!
-//! The CLI flags `--scorer knn|gaussian|mahalanobis|kde|ocsvm|center [--k K] [--normalize]
-//! [--nu NU] [--gamma G]` map to [`ScorerConfig::from_name`] and the `with_*` methods, which
-//! reject an option that does not apply to the chosen scorer.
+//! The CLI flags `--scorer knn|gaussian|mahalanobis|kde|ocsvm|ocsvm-linear|center [--k K]
+//! [--normalize on|off] [--nu NU] [--gamma G] [--ridge EPS]` map to [`ScorerConfig::from_name`]
+//! and the `with_*` methods, which reject an option that does not apply to the chosen scorer.
 
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,35 @@ impl ScorerConfig {
                 option: "--normalize",
                 scorer: other.name(),
                 hint: "cosine scorers always L2-normalise; turning it off is not possible",
+            }),
+        }
+    }
+
+    /// Whether the scorer L2-normalises rows before scoring (its default resolved).
+    pub fn l2_normalizes(&self) -> bool {
+        match self {
+            Self::Knn(_) | Self::Center(_) => true,
+            Self::Gaussian(p) => p.unchecked().l2_normalize(),
+            Self::Mahalanobis(p) => p.unchecked().l2_normalize(),
+            Self::Kde(p) => p.unchecked().l2_normalize(),
+            Self::Ocsvm(p) => p.unchecked().l2_normalize(),
+        }
+    }
+
+    /// `--ridge EPS`: the gaussian scorer's covariance as the unbiased estimate plus
+    /// `EPS·(tr Σ / d)·I` instead of Ledoit–Wolf shrinkage.
+    ///
+    /// # Errors
+    /// [`Error::OptionNotApplicable`] for other scorers.
+    pub fn with_ridge(self, epsilon: f64) -> Result<Self> {
+        match self {
+            Self::Gaussian(p) => Ok(Self::Gaussian(
+                p.covariance(crate::gaussian::GaussianCovariance::Ridge { epsilon }),
+            )),
+            other => Err(Error::OptionNotApplicable {
+                option: "--ridge",
+                scorer: other.name(),
+                hint: "--ridge applies to the gaussian scorer only",
             }),
         }
     }

@@ -143,7 +143,9 @@ pub enum Error {
     /// A covariance matrix that is not positive definite after regularisation.
     #[error(
         "the covariance of the {what} is not positive definite (pivot {pivot} failed); \
-         use Ledoit–Wolf shrinkage or a larger ridge epsilon"
+         estimate it with Ledoit–Wolf shrinkage (the gaussian scorer's default) or add a larger \
+         ridge (`--ridge EPS` on the command line, `GaussianCovariance::Ridge {{ epsilon }}`), \
+         or reduce the feature dimension"
     )]
     NotPositiveDefinite {
         /// Which covariance.

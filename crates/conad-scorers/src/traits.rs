@@ -126,6 +126,12 @@ macro_rules! impl_param_guard {
             pub fn validate(&self) -> $crate::error::Result<()> {
                 self.0.validate()
             }
+
+            /// The parameters as set, before validation (for describing a config).
+            #[allow(dead_code)] // expanded for every scorer, read for some
+            pub(crate) fn unchecked(&self) -> &$valid {
+                &self.0
+            }
         }
 
         impl From<$valid> for $params {

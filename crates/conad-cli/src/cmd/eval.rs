@@ -4,7 +4,8 @@
 //! evaluation (`conad_train::Detector`). Default: the method's paper score; `--score NAME` picks
 //! any score the method lists (`conad methods --scores`). Writes `metrics.json` (AUROC, AUPR,
 //! FPR@95, the score, the profile, epochs and training seconds), `metrics.md`, `roc.png` and
-//! `scores.csv` to `RUN/eval/` (or `--out`). Anomalies are the positive class; higher score =
+//! `scores.csv` (`index,class,label,score`, label 1 = anomaly: `conad metrics` reads it) to
+//! `RUN/eval/` (or `--out`). Anomalies are the positive class; higher score =
 //! more anomalous.
 use crate::output::outln;
 use anyhow::{Context, Result};
@@ -92,7 +93,8 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 
 fn write_scores(path: &Path, scores: &[f64], labels: &[bool], classes: &[u32]) -> Result<()> {
     Ok(conad_fs::write_atomic_with(path, |w| {
-        writeln!(w, "index,label,is_anomaly,score")?;
+        // `label` is the anomaly flag, as `conad metrics` reads it; `class` the original label.
+        writeln!(w, "index,class,label,score")?;
         for (i, ((s, a), c)) in scores.iter().zip(labels).zip(classes).enumerate() {
             writeln!(w, "{i},{c},{},{s}", u8::from(*a))?;
         }

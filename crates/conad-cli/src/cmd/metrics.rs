@@ -1,8 +1,9 @@
 //! `conad metrics --scores FILE.csv [--json]`: AUROC, AUPR and FPR at 95 % TPR.
 //!
-//! The CSV has the header `score,label` (columns in either order, extra columns ignored); label 1 =
-//! anomaly, 0 = normal; higher score = more anomalous. A malformed row stops with an error naming
-//! its line number.
+//! The CSV has the header `score,label` (columns in either order, extra columns ignored, a UTF-8
+//! byte-order mark accepted); label 1 = anomaly, 0 = normal; higher score = more anomalous —
+//! the format of `conad eval`'s `scores.csv`. A malformed row stops with an error naming its
+//! line number.
 use crate::output::outln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -46,6 +47,8 @@ pub fn read_scores_csv(path: &Path) -> Result<(Vec<f64>, Vec<bool>)> {
 }
 
 fn parse_scores_csv(text: &str, origin: &str) -> Result<(Vec<f64>, Vec<bool>)> {
+    // Spreadsheets write a byte-order mark before the header.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()

@@ -3,6 +3,7 @@
 //! metrics of `conad metrics`.
 use super::metrics::print_metrics;
 use super::scorer_args::ScorerArgs;
+use crate::output::errln;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use conad_data::npy;
@@ -75,6 +76,11 @@ pub fn run(args: &ScoreEmbeddingsArgs) -> Result<()> {
         .as_deref()
         .map(|p| read_labels(p, m))
         .transpose()?;
+    errln!(
+        "scorer {}: rows L2-normalised: {}",
+        config.name(),
+        if config.l2_normalizes() { "on" } else { "off" }
+    );
     let scorer = config
         .fit_boxed(Embeddings::new(&train, n, d)?)
         .with_context(|| format!("fitting {} on {}", config.name(), args.train.display()))?;
