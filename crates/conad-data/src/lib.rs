@@ -50,6 +50,6 @@ pub use folder::{ChannelMode, FolderOptions, ResizePolicy};
 pub use info::{ClassCount, DatasetInfo, SplitInfo};
 pub use mnist::MnistKind;
 pub use one_class::{OneClassProtocol, OneClassTask, contamination_count};
-pub use spec::{DataSpec, SPEC_KINDS};
+pub use spec::{DataSpec, SPEC_KINDS, SpecKind};
 pub use subsample::Subsample;
 pub use superclass::SuperclassMapping;

@@ -27,16 +27,95 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// The valid spec kinds with their syntax (listed in [`Error::UnknownSpecKind`]).
-pub const SPEC_KINDS: [&str; 7] = [
-    "fashion-mnist:DIR",
-    "mnist:DIR",
-    "cifar10:DIR",
-    "cifar100:DIR[,labels=coarse|coarse-csi|fine]",
-    "medmnist:FILE.npz[,name=NAME]",
-    "folder:DIR[,size=HxW][,channels=auto|1|3][,resize=stretch|center-crop]",
-    "embedded:fashion-mnist",
+/// Builds a spec of one kind from (the whole spec text, its location, its `key=value` options).
+type SpecParser = fn(&str, PathBuf, &[(String, String)]) -> Result<DataSpec>;
+
+/// One spec kind: its keyword, aliases, syntax, the options it takes, how it parses and which
+/// [`DataSpec`] variant it builds.
+#[derive(Debug)]
+pub struct SpecKind {
+    /// Canonical keyword (`cifar10`).
+    pub name: &'static str,
+    /// Other accepted keywords.
+    pub aliases: &'static [&'static str],
+    /// The syntax shown in errors and help.
+    pub syntax: &'static str,
+    /// Option keys after the location.
+    pub options: &'static [&'static str],
+    parse: SpecParser,
+    is: fn(&DataSpec) -> bool,
+}
+
+/// Every spec kind, one entry each: parsing, [`DataSpec::kind`] and the error listing all come
+/// from this table (a test walks it).
+pub const SPEC_KINDS: &[SpecKind] = &[
+    SpecKind {
+        name: "fashion-mnist",
+        aliases: &["fashion_mnist", "fashionmnist", "fmnist"],
+        syntax: "fashion-mnist:DIR",
+        options: &[],
+        parse: |_, dir, _| Ok(DataSpec::FashionMnist(dir)),
+        is: |d| matches!(d, DataSpec::FashionMnist(_)),
+    },
+    SpecKind {
+        name: "mnist",
+        aliases: &[],
+        syntax: "mnist:DIR",
+        options: &[],
+        parse: |_, dir, _| Ok(DataSpec::Mnist(dir)),
+        is: |d| matches!(d, DataSpec::Mnist(_)),
+    },
+    SpecKind {
+        name: "cifar10",
+        aliases: &["cifar-10"],
+        syntax: "cifar10:DIR",
+        options: &[],
+        parse: |_, dir, _| Ok(DataSpec::Cifar10(dir)),
+        is: |d| matches!(d, DataSpec::Cifar10(_)),
+    },
+    SpecKind {
+        name: "cifar100",
+        aliases: &["cifar-100"],
+        syntax: "cifar100:DIR[,labels=coarse|coarse-csi|fine]",
+        options: &["labels"],
+        parse: parse_cifar100,
+        is: |d| matches!(d, DataSpec::Cifar100 { .. }),
+    },
+    SpecKind {
+        name: "medmnist",
+        aliases: &[],
+        syntax: "medmnist:FILE.npz[,name=NAME]",
+        options: &["name"],
+        parse: |_, file, options| {
+            Ok(DataSpec::MedMnist {
+                file,
+                name: options.first().map(|(_, v)| v.to_ascii_lowercase()),
+            })
+        },
+        is: |d| matches!(d, DataSpec::MedMnist { .. }),
+    },
+    SpecKind {
+        name: "folder",
+        aliases: &[],
+        syntax: "folder:DIR[,size=HxW][,channels=auto|1|3][,resize=stretch|center-crop]",
+        options: &["size", "channels", "resize"],
+        parse: parse_folder,
+        is: |d| matches!(d, DataSpec::Folder { .. }),
+    },
+    SpecKind {
+        name: "embedded",
+        aliases: &[],
+        syntax: "embedded:fashion-mnist",
+        options: &[],
+        parse: parse_embedded,
+        is: |d| matches!(d, DataSpec::Embedded(_)),
+    },
 ];
+
+/// The syntax of every kind (for error messages).
+fn kind_syntaxes() -> Vec<&'static str> {
+    SPEC_KINDS.iter().map(|k| k.syntax).collect()
+}
 
 /// A parsed data set spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,17 +152,12 @@ pub enum DataSpec {
 }
 
 impl DataSpec {
-    /// The kind keyword (`"cifar10"`, `"folder"`, …).
+    /// The kind keyword (`"cifar10"`, `"folder"`, …), from [`SPEC_KINDS`].
     pub fn kind(&self) -> &'static str {
-        match self {
-            DataSpec::FashionMnist(_) => "fashion-mnist",
-            DataSpec::Mnist(_) => "mnist",
-            DataSpec::Cifar10(_) => "cifar10",
-            DataSpec::Cifar100 { .. } => "cifar100",
-            DataSpec::MedMnist { .. } => "medmnist",
-            DataSpec::Folder { .. } => "folder",
-            DataSpec::Embedded(_) => "embedded",
-        }
+        SPEC_KINDS
+            .iter()
+            .find(|k| (k.is)(self))
+            .map_or("unregistered", |k| k.name)
     }
 
     /// Loads the data set.
@@ -192,27 +266,22 @@ impl FromStr for DataSpec {
                 spec,
                 format!(
                     "expected KIND:LOCATION, e.g. cifar10:/data/cifar10; valid kinds: {}",
-                    SPEC_KINDS.join(", ")
+                    kind_syntaxes().join(", ")
                 ),
             ));
         };
         let kind_lc = kind.trim().to_ascii_lowercase();
-        let kind = match kind_lc.as_str() {
-            "fashion-mnist" | "fashion_mnist" | "fashionmnist" | "fmnist" => "fashion-mnist",
-            "mnist" => "mnist",
-            "cifar10" | "cifar-10" => "cifar10",
-            "cifar100" | "cifar-100" => "cifar100",
-            "medmnist" => "medmnist",
-            "folder" => "folder",
-            "embedded" => "embedded",
-            _ => {
-                return Err(Error::UnknownSpecKind {
-                    kind: kind.to_string(),
-                    spec: spec.to_string(),
-                    valid: SPEC_KINDS.to_vec(),
-                });
-            }
+        let Some(entry) = SPEC_KINDS
+            .iter()
+            .find(|k| k.name == kind_lc || k.aliases.contains(&kind_lc.as_str()))
+        else {
+            return Err(Error::UnknownSpecKind {
+                kind: kind.to_string(),
+                spec: spec.to_string(),
+                valid: kind_syntaxes(),
+            });
         };
+        let kind = entry.name;
         let mut parts = rest.split(',');
         let location = parts.next().unwrap_or("").trim();
         if location.is_empty() {
@@ -228,12 +297,7 @@ impl FromStr for DataSpec {
             };
             options.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
-        let allowed: &[&str] = match kind {
-            "cifar100" => &["labels"],
-            "medmnist" => &["name"],
-            "folder" => &["size", "channels", "resize"],
-            _ => &[],
-        };
+        let allowed = entry.options;
         if let Some((k, _)) = options.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
             return Err(bad(
                 spec,
@@ -247,89 +311,75 @@ impl FromStr for DataSpec {
                 },
             ));
         }
-        let path = PathBuf::from(location);
-        Ok(match kind {
-            "fashion-mnist" => DataSpec::FashionMnist(path),
-            "mnist" => DataSpec::Mnist(path),
-            "cifar10" => DataSpec::Cifar10(path),
-            "cifar100" => {
-                let mut labels = Cifar100Labels::Coarse;
-                for (_, v) in &options {
-                    labels = match v.to_ascii_lowercase().as_str() {
-                        "coarse" | "superclass" => Cifar100Labels::Coarse,
-                        "coarse-csi" | "csi" => Cifar100Labels::CoarseCsi,
-                        "fine" => Cifar100Labels::Fine,
-                        _ => {
-                            return Err(bad(
-                                spec,
-                                format!("labels '{v}': expected coarse, coarse-csi or fine"),
-                            ));
-                        }
-                    };
-                }
-                DataSpec::Cifar100 { dir: path, labels }
+        (entry.parse)(spec, PathBuf::from(location), &options)
+    }
+}
+
+fn parse_cifar100(spec: &str, dir: PathBuf, options: &[(String, String)]) -> Result<DataSpec> {
+    let mut labels = Cifar100Labels::Coarse;
+    for (_, v) in options {
+        labels = match v.to_ascii_lowercase().as_str() {
+            "coarse" | "superclass" => Cifar100Labels::Coarse,
+            "coarse-csi" | "csi" => Cifar100Labels::CoarseCsi,
+            "fine" => Cifar100Labels::Fine,
+            _ => {
+                return Err(bad(
+                    spec,
+                    format!("labels '{v}': expected coarse, coarse-csi or fine"),
+                ));
             }
-            "medmnist" => DataSpec::MedMnist {
-                file: path,
-                name: options
-                    .into_iter()
-                    .next()
-                    .map(|(_, v)| v.to_ascii_lowercase()),
-            },
-            "folder" => {
-                let mut o = FolderOptions::default();
-                for (k, v) in &options {
-                    match k.as_str() {
-                        "size" => o.size = Some(parse_size(spec, v)?),
-                        "channels" => {
-                            o.channels = match v.to_ascii_lowercase().as_str() {
-                                "auto" => ChannelMode::Auto,
-                                "1" | "gray" | "grey" => ChannelMode::Gray,
-                                "3" | "rgb" => ChannelMode::Rgb,
-                                _ => {
-                                    return Err(bad(
-                                        spec,
-                                        format!("channels '{v}': expected auto, 1 or 3"),
-                                    ));
-                                }
-                            }
-                        }
-                        _ => {
-                            o.resize = match v.to_ascii_lowercase().as_str() {
-                                "stretch" => ResizePolicy::Stretch,
-                                "center-crop" | "centre-crop" | "crop" => ResizePolicy::CenterCrop,
-                                _ => {
-                                    return Err(bad(
-                                        spec,
-                                        format!("resize '{v}': expected stretch or center-crop"),
-                                    ));
-                                }
-                            }
-                        }
+        };
+    }
+    Ok(DataSpec::Cifar100 { dir, labels })
+}
+
+fn parse_folder(spec: &str, dir: PathBuf, options: &[(String, String)]) -> Result<DataSpec> {
+    let mut o = FolderOptions::default();
+    for (k, v) in options {
+        match k.as_str() {
+            "size" => o.size = Some(parse_size(spec, v)?),
+            "channels" => {
+                o.channels = match v.to_ascii_lowercase().as_str() {
+                    "auto" => ChannelMode::Auto,
+                    "1" | "gray" | "grey" => ChannelMode::Gray,
+                    "3" | "rgb" => ChannelMode::Rgb,
+                    _ => {
+                        return Err(bad(spec, format!("channels '{v}': expected auto, 1 or 3")));
                     }
-                }
-                DataSpec::Folder {
-                    dir: path,
-                    options: o,
                 }
             }
             _ => {
-                let e = EmbeddedDataset::ALL
-                    .into_iter()
-                    .find(|e| e.name() == location.to_ascii_lowercase())
-                    .ok_or_else(|| {
-                        bad(
+                o.resize = match v.to_ascii_lowercase().as_str() {
+                    "stretch" => ResizePolicy::Stretch,
+                    "center-crop" | "centre-crop" | "crop" => ResizePolicy::CenterCrop,
+                    _ => {
+                        return Err(bad(
                             spec,
-                            format!(
-                                "no embedded data set '{location}'; available: {}",
-                                EmbeddedDataset::ALL.map(|e| e.name()).join(", ")
-                            ),
-                        )
-                    })?;
-                DataSpec::Embedded(e)
+                            format!("resize '{v}': expected stretch or center-crop"),
+                        ));
+                    }
+                }
             }
-        })
+        }
     }
+    Ok(DataSpec::Folder { dir, options: o })
+}
+
+fn parse_embedded(spec: &str, location: PathBuf, _: &[(String, String)]) -> Result<DataSpec> {
+    let location = location.to_string_lossy().to_ascii_lowercase();
+    EmbeddedDataset::ALL
+        .into_iter()
+        .find(|e| e.name() == location)
+        .map(DataSpec::Embedded)
+        .ok_or_else(|| {
+            bad(
+                spec,
+                format!(
+                    "no embedded data set '{location}'; available: {}",
+                    EmbeddedDataset::ALL.map(|e| e.name()).join(", ")
+                ),
+            )
+        })
 }
 
 impl serde::Serialize for DataSpec {
@@ -348,6 +398,73 @@ impl<'de> serde::Deserialize<'de> for DataSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kind table is the only place kinds live: every name and alias parses to a spec whose
+    /// `kind()` is the entry, prints back in canonical form, and every variant has an entry.
+    #[test]
+    fn the_kind_table_is_complete_and_consistent() {
+        let location = |k: &SpecKind| {
+            if k.name == "embedded" {
+                "fashion-mnist"
+            } else {
+                "/data/x"
+            }
+        };
+        let mut seen = Vec::new();
+        for k in SPEC_KINDS {
+            for keyword in std::iter::once(&k.name).chain(k.aliases) {
+                let text = format!("{}:{}", keyword.to_uppercase(), location(k));
+                let spec: DataSpec = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(spec.kind(), k.name, "{text}");
+                assert_eq!(spec.to_string(), format!("{}:{}", k.name, location(k)));
+            }
+            assert!(
+                k.syntax.starts_with(&format!("{}:", k.name)),
+                "{}",
+                k.syntax
+            );
+            for o in k.options {
+                assert!(
+                    k.syntax.contains(&format!("{o}=")),
+                    "{} lacks {o}",
+                    k.syntax
+                );
+            }
+            seen.push(k.name);
+        }
+        // Exhaustive over the enum: a new variant without a table entry fails to compile here
+        // or has kind() == "unregistered".
+        let p = PathBuf::from("/d");
+        for spec in [
+            DataSpec::FashionMnist(p.clone()),
+            DataSpec::Mnist(p.clone()),
+            DataSpec::Cifar10(p.clone()),
+            DataSpec::Cifar100 {
+                dir: p.clone(),
+                labels: Cifar100Labels::Fine,
+            },
+            DataSpec::MedMnist {
+                file: p.clone(),
+                name: None,
+            },
+            DataSpec::Folder {
+                dir: p.clone(),
+                options: FolderOptions::default(),
+            },
+            DataSpec::Embedded(EmbeddedDataset::ALL[0]),
+        ] {
+            let exhaustive = match &spec {
+                DataSpec::FashionMnist(_)
+                | DataSpec::Mnist(_)
+                | DataSpec::Cifar10(_)
+                | DataSpec::Cifar100 { .. }
+                | DataSpec::MedMnist { .. }
+                | DataSpec::Folder { .. }
+                | DataSpec::Embedded(_) => spec.kind(),
+            };
+            assert!(seen.contains(&exhaustive), "{spec:?}");
+        }
+    }
 
     #[test]
     fn parses_every_kind_and_roundtrips() {
@@ -392,7 +509,7 @@ mod tests {
         assert!(matches!(&e, Error::UnknownSpecKind { kind, .. } if kind == "imagenet"));
         let msg = e.to_string();
         for k in SPEC_KINDS {
-            assert!(msg.contains(k), "{msg} lacks {k}");
+            assert!(msg.contains(k.syntax), "{msg} lacks {}", k.syntax);
         }
     }
 

@@ -56,6 +56,72 @@ pub enum ScorerConfig {
     Center(CenterParams),
 }
 
+/// One registered scorer: its name (command line, TOML, reports), aliases, what it computes and
+/// its default parameters.
+#[derive(Debug)]
+pub struct ScorerInfo {
+    /// Canonical name.
+    pub name: &'static str,
+    /// Other accepted names.
+    pub aliases: &'static [&'static str],
+    /// One line for `--help`.
+    pub summary: &'static str,
+    /// The default config.
+    pub default: fn() -> ScorerConfig,
+}
+
+/// Every scorer, one line each: [`ScorerConfig::from_name`], [`ScorerConfig::name`], the CLI's
+/// `--scorer` values and their help all come from this table (a test walks it).
+pub const SCORERS: &[ScorerInfo] = &[
+    ScorerInfo {
+        name: "knn",
+        aliases: &[],
+        summary: "mean cosine similarity to the k nearest training embeddings (anomaly = 1 − similarity)",
+        default: || ScorerConfig::Knn(KnnParams::default()),
+    },
+    ScorerInfo {
+        name: "gaussian",
+        aliases: &["lh"],
+        summary: "Gaussian likelihood with Ledoit–Wolf shrinkage, S_LH (anomaly = −log-density)",
+        default: || ScorerConfig::Gaussian(GaussianParams::default()),
+    },
+    ScorerInfo {
+        name: "mahalanobis",
+        aliases: &["ssd"],
+        summary: "SSD: Mahalanobis distance to the nearest of k k-means clusters",
+        default: || ScorerConfig::Mahalanobis(MahalanobisParams::default()),
+    },
+    ScorerInfo {
+        name: "kde",
+        aliases: &[],
+        summary: "kernel density with an RBF kernel (anomaly = −log-density)",
+        default: || ScorerConfig::Kde(KdeParams::default()),
+    },
+    ScorerInfo {
+        name: "ocsvm",
+        aliases: &["ocsvm-rbf"],
+        summary: "one-class SVM with an RBF kernel (anomaly = −decision function)",
+        default: || ScorerConfig::Ocsvm(OcSvmParams::default()),
+    },
+    ScorerInfo {
+        name: "ocsvm-linear",
+        aliases: &[],
+        summary: "one-class SVM with a linear kernel (anomaly = −decision function)",
+        default: || ScorerConfig::Ocsvm(OcSvmParams::default().kernel(OcSvmKernel::Linear)),
+    },
+    ScorerInfo {
+        name: "center",
+        aliases: &["centre"],
+        summary: "cosine distance to the mean training embedding",
+        default: || ScorerConfig::Center(CenterParams::default()),
+    },
+];
+
+/// The canonical names of [`SCORERS`].
+pub fn scorer_names() -> Vec<&'static str> {
+    SCORERS.iter().map(|s| s.name).collect()
+}
+
 impl Default for ScorerConfig {
     fn default() -> Self {
         Self::Knn(KnnParams::default())
@@ -63,34 +129,29 @@ impl Default for ScorerConfig {
 }
 
 impl ScorerConfig {
-    /// Default parameters of a scorer by name: `knn`, `gaussian`, `mahalanobis`, `kde`,
-    /// `ocsvm` (= `ocsvm-rbf`), `ocsvm-linear`, `center` (also `centre`).
+    /// Default parameters of a scorer by name or alias ([`SCORERS`], case-insensitive).
     ///
     /// # Errors
-    /// [`Error::UnknownScorer`].
+    /// [`Error::UnknownScorer`] listing the names.
     pub fn from_name(name: &str) -> Result<Self> {
-        Ok(match name.to_ascii_lowercase().as_str() {
-            "knn" => Self::Knn(KnnParams::default()),
-            "gaussian" | "lh" => Self::Gaussian(GaussianParams::default()),
-            "mahalanobis" | "ssd" => Self::Mahalanobis(MahalanobisParams::default()),
-            "kde" => Self::Kde(KdeParams::default()),
-            "ocsvm" | "ocsvm-rbf" => Self::Ocsvm(OcSvmParams::default()),
-            "ocsvm-linear" => Self::Ocsvm(OcSvmParams::default().kernel(OcSvmKernel::Linear)),
-            "center" | "centre" => Self::Center(CenterParams::default()),
-            _ => return Err(Error::UnknownScorer(name.to_string())),
-        })
+        let wanted = name.to_ascii_lowercase();
+        SCORERS
+            .iter()
+            .find(|s| s.name == wanted || s.aliases.contains(&wanted.as_str()))
+            .map(|s| (s.default)())
+            .ok_or_else(|| Error::UnknownScorer {
+                name: name.to_string(),
+                valid: scorer_names(),
+            })
     }
 
-    /// The scorer's name.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Self::Knn(_) => "knn",
-            Self::Gaussian(_) => "gaussian",
-            Self::Mahalanobis(_) => "mahalanobis",
-            Self::Kde(_) => "kde",
-            Self::Ocsvm(_) => "ocsvm",
-            Self::Center(_) => "center",
-        }
+    /// The scorer's name: the first [`SCORERS`] entry of its kind (`ocsvm` for both kernels).
+    pub fn name(&self) -> &'static str {
+        let kind = std::mem::discriminant(self);
+        SCORERS
+            .iter()
+            .find(|s| std::mem::discriminant(&(s.default)()) == kind)
+            .map_or("unregistered", |s| s.name)
     }
 
     /// `--k K`: neighbours for `knn`; number of k-means clusters for `mahalanobis` (SSD's k).

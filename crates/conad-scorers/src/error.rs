@@ -198,8 +198,13 @@ pub enum Error {
     },
 
     /// A scorer name the config does not know.
-    #[error("unknown scorer `{0}`; expected one of knn, gaussian, mahalanobis, kde, ocsvm, center")]
-    UnknownScorer(String),
+    #[error("unknown scorer `{name}`; expected one of {}", valid.join(", "))]
+    UnknownScorer {
+        /// The name asked for.
+        name: String,
+        /// Every registered name ([`crate::SCORERS`]).
+        valid: Vec<&'static str>,
+    },
 
     /// A command-line style option given to a scorer that does not take it.
     #[error("option `{option}` does not apply to the `{scorer}` scorer; {hint}")]

@@ -69,7 +69,7 @@ mod topk;
 pub mod traits;
 
 pub use center::{CenterParams, CenterScorer, CenterValidParams};
-pub use config::{FittedScorer, ScorerConfig};
+pub use config::{FittedScorer, SCORERS, ScorerConfig, ScorerInfo, scorer_names};
 pub use csi::{CsiParams, CsiScorer, CsiShift, CsiShiftFeatures, CsiValidParams};
 pub use embeddings::{EmbeddingMatrix, Embeddings};
 pub use ensemble::{GroupedScorer, TtaEnsemble};

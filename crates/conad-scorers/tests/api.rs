@@ -50,10 +50,13 @@ fn all_configs() -> Vec<ScorerConfig> {
 
 #[test]
 fn config_names_options_and_errors() {
-    assert_eq!(
-        ScorerConfig::from_name("lof"),
-        Err(Error::UnknownScorer("lof".into()))
-    );
+    match ScorerConfig::from_name("lof") {
+        Err(Error::UnknownScorer { name, valid }) => {
+            assert_eq!(name, "lof");
+            assert_eq!(valid, conad_scorers::scorer_names());
+        }
+        other => panic!("{other:?}"),
+    }
     let knn = ScorerConfig::from_name("knn").unwrap();
     assert!(matches!(
         knn.clone().with_nu(0.5),
@@ -366,4 +369,49 @@ proptest! {
             prop_assert_eq!(a[(i + shift) % 9], b[i]);
         }
     }
+}
+
+/// The scorer table is the only place names live: every entry and alias resolves, names round
+/// trip through the config, its serde tag and the fitted scorer, and every `ScorerConfig` kind
+/// has an entry.
+#[test]
+fn the_scorer_table_is_complete_and_consistent() {
+    use conad_scorers::{AnomalyScorer, Embeddings, Fit, SCORERS};
+    let train: Vec<f32> = (0..40 * 3)
+        .map(|i| ((i * 7) % 13) as f32 / 13.0 + 0.1)
+        .collect();
+    let mut kinds = std::collections::BTreeSet::new();
+    for info in SCORERS {
+        let config = ScorerConfig::from_name(info.name).unwrap();
+        assert_eq!(config, (info.default)());
+        for alias in info.aliases {
+            assert_eq!(ScorerConfig::from_name(alias).unwrap(), config, "{alias}");
+        }
+        assert_eq!(
+            ScorerConfig::from_name(&info.name.to_uppercase()).unwrap(),
+            config
+        );
+        // The kind's name: the entry's own, or the first entry of the same kind.
+        let kind = config.name();
+        assert!(info.name.starts_with(kind), "{} vs {kind}", info.name);
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["scorer"], kind, "serde tag of {}", info.name);
+        let fitted = config.fit(Embeddings::new(&train, 40, 3).unwrap()).unwrap();
+        assert_eq!(fitted.name(), kind, "fitted {}", info.name);
+        kinds.insert(kind);
+        assert!(!info.summary.is_empty());
+    }
+    // Exhaustive over the enum: a new kind without a table entry fails here.
+    let every_kind = |c: &ScorerConfig| match c {
+        ScorerConfig::Knn(_)
+        | ScorerConfig::Gaussian(_)
+        | ScorerConfig::Mahalanobis(_)
+        | ScorerConfig::Kde(_)
+        | ScorerConfig::Ocsvm(_)
+        | ScorerConfig::Center(_) => c.name(),
+    };
+    for c in all_configs() {
+        assert!(kinds.contains(every_kind(&c)), "{c:?} has no table entry");
+    }
+    assert_eq!(kinds.len(), 6);
 }

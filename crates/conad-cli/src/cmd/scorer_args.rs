@@ -1,46 +1,24 @@
 //! The scorer flags of `conad score-embeddings`.
 use anyhow::Result;
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args, ValueEnum};
-use conad_scorers::ScorerConfig;
+use conad_scorers::{SCORERS, ScorerConfig};
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum ScorerName {
-    /// Mean cosine similarity to the k nearest training embeddings (anomaly = 1 − similarity).
-    Knn,
-    /// Gaussian likelihood with Ledoit–Wolf shrinkage (S_LH, anomaly = −log-density).
-    Gaussian,
-    /// SSD: Mahalanobis distance to the nearest of k k-means clusters.
-    Mahalanobis,
-    /// Kernel density with an RBF kernel (anomaly = −log-density).
-    Kde,
-    /// One-class SVM with an RBF kernel (anomaly = −decision function).
-    Ocsvm,
-    /// One-class SVM with a linear kernel.
-    OcsvmLinear,
-    /// Cosine distance to the mean training embedding.
-    Center,
-}
-
-impl ScorerName {
-    pub const fn config_name(self) -> &'static str {
-        match self {
-            Self::Knn => "knn",
-            Self::Gaussian => "gaussian",
-            Self::Mahalanobis => "mahalanobis",
-            Self::Kde => "kde",
-            Self::Ocsvm => "ocsvm",
-            Self::OcsvmLinear => "ocsvm-linear",
-            Self::Center => "center",
-        }
-    }
+/// `--scorer` values with their help, from the scorer table (`conad_scorers::SCORERS`).
+fn scorer_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(SCORERS.iter().map(|s| {
+        PossibleValue::new(s.name)
+            .help(s.summary)
+            .aliases(s.aliases.iter().copied())
+    }))
 }
 
 /// Which scorer and its parameters.
 #[derive(Args, Debug, Clone)]
 pub struct ScorerArgs {
     /// The scorer.
-    #[arg(long, value_enum, default_value_t = ScorerName::Knn)]
-    pub scorer: ScorerName,
+    #[arg(long, default_value = "knn", value_parser = scorer_parser())]
+    pub scorer: String,
     /// Neighbours for knn (1 = max cosine); clusters for mahalanobis.
     #[arg(long)]
     pub k: Option<usize>,
@@ -73,7 +51,7 @@ pub enum Switch {
 impl ScorerArgs {
     /// The validated scorer config.
     pub fn config(&self) -> Result<ScorerConfig> {
-        let mut config = ScorerConfig::from_name(self.scorer.config_name())?;
+        let mut config = ScorerConfig::from_name(&self.scorer)?;
         if let Some(k) = self.k {
             config = config.with_k(k)?;
         }
