@@ -48,6 +48,7 @@ pub mod resize;
 pub mod rotate;
 pub mod shift;
 mod simd;
+pub mod spec;
 
 pub use batch::{Augmenter, ImageBatchU8, ShiftedSample};
 pub use config::{AugmentConfig, Step};
@@ -56,3 +57,4 @@ pub use grayscale::LumaWeights;
 pub use image::Image;
 pub use pipeline::Pipeline;
 pub use shift::Shift;
+pub use spec::{AugmentSpec, PRESET_NAMES};
