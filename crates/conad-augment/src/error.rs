@@ -4,6 +4,7 @@
 
 /// Errors of `conad-augment`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A pixel buffer does not hold `channels × height × width` (per image) values.
     #[error(

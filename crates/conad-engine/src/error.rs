@@ -2,6 +2,7 @@
 
 /// Errors of the conad engine: bad shapes or hyper-parameters handed to a layer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor had the wrong rank or size for the operation.
     #[error("{op}: input shape {got:?} does not fit; expected {expected}")]

@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong when building masks or evaluating a contrastive loss.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor does not have the shape the loss needs.
     #[error("{what}: shape {got:?}, expected {expected}")]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 ///
 /// Variants carry the offending value and, where there is one, the way to fix it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A config field is out of its domain.
     #[error("invalid config: `{field}` = {value}: {reason}")]

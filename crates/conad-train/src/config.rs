@@ -268,9 +268,8 @@ impl TrainConfig {
     /// the image side and `model.in_channels` from the channel count of the training views.
     ///
     /// # Errors
-    /// [`Error::DataMismatch`] for non-square images with a size-less preset, or when the
-    /// training and test pipelines give the model different channel counts; augmentation shape
-    /// errors.
+    /// [`Error::ChannelMismatch`] when the training and test pipelines (or `model.in_channels`)
+    /// disagree on the channel count; augmentation shape errors.
     pub fn resolve(&self, height: usize, width: usize, channels: usize) -> Result<Self> {
         self.validate()?;
         let mut out = self.clone();
@@ -285,20 +284,22 @@ impl TrainConfig {
         let train_shape = shape_of(&out.augment.train)?;
         let test_shape = shape_of(&out.augment.test)?;
         if self.method.trains() && train_shape[0] != test_shape[0] {
-            return Err(Error::DataMismatch(format!(
-                "training views have {} channels but test views {}; make both pipelines \
-                 produce the same channel count",
-                train_shape[0], test_shape[0]
-            )));
+            return Err(Error::ChannelMismatch {
+                what: "training views vs test views",
+                expected: train_shape[0],
+                found: test_shape[0],
+                fix: "make both augmentation pipelines produce the same channel count",
+            });
         }
         if self.method.trains() {
             let c = self.model.in_channels.unwrap_or(train_shape[0]);
             if c != train_shape[0] {
-                return Err(Error::DataMismatch(format!(
-                    "model.in_channels = {c} but the training views have {} channels; set \
-                     model.in_channels = {} or omit it",
-                    train_shape[0], train_shape[0]
-                )));
+                return Err(Error::ChannelMismatch {
+                    what: "model.in_channels vs the training views",
+                    expected: c,
+                    found: train_shape[0],
+                    fix: "set model.in_channels to the views' channel count, or omit it",
+                });
             }
             out.model.in_channels = Some(c);
         }

@@ -44,7 +44,7 @@ fn for_each_chunk(
 /// `images`: N images → `N × d` (d = the encoder's feature dimension).
 ///
 /// # Errors
-/// [`Error::DataMismatch`] for an empty image set; transform and model errors.
+/// [`Error::EmptyImages`] for an empty image set; transform and model errors.
 pub fn embed(
     encoder: &ResNet,
     images: &ImageBatchU8<'_>,
@@ -53,7 +53,9 @@ pub fn embed(
     device: &Device,
 ) -> Result<EmbeddingMatrix> {
     if images.is_empty() {
-        return Err(Error::DataMismatch("no images to embed".into()));
+        return Err(Error::EmptyImages {
+            what: "the images to embed",
+        });
     }
     let d = encoder.feature_dim();
     let mut out = Vec::with_capacity(images.len() * d);
@@ -72,14 +74,16 @@ pub fn embed(
 /// `images`: N images → `N × (C·H·W)`.
 ///
 /// # Errors
-/// [`Error::DataMismatch`] for an empty image set; transform errors.
+/// [`Error::EmptyImages`] for an empty image set; transform errors.
 pub fn embed_raw_pixels(
     images: &ImageBatchU8<'_>,
     transform: &Augmenter,
     batch: usize,
 ) -> Result<EmbeddingMatrix> {
     if images.is_empty() {
-        return Err(Error::DataMismatch("no images to embed".into()));
+        return Err(Error::EmptyImages {
+            what: "the images to embed",
+        });
     }
     let d = view_shape(transform, images)?.iter().product::<usize>();
     let mut out = Vec::with_capacity(images.len() * d);

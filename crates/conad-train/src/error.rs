@@ -75,9 +75,112 @@ pub enum Error {
         batch_size: usize,
     },
 
-    /// The data cannot be fed to the configured model or pipeline.
-    #[error("data/model mismatch: {0}")]
-    DataMismatch(String),
+    /// A set of images that must not be empty is.
+    #[error("{what} has no images; give it at least one")]
+    EmptyImages {
+        /// Which set (`"the training split"`, `"the images to embed"`).
+        what: &'static str,
+    },
+
+    /// Two counts that must be equal differ.
+    #[error("{what}: {expected} expected, {found} given")]
+    CountMismatch {
+        /// What is counted (`"anomaly labels of the test images"`).
+        what: &'static str,
+        /// The count the other side implies.
+        expected: usize,
+        /// The count given.
+        found: usize,
+    },
+
+    /// Training and test images have different shapes.
+    #[error(
+        "training images are {train:?} (H, W, C) but test images {test:?}; both splits must \
+         come from one data set"
+    )]
+    ImageShapeMismatch {
+        /// (height, width, channels) of the training images.
+        train: (usize, usize, usize),
+        /// (height, width, channels) of the test images.
+        test: (usize, usize, usize),
+    },
+
+    /// Channel counts that must agree (training vs test views, views vs the model) differ.
+    #[error("{what}: {expected} vs {found} channels; {fix}")]
+    ChannelMismatch {
+        /// The two sides (`"training views vs test views"`).
+        what: &'static str,
+        /// Channels of the first side.
+        expected: usize,
+        /// Channels of the second side.
+        found: usize,
+        /// How to fix it.
+        fix: &'static str,
+    },
+
+    /// The online evaluation (or a raw-pixel run) needs normal and anomalous test images.
+    #[error(
+        "online evaluation needs normal and anomalous test images, the test split has \
+         {anomalies} anomalies among {total} images; set eval_every = 0 to train without it"
+    )]
+    OneSidedTestSplit {
+        /// Anomalies in the test split.
+        anomalies: usize,
+        /// Test images.
+        total: usize,
+    },
+
+    /// A score asked a method for a head it does not have.
+    #[error("method `{method}` has no head `{head}`")]
+    UnknownHead {
+        /// The method.
+        method: String,
+        /// The head asked for.
+        head: String,
+    },
+
+    /// A method's batch lacks the input its loss reads (a method implementation error).
+    #[error("the {method} batch has no input tensor {index}")]
+    MissingInput {
+        /// The method.
+        method: String,
+        /// The input index asked for.
+        index: usize,
+    },
+
+    /// A training-pool item index beyond the pool (images × shifted copies).
+    #[error("pool item {item} is outside the pool of {pool} items")]
+    PoolIndex {
+        /// The index.
+        item: usize,
+        /// The pool size.
+        pool: usize,
+    },
+
+    /// A head gives fewer logits than the shifts a score asks of it.
+    #[error("{head} gives {columns} logits, shift {needed} needs at least {} columns", needed + 1)]
+    HeadWidth {
+        /// The head (or logit matrix) described.
+        head: String,
+        /// Logits it gives.
+        columns: usize,
+        /// The shift index asked for.
+        needed: usize,
+    },
+
+    /// A detector was asked to score with fitted state of another score recipe.
+    #[error("detector `{score}` holds fitted state of another recipe; fit it again")]
+    DetectorRecipeMismatch {
+        /// The detector's score.
+        score: String,
+    },
+
+    /// A variable a method stores in the run is missing.
+    #[error("the run has no variable `{name}`; was it built by this method's `build`?")]
+    MissingVariable {
+        /// Its name.
+        name: String,
+    },
 
     /// A parameter is not f32 (the optimisers update f32 storage only).
     #[error("parameter `{name}` has dtype {dtype:?}; conad's optimisers train f32 parameters only")]

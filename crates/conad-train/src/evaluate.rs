@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// `train`: `n × d`; `test`: `m × d`; `test_is_anomaly`: `m`.
 ///
 /// # Errors
-/// [`Error::DataMismatch`] if the label count differs from `m`; scorer errors (`k` larger than
+/// [`Error::CountMismatch`] if the label count differs from `m`; scorer errors (`k` larger than
 /// the bank, non-finite embeddings); AUROC errors (a test split with one class only).
 pub fn knn_auroc(
     train: &EmbeddingMatrix,
@@ -21,11 +21,11 @@ pub fn knn_auroc(
     k: usize,
 ) -> Result<f64> {
     if test.rows() != test_is_anomaly.len() {
-        return Err(Error::DataMismatch(format!(
-            "{} test embeddings but {} anomaly labels",
-            test.rows(),
-            test_is_anomaly.len()
-        )));
+        return Err(Error::CountMismatch {
+            what: "anomaly labels of the test embeddings",
+            expected: test.rows(),
+            found: test_is_anomaly.len(),
+        });
     }
     let scorer = KnnParams::default().k(k).fit_owned(train.clone())?;
     let scores: Vec<f64> = scorer
@@ -57,7 +57,7 @@ mod tests {
         assert_eq!(knn_auroc(&train, &test, &flipped, 1).unwrap(), 0.0);
         assert!(matches!(
             knn_auroc(&train, &test, &labels[..2], 1),
-            Err(Error::DataMismatch(_))
+            Err(Error::CountMismatch { .. })
         ));
     }
 }

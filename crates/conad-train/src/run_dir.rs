@@ -381,7 +381,7 @@ impl TrainedModel {
     /// N images → `N × d`.
     ///
     /// # Errors
-    /// [`Error::DataMismatch`] for an empty set; transform and model errors (e.g. a channel
+    /// [`Error::EmptyImages`] for an empty set; transform and model errors (e.g. a channel
     /// count the encoder was not trained on).
     pub fn embed_images(&self, images: &ImageBatchU8<'_>, batch: usize) -> Result<EmbeddingMatrix> {
         let [_, h, w] = images.image_shape();

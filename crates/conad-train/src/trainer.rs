@@ -104,7 +104,8 @@ impl Default for TrainOptions {
 /// checkpoint of the same config.
 ///
 /// # Errors
-/// Config errors, [`Error::DataMismatch`], [`Error::TooFewImages`], [`Error::NonFiniteLoss`],
+/// Config errors, [`Error::EmptyImages`], [`Error::ImageShapeMismatch`], [`Error::CountMismatch`],
+/// [`Error::OneSidedTestSplit`], [`Error::TooFewImages`], [`Error::NonFiniteLoss`],
 /// [`Error::RunConfigMismatch`], I/O and model errors.
 pub fn train(
     config: &TrainConfig,
@@ -150,21 +151,22 @@ where
     let run_dir = run_dir.as_ref();
     let data = &task.train;
     if data.is_empty() {
-        return Err(Error::DataMismatch("the training split is empty".into()));
+        return Err(Error::EmptyImages {
+            what: "the training split",
+        });
     }
     if task.test.shape() != data.shape() {
-        return Err(Error::DataMismatch(format!(
-            "training images are {:?} (H, W, C) but test images {:?}",
-            data.shape(),
-            task.test.shape()
-        )));
+        return Err(Error::ImageShapeMismatch {
+            train: data.shape(),
+            test: task.test.shape(),
+        });
     }
     if task.test_is_anomaly.len() != task.test.len() {
-        return Err(Error::DataMismatch(format!(
-            "{} test images but {} anomaly labels",
-            task.test.len(),
-            task.test_is_anomaly.len()
-        )));
+        return Err(Error::CountMismatch {
+            what: "anomaly labels of the test images",
+            expected: task.test.len(),
+            found: task.test_is_anomaly.len(),
+        });
     }
     let resolved =
         config
@@ -173,11 +175,10 @@ where
     let anomalies = task.test_is_anomaly.iter().filter(|&&a| a).count();
     let evaluates = resolved.eval_every > 0 || !resolved.method.trains();
     if evaluates && (anomalies == 0 || anomalies == task.test.len()) {
-        return Err(Error::DataMismatch(format!(
-            "online evaluation needs normal and anomalous test images, the test split has \
-             {anomalies} anomalies among {} images; set eval_every = 0 to train without it",
-            task.test.len()
-        )));
+        return Err(Error::OneSidedTestSplit {
+            anomalies,
+            total: task.test.len(),
+        });
     }
     match resolved.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()

@@ -142,7 +142,11 @@ fn resolve_fills_sizes_and_channels_from_the_data() {
     bad.model.in_channels = Some(3);
     assert!(matches!(
         bad.resolve(28, 28, 1),
-        Err(Error::DataMismatch(_))
+        Err(Error::ChannelMismatch {
+            expected: 3,
+            found: 1,
+            ..
+        })
     ));
     // A grey-to-RGB pipeline makes 3-channel views.
     let mut rgb = c;

@@ -240,7 +240,10 @@ fn typed_errors_for_bad_runs() {
             fresh_dir("one-class"),
             &quiet()
         ),
-        Err(Error::DataMismatch(_))
+        Err(Error::OneSidedTestSplit {
+            anomalies: 0,
+            total: 6
+        })
     ));
     let mut no_eval = tiny_config(1);
     no_eval.eval_every = 0;
@@ -253,7 +256,7 @@ fn typed_errors_for_bad_runs() {
     broken.test_is_anomaly.pop();
     assert!(matches!(
         train_with_options(&tiny_config(1), &broken, fresh_dir("broken"), &quiet()),
-        Err(Error::DataMismatch(_))
+        Err(Error::CountMismatch { .. })
     ));
     assert!(matches!(
         load_run(fresh_dir("empty")),

@@ -219,7 +219,10 @@ impl Method for Con2Method {
         match head {
             CONTEXT_HEAD => Ok(self.context.forward(features, false)?),
             CONTENT_HEAD => Ok(self.content.forward(features, false)?),
-            other => Err(Error::DataMismatch(format!("CON2 has no head `{other}`"))),
+            other => Err(Error::UnknownHead {
+                method: "CON2".into(),
+                head: other.into(),
+            }),
         }
     }
 }

@@ -191,7 +191,10 @@ impl Method for CsiMethod {
         match head {
             PROJECTION_HEAD => Ok(self.projection.forward(features, false)?),
             SHIFT_HEAD => Ok(self.shift.forward(features)?),
-            other => Err(Error::DataMismatch(format!("CSI has no head `{other}`"))),
+            other => Err(Error::UnknownHead {
+                method: "CSI".into(),
+                head: other.into(),
+            }),
         }
     }
 }

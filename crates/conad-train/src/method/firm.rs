@@ -128,7 +128,10 @@ impl Method for FirmMethod {
     fn head_output(&self, head: &str, features: &Tensor) -> Result<Tensor> {
         match head {
             "projection" => Ok(self.head.forward(features, false)?),
-            other => Err(Error::DataMismatch(format!("FIRM has no head `{other}`"))),
+            other => Err(Error::UnknownHead {
+                method: "FIRM".into(),
+                head: other.into(),
+            }),
         }
     }
 }

@@ -169,11 +169,12 @@ impl MethodBatch {
     /// The `i`-th input tensor, or a typed error naming the method.
     ///
     /// # Errors
-    /// [`Error::DataMismatch`] if the batch has fewer inputs.
+    /// [`Error::MissingInput`] if the batch has fewer inputs.
     pub fn input(&self, i: usize, method: &str) -> Result<&Tensor> {
-        self.inputs
-            .get(i)
-            .ok_or_else(|| Error::DataMismatch(format!("{method} batch has no input tensor {i}")))
+        self.inputs.get(i).ok_or_else(|| Error::MissingInput {
+            method: method.to_string(),
+            index: i,
+        })
     }
 }
 
@@ -242,11 +243,12 @@ pub trait Method: fmt::Debug + Send + Sync {
     /// eval mode — CSI's projection and shift logits, RotNet's rotation logits.
     ///
     /// # Errors
-    /// [`Error::DataMismatch`] for a head the method does not have; model errors.
+    /// [`Error::UnknownHead`] for a head the method does not have; model errors.
     fn head_output(&self, head: &str, _features: &Tensor) -> Result<Tensor> {
-        Err(Error::DataMismatch(format!(
-            "this method has no head `{head}`"
-        )))
+        Err(Error::UnknownHead {
+            method: "this method".into(),
+            head: head.into(),
+        })
     }
 }
 

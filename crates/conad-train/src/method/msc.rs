@@ -142,11 +142,11 @@ impl Method for MscMethod {
         let c = msc_center(&features)?;
         let name = format!("heads.{CENTER_VAR}");
         let vars = ctx.vars.data().lock().map_err(|_| {
-            Error::DataMismatch("the run's variables are poisoned by a panicked thread".into())
+            candle_core::Error::Msg("the run's variables are poisoned by a panicked thread".into())
         })?;
         let var = vars
             .get(&name)
-            .ok_or_else(|| Error::DataMismatch(format!("MSC's `{name}` variable is missing")))?;
+            .ok_or_else(|| Error::MissingVariable { name: name.clone() })?;
         var.set(&c)?;
         self.center = var.as_tensor().clone();
         self.center_set = true;

@@ -57,7 +57,7 @@ impl ProjectionKind {
 /// `k` = the `k`-th shift of `shifts`).
 ///
 /// # Errors
-/// [`Error::DataMismatch`] for an item outside the pool; augmentation errors.
+/// [`Error::PoolIndex`] for an item outside the pool; augmentation errors.
 pub(crate) fn pool_views(
     ctx: &BatchContext<'_>,
     shifts: &[Shift],
@@ -75,11 +75,9 @@ pub(crate) fn pool_views(
                     index: i % images,
                     shift,
                 })
-                .ok_or_else(|| {
-                    Error::DataMismatch(format!(
-                        "pool item {i} is outside the pool of {} items",
-                        images * shifts.len()
-                    ))
+                .ok_or_else(|| Error::PoolIndex {
+                    item: i,
+                    pool: images * shifts.len(),
                 })
         })
         .collect::<Result<_>>()?;

@@ -109,7 +109,10 @@ impl Method for RotNetMethod {
     fn head_output(&self, head: &str, features: &Tensor) -> Result<Tensor> {
         match head {
             ROTATION_HEAD => Ok(self.head.forward(features)?),
-            other => Err(Error::DataMismatch(format!("RotNet has no head `{other}`"))),
+            other => Err(Error::UnknownHead {
+                method: "RotNet".into(),
+                head: other.into(),
+            }),
         }
     }
 }

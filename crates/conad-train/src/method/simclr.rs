@@ -188,7 +188,10 @@ impl Method for SimClrMethod {
     ) -> Result<candle_core::Tensor> {
         match head {
             "projection" => Ok(self.head.forward(features, false)?),
-            other => Err(Error::DataMismatch(format!("SimCLR has no head `{other}`"))),
+            other => Err(Error::UnknownHead {
+                method: "SimCLR".into(),
+                head: other.into(),
+            }),
         }
     }
 }
@@ -246,7 +249,7 @@ mod tests {
         assert_eq!(&x[8..16], &x[0..8]);
         assert!(matches!(
             method.batch(&ctx(&[8])),
-            Err(Error::DataMismatch(m)) if m.contains("outside the pool of 8")
+            Err(Error::PoolIndex { item: 8, pool: 8 })
         ));
         // Plain SimCLR keeps the images as the pool.
         let plain = SimClrMethod::new(

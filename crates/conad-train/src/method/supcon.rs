@@ -140,7 +140,10 @@ impl Method for SupConMethod {
     fn head_output(&self, head: &str, features: &Tensor) -> Result<Tensor> {
         match head {
             "projection" => Ok(self.head.forward(features, false)?),
-            other => Err(Error::DataMismatch(format!("SupCon has no head `{other}`"))),
+            other => Err(Error::UnknownHead {
+                method: "SupCon".into(),
+                head: other.into(),
+            }),
         }
     }
 }

@@ -53,11 +53,11 @@ pub struct Detector {
 /// Shift `k`'s logit column of a `rows × K` logit matrix.
 fn column(m: &EmbeddingMatrix, k: usize, what: &str) -> Result<Vec<f32>> {
     if k >= m.cols() {
-        return Err(Error::DataMismatch(format!(
-            "{what} has {} columns, shift {k} needs at least {}",
-            m.cols(),
-            k + 1
-        )));
+        return Err(Error::HeadWidth {
+            head: what.to_string(),
+            columns: m.cols(),
+            needed: k,
+        });
     }
     Ok((0..m.rows()).map(|i| m.row(i)[k]).collect())
 }
@@ -75,11 +75,11 @@ fn csi_features(
     crop_scale: f64,
 ) -> Result<CsiFeatures> {
     if ensemble == 0 || shifts.is_empty() {
-        return Err(Error::DataMismatch(format!(
-            "the CSI score needs at least one shift and one view per image (got {} shifts, \
-             T = {ensemble})",
-            shifts.len()
-        )));
+        return Err(Error::invalid(
+            "score.ensemble",
+            format!("{} shifts, T = {ensemble}", shifts.len()),
+            "the CSI score needs at least one shift and one view per image",
+        ));
     }
     let proj = Output::Head(projection.to_string());
     let logit = shift_head.map(|h| Output::Head(h.to_string()));
@@ -202,7 +202,7 @@ impl Detector {
     /// Anomaly scores (higher = more anomalous) of `images`, one per image.
     ///
     /// # Errors
-    /// Embedding and scoring errors; [`Error::DataMismatch`] if the fitted state does not match
+    /// Embedding and scoring errors; [`Error::DetectorRecipeMismatch`] if the fitted state does not match
     /// the recipe (a corrupted detector).
     pub fn score(&self, model: &ScoringModel<'_>, images: &ImageBatchU8<'_>) -> Result<Vec<f64>> {
         match (&self.recipe, &self.fitted) {
@@ -264,12 +264,10 @@ impl Detector {
                     )?;
                     let col = log_p
                         .narrow(1, k, 1)
-                        .map_err(|_| {
-                            Error::DataMismatch(format!(
-                                "head `{head}` gives {} logits, shift {k} needs {}",
-                                m.cols(),
-                                k + 1
-                            ))
+                        .map_err(|_| Error::HeadWidth {
+                            head: format!("head `{head}`"),
+                            columns: m.cols(),
+                            needed: k,
                         })?
                         .flatten_all()?
                         .to_vec1::<f64>()?;
@@ -280,10 +278,9 @@ impl Detector {
                 }
                 Ok(total)
             }
-            _ => Err(Error::DataMismatch(format!(
-                "detector `{}` holds fitted state of another recipe",
-                self.score
-            ))),
+            _ => Err(Error::DetectorRecipeMismatch {
+                score: self.score.clone(),
+            }),
         }
     }
 }

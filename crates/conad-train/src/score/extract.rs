@@ -79,8 +79,8 @@ fn with_crop(mut cfg: AugmentConfig, side: usize) -> AugmentConfig {
 /// The outputs `outputs` of every image under `view`, in image order (`n × d` each).
 ///
 /// # Errors
-/// [`Error::DataMismatch`] for no images, a head output asked of the raw-pixel method or a
-/// head the method lacks; augmentation and model errors.
+/// [`Error::EmptyImages`] for no images, [`Error::UnknownHead`] for a head output asked of the
+/// raw-pixel method or a head the method lacks; augmentation and model errors.
 pub(crate) fn embed_view(
     model: &ScoringModel<'_>,
     images: &ImageBatchU8<'_>,
@@ -88,7 +88,9 @@ pub(crate) fn embed_view(
     outputs: &[&Output],
 ) -> Result<Vec<EmbeddingMatrix>> {
     if images.is_empty() {
-        return Err(Error::DataMismatch("no images to embed".into()));
+        return Err(Error::EmptyImages {
+            what: "the images to embed",
+        });
     }
     let [_, h, w] = images.image_shape();
     let augmenter = view_augmenter(model, view, h.min(w))?;
@@ -126,9 +128,10 @@ pub(crate) fn embed_view(
                 Output::Encoder => features.clone(),
                 Output::Head(name) => {
                     if model.encoder.is_none() {
-                        return Err(Error::DataMismatch(format!(
-                            "the raw-pixel method has no head `{name}`"
-                        )));
+                        return Err(Error::UnknownHead {
+                            method: "raw_pixels".into(),
+                            head: name.clone(),
+                        });
                     }
                     model.method.head_output(name, &features)?
                 }
