@@ -1,16 +1,17 @@
-//! candle integration (feature `cuda`): `cuda_fwd` of the fused InfoNCE ops on `CudaStorage`.
+//! candle integration (feature `cuda`): the CUDA side of the fused InfoNCE ops' `cuda_fwd`
+//! (called by the op glue in [`crate::info_nce`]) on `CudaStorage`.
 //!
 //! Kernels are compiled by NVRTC for the device's compute capability (cached per process) and
-//! loaded once per device through `CudaDevice::get_or_load_custom_func`. The forward pass keeps
-//! its per-anchor statistics on the device for the backward pass.
+//! loaded once per device through `CudaDevice::get_or_load_custom_func`. The forward pass returns
+//! its per-anchor statistics, which stay on the device, for the glue to hand to the backward.
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::CudaView;
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Shape};
 
-use super::launch::{InfoNceFunctions, info_nce_backward, info_nce_forward};
+use super::launch::{DeviceStats, InfoNceFunctions, info_nce_backward, info_nce_forward};
 use super::{INFO_NCE_BWD, INFO_NCE_FWD, arch_for_capability, cached_ptx};
-use crate::info_nce::{Output, Saved, Spec, Target};
+use crate::info_nce::{Output, Spec, Target};
 
 fn wrap(e: crate::Error) -> candle_core::Error {
     candle_core::Error::wrap(e)
@@ -51,12 +52,13 @@ fn view<'a>(s: &'a CudaStorage, l: &Layout, what: &str) -> candle_core::Result<C
     Ok(s.as_cuda_slice::<f32>()?.slice(start..end))
 }
 
-/// Forward of the shared op (`keys = None`, anchors are the leading rows of `z`) or the pair op.
+/// Forward of the shared op (`keys = None`, anchors are the leading rows of `z`) or the pair op:
+/// the op's output and the statistics for the backward (left on the device).
 pub(crate) fn forward(
     spec: &Spec,
     (s1, l1): (&CudaStorage, &Layout),
     keys: Option<(&CudaStorage, &Layout)>,
-) -> candle_core::Result<(CudaStorage, Shape)> {
+) -> candle_core::Result<(CudaStorage, Shape, DeviceStats)> {
     let dev = s1.device().clone();
     let f = functions(&dev)?;
     let stream = dev.cuda_stream();
@@ -67,17 +69,17 @@ pub(crate) fn forward(
         Some((s2, l2)) => (first, view(s2, l2, "keys")?),
     };
     let (out, stats) = info_nce_forward(&stream, &f, spec, &q, &k, d).map_err(wrap)?;
-    *spec.saved.lock().unwrap_or_else(|p| p.into_inner()) = Some(Saved::Cuda(Box::new(stats)));
     let shape = match spec.output {
         Output::Mean { .. } => Shape::from(()),
         Output::PerAnchor => Shape::from(spec.m),
     };
-    Ok((CudaStorage::wrap_cuda_slice(out, dev), shape))
+    Ok((CudaStorage::wrap_cuda_slice(out, dev), shape, stats))
 }
 
-/// Backward: `dz` (shared), `dq` or `dk` (pair; `keys` given).
+/// Backward from the forward's statistics: `dz` (shared), `dq` or `dk` (pair; `keys` given).
 pub(crate) fn backward(
     spec: &Spec,
+    stats: &DeviceStats,
     target: Target,
     (s1, l1): (&CudaStorage, &Layout),
     keys: Option<(&CudaStorage, &Layout)>,
@@ -93,10 +95,6 @@ pub(crate) fn backward(
         Some((s2, l2)) => (first, view(s2, l2, "keys")?),
     };
     let grad = view(sg, lg, "gradient")?;
-    let saved = spec.saved.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(Saved::Cuda(stats)) = &*saved else {
-        candle_core::bail!("fused InfoNCE: the CUDA forward statistics are missing");
-    };
     let out =
         info_nce_backward(&stream, &f, spec, stats, target, &q, &k, d, &grad).map_err(wrap)?;
     let rows = out.len() / d.max(1);

@@ -1,4 +1,4 @@
-// Fused masked multi-positive InfoNCE, backward (METHODS §0 "Generic kernel").
+// Fused masked multi-positive InfoNCE, backward (docs/reference.md §0 "The generic kernel").
 //
 // One gradient pass over the rows R of one matrix against the columns C of another (or the
 // same) matrix: out_r = (1/tau) sum_c H_rc C_c with

@@ -1,4 +1,4 @@
-// Fused masked multi-positive InfoNCE, forward (METHODS §0 "Generic kernel").
+// Fused masked multi-positive InfoNCE, forward (docs/reference.md §0 "The generic kernel").
 //
 // One block per 64 anchors. For every tile of 64 keys the block computes the 64 x 64 logits
 // s = q.k / tau, builds the masks from ids in registers, and folds the tile into a streaming

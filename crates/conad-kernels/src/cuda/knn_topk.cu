@@ -1,5 +1,5 @@
-// kNN max-cosine top-k for the scorers' GPU path (METHODS §2.2: s(x) from the k most similar
-// training features; inputs are L2-normalised, so dot products are cosines).
+// kNN max-cosine top-k for the scorers' GPU path (docs/reference.md §2.2: s(x) from the k most
+// similar training features; inputs are L2-normalised, so dot products are cosines).
 //
 // knn_topk_partial: one block per 64 queries walks the bank in tiles of 64 rows; the 64 x 64
 // similarity tile goes through shared memory, and four threads per query each keep a sorted

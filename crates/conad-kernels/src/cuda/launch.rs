@@ -13,9 +13,9 @@ use cudarc::nvrtc::Ptx;
 use super::{INFO_NCE_BWD, INFO_NCE_FWD, KNN_MAX_K, KNN_TOPK, arch_for_capability, cached_ptx};
 use super::{driver_available, driver_err, nvrtc_available};
 use crate::error::{Error, Result};
-use crate::info_nce::{FusedInfoNceConfig, Output, Spec, Target, build_shared_spec};
-use crate::reduction::PositiveReduction;
-use crate::rules::RowIds;
+use crate::info_nce::{
+    FusedInfoNceConfig, Output, PositiveReduction, RowIds, Spec, Target, build_shared_spec,
+};
 
 /// Threads per block of every tile kernel (`THREADS` in `common.cuh`).
 const THREADS: u32 = 256;

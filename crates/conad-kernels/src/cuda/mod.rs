@@ -1,4 +1,6 @@
-//! Hand-written CUDA kernels, compiled at run time by NVRTC through cudarc.
+//! The CUDA backend: hand-written kernels, compiled at run time by NVRTC through cudarc. It
+//! implements the contract of `crate::info_nce` (the op description it shares with the CPU
+//! backend, which it never imports) and adds a kNN top-k kernel for the scorers.
 //!
 //! Sources (`*.cu` next to this file, each prefixed with `common.cuh`):
 //! * `info_nce_fwd.cu` — fused InfoNCE forward: 64×64 logit tiles, masks from ids, streaming
@@ -204,8 +206,7 @@ mod tests {
 
     #[test]
     fn rule_codes_match_the_header() {
-        use crate::reduction::PositiveReduction as R;
-        use crate::rules::{Denominator as D, PositiveRule as P};
+        use crate::info_nce::{Denominator as D, PositiveReduction as R, PositiveRule as P};
         for (name, code) in [
             ("POS_SAME_INSTANCE", P::SameInstance.code()),
             ("POS_SAME_LABEL", P::SameLabel.code()),

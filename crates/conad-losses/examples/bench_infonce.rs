@@ -3,8 +3,8 @@
 //! d = 128, τ = 0.5, f32, on the CPU.
 //!
 //! ```text
-//! cargo run --release -p conad-kernels --example bench_infonce -- --impl conad    [--quick]
-//! cargo run --release -p conad-kernels --example bench_infonce -- --impl composed [--quick]
+//! cargo run --release -p conad-losses --example bench_infonce -- --impl conad    [--quick]
+//! cargo run --release -p conad-losses --example bench_infonce -- --impl composed [--quick]
 //! ```
 //!
 //! One JSON line per case on stdout:
@@ -13,7 +13,8 @@
 //! forward + backward; `peak_alloc_mib` is the peak of live heap bytes during one forward +
 //! backward above what was live before it (a counting global allocator, so every case in the
 //! same process is measured independently; candle's CPU tensors and the gemm buffers are heap).
-//! Inputs come from a fixed seed (conad-rng).
+//! Inputs come from a fixed seed (conad-rng). The example lives in conad-losses (which depends on
+//! conad-kernels) because it needs both implementations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,9 @@
-//! The fused op against the same loss composed from candle ops (`conad_losses::info_nce`, itself
-//! checked against PyTorch), on layouts large enough to span several row blocks and key tiles
-//! (n > 256 keys, > 128 anchors, ragged tails), in f64 (1e-10) and f32 (1e-5); plus a
-//! finite-difference check of the backward pass.
+//! The fused op of conad-kernels (`conad_kernels::fused_info_nce*`) against the same loss
+//! composed from candle ops (`conad_losses::info_nce`, itself checked against PyTorch), on
+//! layouts large enough to span several row blocks and key tiles (n > 256 keys, > 128 anchors,
+//! ragged tails), in f64 (1e-10) and f32 (1e-5); plus a finite-difference check of the backward
+//! pass (docs/reference.md §0 "The generic kernel"). It lives in conad-losses, which depends on
+//! conad-kernels, so that conad-kernels needs no dev-dependency on the crate above it.
 
 use candle_core::{DType, Device, Tensor, Var};
 use conad_kernels::{

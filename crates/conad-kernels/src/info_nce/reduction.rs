@@ -1,7 +1,8 @@
-//! How positives are combined per anchor and how anchors are averaged (METHODS §0, Khosla et al.
-//! 2020 eqs. 2–3). The single definition of these enums: `conad-losses` depends on this crate
-//! and re-exports them (`conad_losses::{PositiveReduction, EmptyAnchors}` are these types), so
-//! the composed and the fused compute paths share one config vocabulary without a cycle.
+//! How positives are combined per anchor and how anchors are averaged (docs/reference.md §0
+//! "Two reductions of multi-positive losses", Khosla et al. 2020 eqs. 2–3). The single
+//! definition of these enums: `conad-losses` depends on this crate and re-exports them
+//! (`conad_losses::{PositiveReduction, EmptyAnchors}` are these types), so the composed and the
+//! fused compute paths share one config vocabulary without a cycle.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,11 +1,12 @@
-//! Masks generated from ids inside a tile (METHODS §0 "Generic kernel", §1.1, §1.2, §1.6).
+//! Masks generated from ids inside a tile (docs/reference.md §0 "The generic kernel", §1.1,
+//! §1.2, §1.6), shared by both backends.
 //!
 //! Instead of the dense `valid[M×M']` and `pos_w[M×M']` of the generic kernel, every row carries
 //! an *instance id* (which source image it is a view of) and optionally a *class label*; a
 //! [`PositiveRule`] and a [`Denominator`] rule turn the ids of an (anchor, key) pair into the two
 //! mask bits on the fly. Positive weights are 0/1. The anchor itself is always excluded from
-//! both its positives and its denominator (METHODS §0 "Self-exclusion"); other views of the same
-//! image are never excluded.
+//! both its positives and its denominator (docs/reference.md §0 "Self-exclusion"); other views
+//! of the same image are never excluded.
 //!
 //! Every rule is symmetric in (anchor, key), which the shared-`z` backward relies on.
 
@@ -154,7 +155,7 @@ impl RowIds {
         })
     }
 
-    /// The view-major layout of METHODS §0: `n_images × n_views` rows
+    /// The view-major layout of docs/reference.md §0: `n_images × n_views` rows
     /// `[view 0 of images 0..n ; view 1 ; …]`, so row `r` is instance `r mod n`.
     pub fn view_major(n_images: usize, n_views: usize) -> Self {
         Self::new(
@@ -299,7 +300,7 @@ mod tests {
 
     #[test]
     fn hash_counts_equal_pair_loop_counts() {
-        // FIRM concat golden labels [1, 2, 2, −1, −1] (METHODS §1.6), two views.
+        // FIRM concat golden labels [1, 2, 2, −1, −1] (docs/reference.md §1.6), two views.
         let ids = RowIds::view_major_labelled(&[1, 2, 2, -1, -1], 2).unwrap();
         for positives in [
             PositiveRule::SameInstance,
