@@ -16,6 +16,7 @@ mod check_cuda;
 mod demo;
 mod fixtures;
 mod reproduce;
+mod tidy;
 mod util;
 
 use clap::{Parser, Subcommand};

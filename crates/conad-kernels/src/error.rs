@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong when calling a fused kernel.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor does not have the shape the kernel needs.
     #[error("{what}: shape {got:?}, expected {expected}")]
