@@ -3,7 +3,7 @@
 //!
 //! Tasks:
 //! - `cargo xtask bench <name>` — side-by-side benchmarks against the reference implementations
-//!   (see [`bench`]).
+//!   (see [`mod@bench`]).
 //! - `cargo xtask demo` — the README's main command: SupCon* (budget profile) on the embedded
 //!   Fashion-MNIST subset next to the raw-pixel kNN floor (see [`demo`]).
 //! - `cargo xtask reproduce --suite NAME` — methods × classes × seeds through the library,

@@ -1,4 +1,4 @@
-//! Throughput of SimCLR augmentation at CIFAR strength on 32×32 RGB images (METHODS §3.1):
+//! Throughput of SimCLR augmentation at CIFAR strength on 32×32 RGB images (docs/reference.md §3.1):
 //! RandomResizedCrop(32, (0.08, 1), (3/4, 4/3)) → hflip 0.5 → ColorJitter(0.4, 0.4, 0.4, 0.1)
 //! p 0.8 → RandomGrayscale 0.2, two views per image, into the view-major (2N, 3, 32, 32) buffer.
 //! Reference: `xtask/scripts/bench_augment.py` (torchvision 0.14 transforms on tensors).

@@ -1,4 +1,4 @@
-//! Batched, parallel, reproducible augmentation into a view-major buffer (METHODS §0, §7
+//! Batched, parallel, reproducible augmentation into a view-major buffer (docs/reference.md §0, §7
 //! "deterministic per-sample RNG").
 //!
 //! # Layout
@@ -6,7 +6,7 @@
 //! row `(v·S + s)·N + n` = view `v` of shift `s` of sample `indices[n]`: all N images of view 0
 //! (shift 0, then shift 1, …), then view 1, … Without shifts (`S = 1`) the positive of row `i` is
 //! row `(i + N) mod 2N`, as the losses expect; with CSI's 4 rotations it is `(i + 4N) mod 8N`;
-//! with CON2's `[Identity, context]` it is METHODS §1.4's order. For batches that mix shifts per
+//! with CON2's `[Identity, context]` it is docs/reference.md §1.4's order. For batches that mix shifts per
 //! item (FIRM's pre-expanded data set) use [`Augmenter::augment_items`]: `(V·M, C, H, W)`, row
 //! `v·M + m`.
 //!

@@ -1,4 +1,4 @@
-//! Gaussian blur with torchvision 0.14 `F.gaussian_blur` semantics (METHODS §3.1 step 4, §3.4,
+//! Gaussian blur with torchvision 0.14 `F.gaussian_blur` semantics (docs/reference.md §3.1 step 4, §3.4,
 //! §3.5): kernel `k` odd, 1-D weights `exp(−½(x/σ)²)` at `x = −(k−1)/2 … (k−1)/2`, normalised to
 //! sum 1; the 2-D kernel is their outer product, so the blur is applied separably (rows, then
 //! columns); borders use reflect padding (`torch.nn.functional.pad(mode="reflect")`, the edge pixel
@@ -28,7 +28,7 @@ pub struct GaussianBlur {
 }
 
 impl Default for GaussianBlur {
-    /// FIRM's blur: kernel 3, σ ~ U(0.1, 2.0), p = 0.75 (METHODS §3.4).
+    /// FIRM's blur: kernel 3, σ ~ U(0.1, 2.0), p = 0.75 (docs/reference.md §3.4).
     fn default() -> Self {
         Self {
             kernel_size: 3,
@@ -40,7 +40,7 @@ impl Default for GaussianBlur {
 
 impl GaussianBlur {
     /// The SimCLR kernel for an image side: `⌊0.1·side⌋`, made odd by adding 1 if even
-    /// (minimum 3) — "kernel side ≈ 10 % of the image side" (METHODS §3.1).
+    /// (minimum 3) — "kernel side ≈ 10 % of the image side" (docs/reference.md §3.1).
     pub fn simclr_kernel_size(side: usize) -> usize {
         let k = (side / 10).max(3);
         if k.is_multiple_of(2) { k + 1 } else { k }

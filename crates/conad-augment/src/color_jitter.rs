@@ -1,4 +1,4 @@
-//! `ColorJitter` with torchvision 0.14 tensor-backend semantics (METHODS §3.1 step 3, §3.3, §3.4).
+//! `ColorJitter` with torchvision 0.14 tensor-backend semantics (docs/reference.md §3.1 step 3, §3.3, §3.4).
 //!
 //! One application draws a random order of the four operations (a uniform permutation, as
 //! `torch.randperm(4)`), then the factors `b, c, s ~ U[max(0, 1−x), 1+x]` and `δ ~ U[−h, h]`
@@ -40,7 +40,7 @@ pub struct ColorJitter {
 }
 
 impl Default for ColorJitter {
-    /// SimCLR CIFAR strength (s = 0.5): (0.4, 0.4, 0.4, 0.1) with p = 0.8 (METHODS §3.1).
+    /// SimCLR CIFAR strength (s = 0.5): (0.4, 0.4, 0.4, 0.1) with p = 0.8 (docs/reference.md §3.1).
     fn default() -> Self {
         Self::simclr(0.5, 0.8)
     }

@@ -1,4 +1,4 @@
-//! The serde-described augmentation pipeline (METHODS §3): an ordered list of typed [`Step`]s plus
+//! The serde-described augmentation pipeline (docs/reference.md §3): an ordered list of typed [`Step`]s plus
 //! the luma weights, with `Default` (SimCLR CIFAR, §3.1) and [`AugmentConfig::validate`].
 //!
 //! TOML form (one `[[steps]]` table per step, tagged by `op`):
@@ -114,7 +114,7 @@ pub struct AugmentConfig {
 }
 
 impl Default for AugmentConfig {
-    /// SimCLR at CIFAR strength, 32 px (METHODS §3.1): [`crate::presets::simclr_cifar`].
+    /// SimCLR at CIFAR strength, 32 px (docs/reference.md §3.1): [`crate::presets::simclr_cifar`].
     fn default() -> Self {
         crate::presets::simclr_cifar(32)
     }
@@ -211,7 +211,7 @@ impl AugmentConfig {
     }
 
     /// The same pipeline with a `ToRgb` step in front (grey datasets into RGB pipelines, e.g.
-    /// Fashion-MNIST for FIRM, METHODS §3.4).
+    /// Fashion-MNIST for FIRM, docs/reference.md §3.4).
     #[must_use]
     pub fn with_grey_to_rgb(mut self) -> Self {
         if self.steps.first() != Some(&Step::ToRgb) {

@@ -1,5 +1,5 @@
 //! Crops: fixed rectangles, centre crops and the parameter draw of `RandomResizedCrop`
-//! (METHODS §3.1 step 1, §3.3, §3.4, §2.3–§2.4, §3.6).
+//! (docs/reference.md §3.1 step 1, §3.3, §3.4, §2.3–§2.4, §3.6).
 //!
 //! The parameter draw follows torchvision 0.14 `RandomResizedCrop.get_params` exactly, apart from
 //! the random source (conad's seed tree instead of torch's global generator):

@@ -1,4 +1,4 @@
-//! CutPerm, CSI's permutation shift (METHODS §3.7): split at `h_mid = ⌊H/2⌋`, `w_mid = ⌊W/2⌋`;
+//! CutPerm, CSI's permutation shift (docs/reference.md §3.7): split at `h_mid = ⌊H/2⌋`, `w_mid = ⌊W/2⌋`;
 //! for index k, `k div 2 = 1` swaps the top and bottom parts (cyclic roll by `h_mid` along H:
 //! `out[y] = in[(y + h_mid) mod H]`) and `k mod 2 = 1` swaps the left and right parts
 //! (`out[·][x] = in[·][(x + w_mid) mod W]`). k = 0 is the identity, k = 3 does both.

@@ -1,5 +1,5 @@
 //! Histogram equalisation with PIL `ImageOps.equalize` semantics on 8-bit levels, per channel
-//! (METHODS §3.8, CON2's "equalize" context):
+//! (docs/reference.md §3.8, CON2's "equalize" context):
 //! histogram `h` of 256 bins; `h_last` = the last non-zero bin; `step = ⌊(Σh − h_last)/255⌋`;
 //! `step = 0` leaves the channel unchanged; otherwise, with a running counter `n` starting at
 //! `⌊step/2⌋`: `lut[i] = min(⌊n/step⌋, 255)`, then `n += h[i]`; every pixel goes through the LUT.

@@ -1,7 +1,7 @@
 //! Horizontal and vertical flips (torchvision `F.hflip` / `F.vflip`).
 //!
-//! The horizontal flip is a content augmentation (METHODS §3.1 step 2, p = 0.5); the vertical
-//! flip is one of CON2's context transforms (METHODS §3.8: "reverse row order").
+//! The horizontal flip is a content augmentation (docs/reference.md §3.1 step 2, p = 0.5); the vertical
+//! flip is one of CON2's context transforms (docs/reference.md §3.8: "reverse row order").
 
 use crate::image::Image;
 

@@ -1,4 +1,4 @@
-//! Grayscale conversion: `L = w_r·R + w_g·G + w_b·B` (METHODS §3.1: ITU-R 601 weights
+//! Grayscale conversion: `L = w_r·R + w_g·G + w_b·B` (docs/reference.md §3.1: ITU-R 601 weights
 //! 0.299, 0.587, 0.114, replicated to three channels for `RandomGrayscale`).
 //!
 //! torchvision 0.14's tensor backend (and TensorFlow, used by the SimCLR reference code) uses
@@ -15,7 +15,7 @@ use crate::image::Image;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LumaWeights {
-    /// ITU-R BT.601 (0.299, 0.587, 0.114): METHODS §3.1 and PIL's `convert("L")`.
+    /// ITU-R BT.601 (0.299, 0.587, 0.114): docs/reference.md §3.1 and PIL's `convert("L")`.
     #[default]
     Itu601,
     /// torchvision 0.14 tensor backend / TensorFlow (0.2989, 0.587, 0.114).

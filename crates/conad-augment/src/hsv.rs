@@ -1,5 +1,5 @@
 //! RGB ↔ HSV exactly like torchvision 0.14's `_rgb2hsv` / `_hsv2rgb` (tensor backend), and the
-//! hue shift of `ColorJitter` built on them (METHODS §3.1: "hue shifts H by h ~ U(−0.1, 0.1) of a
+//! hue shift of `ColorJitter` built on them (docs/reference.md §3.1: "hue shifts H by h ~ U(−0.1, 0.1) of a
 //! full turn").
 //!
 //! Per pixel, in f32 (H, S, V ∈ [0, 1]):

@@ -1,8 +1,8 @@
 //! The image type every op works on: f32 planes in (C, H, W) order with values in [0, 1]
-//! (METHODS §3: all pipelines act on `ToTensor` output, i.e. uint8 / 255).
+//! (docs/reference.md §3: all pipelines act on `ToTensor` output, i.e. uint8 / 255).
 //!
 //! Conversions from and to the uint8 (H, W, C) layout in which datasets are stored, and grey → RGB
-//! channel replication (METHODS §3.4: Fashion-MNIST "is converted to RGB by channel replication").
+//! channel replication (docs/reference.md §3.4: Fashion-MNIST "is converted to RGB by channel replication").
 
 use crate::error::{Error, Result};
 

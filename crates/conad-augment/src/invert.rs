@@ -1,4 +1,4 @@
-//! Invert, CON2's context transform for medical images (METHODS §3.8): `x ← 1 − x` per pixel
+//! Invert, CON2's context transform for medical images (docs/reference.md §3.8): `x ← 1 − x` per pixel
 //! and channel on [0, 1] images (`255 − v` on uint8), torchvision `F.invert`.
 
 use crate::image::Image;

@@ -1,4 +1,4 @@
-//! Image augmentation for contrastive anomaly detection (METHODS §3, §0, §7).
+//! Image augmentation for contrastive anomaly detection (docs/reference.md §3, §0, §7).
 //!
 //! - [`Image`]: f32 (C, H, W) in [0, 1], from the uint8 (H, W, C) layout datasets are stored in.
 //! - Operations with **torchvision 0.14 tensor-backend** semantics (float arithmetic, no uint8

@@ -1,5 +1,5 @@
 //! Per-channel normalisation `x ← (x − mean_c) / std_c` (torchvision `F.normalize`) and the
-//! dataset constants of METHODS §3.3–§3.4 and CON2's 0.5/0.5 (§1.4, §3.6).
+//! dataset constants of docs/reference.md §3.3–§3.4 and CON2's 0.5/0.5 (§1.4, §3.6).
 
 use serde::{Deserialize, Serialize};
 

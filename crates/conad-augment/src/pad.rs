@@ -1,5 +1,5 @@
 //! Constant padding on all four sides, e.g. DROC's zero padding of 28×28 Fashion-MNIST to 32×32
-//! (two pixels per side; METHODS §3.4).
+//! (two pixels per side; docs/reference.md §3.4).
 
 use crate::image::Image;
 

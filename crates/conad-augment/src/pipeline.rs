@@ -1,5 +1,5 @@
 //! A validated [`AugmentConfig`] ready to run: one source image + a random stream → one view
-//! (METHODS §3; §0 for how views are laid out in a batch, see [`crate::batch`]).
+//! (docs/reference.md §3; §0 for how views are laid out in a batch, see [`crate::batch`]).
 //!
 //! Random steps draw from the stream in pipeline order, so a view is a pure function of
 //! (source image, shift, stream). Steps before the shift slot draw from the *pre-shift* stream,

@@ -1,4 +1,4 @@
-//! The pipelines of the papers (METHODS §3.1–§3.4, §3.6, §2.3–§2.4) as ready-made
+//! The pipelines of the papers (docs/reference.md §3.1–§3.4, §3.6, §2.3–§2.4) as ready-made
 //! [`AugmentConfig`]s.
 //!
 //! All use torchvision tensor-backend ops (float, no per-op uint8 quantisation, no antialias in
@@ -20,7 +20,7 @@ fn rrc(size: usize, scale: [f64; 2], ratio: [f64; 2]) -> Step {
     })
 }
 
-/// SimCLR family (METHODS §3.1): `RandomResizedCrop(size, scale (0.08, 1), ratio (3/4, 4/3))` →
+/// SimCLR family (docs/reference.md §3.1): `RandomResizedCrop(size, scale (0.08, 1), ratio (3/4, 4/3))` →
 /// horizontal flip p 0.5 → colour jitter of strength `s` (0.8s, 0.8s, 0.8s, 0.2s) with p 0.8 →
 /// grayscale p 0.2 → (if `blur`) Gaussian blur p 0.5 with kernel ≈ 10 % of `size`,
 /// σ ~ U(0.1, 2.0). No normalisation (CSI normalises inside the network).
@@ -47,7 +47,7 @@ pub fn simclr_cifar(size: usize) -> AugmentConfig {
     simclr(size, 0.5, false)
 }
 
-/// SupContrast / SSD CIFAR pipeline (METHODS §3.3): crop scale (0.2, 1), flip, jitter
+/// SupContrast / SSD CIFAR pipeline (docs/reference.md §3.3): crop scale (0.2, 1), flip, jitter
 /// (0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2, then `normalize`.
 pub fn supcon(size: usize, normalize: Normalize) -> AugmentConfig {
     AugmentConfig::from_steps(vec![
@@ -59,7 +59,7 @@ pub fn supcon(size: usize, normalize: Normalize) -> AugmentConfig {
     ])
 }
 
-/// CSI training pipeline (METHODS §3.2) in CSI's order: horizontal flip p 0.5 → **shift slot** →
+/// CSI training pipeline (docs/reference.md §3.2) in CSI's order: horizontal flip p 0.5 → **shift slot** →
 /// jitter (0.4, 0.4, 0.4, 0.1) p 0.8 → grayscale p 0.2 → `RandomResizedCrop(size, scale (0.08, 1))`.
 ///
 /// Not replicated from CSI's GPU code: the affine-grid crop with reflection padding, brightness
@@ -70,7 +70,7 @@ pub fn csi(size: usize) -> AugmentConfig {
     csi_with_scale(size, [0.08, 1.0])
 }
 
-/// CSI's evaluation augmentation (METHODS §2.4): as [`csi`] with the crop area fixed to 0.54.
+/// CSI's evaluation augmentation (docs/reference.md §2.4): as [`csi`] with the crop area fixed to 0.54.
 pub fn csi_eval(size: usize) -> AugmentConfig {
     csi_with_scale(size, [0.54, 0.54])
 }
@@ -85,7 +85,7 @@ fn csi_with_scale(size: usize, scale: [f64; 2]) -> AugmentConfig {
     ])
 }
 
-/// FIRM training pipeline (METHODS §3.4): **shift slot** (rotation of the raw image) →
+/// FIRM training pipeline (docs/reference.md §3.4): **shift slot** (rotation of the raw image) →
 /// `RandomResizedCrop(size, scale (0.25, 1), ratio 1:1)` → jitter (0.4, 0.4, 0.4, hue 0.4) p 1 →
 /// Gaussian blur kernel 3, σ ~ U(0.1, 2) p 0.75 → `normalize`. No flip, no grayscale.
 /// For Fashion-MNIST chain [`AugmentConfig::with_grey_to_rgb`].
@@ -109,7 +109,7 @@ pub fn firm(size: usize, normalize: Normalize) -> AugmentConfig {
     ])
 }
 
-/// FIRM's deterministic test transform (METHODS §3.6): resize the shorter side to
+/// FIRM's deterministic test transform (docs/reference.md §3.6): resize the shorter side to
 /// `⌊size·1.125⌋` (36 for 32, 72 for 64) → centre crop `size` → **shift slot** (the rotation
 /// ensemble rotates the processed image, §2.3) → `normalize`.
 pub fn firm_test(size: usize, normalize: Normalize) -> AugmentConfig {
@@ -124,7 +124,7 @@ pub fn firm_test(size: usize, normalize: Normalize) -> AugmentConfig {
     ])
 }
 
-/// FIRM's crop ensemble (METHODS §2.3, §6.11): the test transform, then
+/// FIRM's crop ensemble (docs/reference.md §2.3, §6.11): the test transform, then
 /// `RandomResizedCrop(size, scale (0.55, 1), ratio 1:1)`, then the **shift slot** (each crop is
 /// rotated), then `normalize`.
 pub fn firm_crop_ensemble(size: usize, normalize: Normalize) -> AugmentConfig {
@@ -140,13 +140,13 @@ pub fn firm_crop_ensemble(size: usize, normalize: Normalize) -> AugmentConfig {
     ])
 }
 
-/// SupContrast / SSD test transform (METHODS §3.6): `ToTensor → Normalize` only.
+/// SupContrast / SSD test transform (docs/reference.md §3.6): `ToTensor → Normalize` only.
 pub fn test_normalize(normalize: Normalize) -> AugmentConfig {
     AugmentConfig::from_steps(vec![Step::Normalize(normalize)])
 }
 
 /// Resize the shorter side, centre-crop, normalise (CON2 medical: 256 → 224, mean/std 0.5;
-/// METHODS §3.6).
+/// docs/reference.md §3.6).
 pub fn test_resize_center_crop(resize: usize, crop: usize, normalize: Normalize) -> AugmentConfig {
     AugmentConfig::from_steps(vec![
         Step::ResizeShorter { size: resize },
@@ -158,7 +158,7 @@ pub fn test_resize_center_crop(resize: usize, crop: usize, normalize: Normalize)
     ])
 }
 
-/// DROC's input for 28×28 grey images: zero-pad two pixels per side to 32×32 (METHODS §3.4).
+/// DROC's input for 28×28 grey images: zero-pad two pixels per side to 32×32 (docs/reference.md §3.4).
 pub fn droc_pad() -> AugmentConfig {
     AugmentConfig::from_steps(vec![Step::Pad {
         pixels: 2,

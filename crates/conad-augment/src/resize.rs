@@ -1,5 +1,5 @@
 //! Bilinear resampling with torchvision 0.14 tensor `F.resize(…, BILINEAR, antialias=False)`
-//! semantics, i.e. PyTorch `interpolate(mode="bilinear", align_corners=False)` (METHODS §3.1 step 1,
+//! semantics, i.e. PyTorch `interpolate(mode="bilinear", align_corners=False)` (docs/reference.md §3.1 step 1,
 //! §3.4, §3.6).
 //!
 //! Per output axis (f32 arithmetic as in ATen's CPU kernel): `scale = in/out`,

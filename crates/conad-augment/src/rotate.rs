@@ -1,4 +1,4 @@
-//! Rotations by k·90° as exact index permutations (METHODS §3.7): counter-clockwise, the
+//! Rotations by k·90° as exact index permutations (docs/reference.md §3.7): counter-clockwise, the
 //! direction of `torch.rot90(x, k, dims=(-2, -1))` (CSI) and of PIL/torchvision `rotate(90·k)`
 //! (FIRM), so one direction serves train and test.
 //!

@@ -1,5 +1,5 @@
-//! Shifting transforms (METHODS §3.7: rotations, CutPerm) and CON2 context transforms
-//! (METHODS §3.8: invert, vertical flip, equalize): deterministic transforms that *expand* a batch —
+//! Shifting transforms (docs/reference.md §3.7: rotations, CutPerm) and CON2 context transforms
+//! (docs/reference.md §3.8: invert, vertical flip, equalize): deterministic transforms that *expand* a batch —
 //! every source image appears once per shift — as opposed to the random content augmentations.
 //!
 //! A pipeline marks where the shift acts with a [`crate::config::Step::Shift`] slot (CSI: after the

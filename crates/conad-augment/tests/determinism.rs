@@ -1,4 +1,4 @@
-//! Reproducibility (METHODS §7, COMMON "same seed → bit-identical whatever the thread count"):
+//! Reproducibility (docs/reference.md §7, COMMON "same seed → bit-identical whatever the thread count"):
 //! the same key gives bit-identical views, and batches computed on a 1-thread and a 2-thread
 //! rayon pool are identical.
 
@@ -85,7 +85,7 @@ fn same_key_same_view_other_key_other_view() {
 
 #[test]
 fn grey_fashion_mnist_through_firm_is_reproducible() {
-    // 28×28 grey images, replicated to RGB, through FIRM with rotations (METHODS §3.4).
+    // 28×28 grey images, replicated to RGB, through FIRM with rotations (docs/reference.md §3.4).
     let data = random_u8(6, 28, 28, 1, 3);
     let batch = ImageBatchU8::new(&data, 6, 28, 28, 1).unwrap();
     let cfg = presets::firm(32, Normalize::fashion_mnist()).with_grey_to_rgb();

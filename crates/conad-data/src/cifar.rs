@@ -6,7 +6,7 @@
 //!   planes). Class names from `batches.meta.txt` when present, else the standard ten.
 //! - CIFAR-100: `train.bin`, `test.bin`; 3074-byte records = coarse label byte, fine label byte,
 //!   3072 pixel bytes. Every record's coarse label is checked against the official fine→coarse
-//!   array (METHODS §4.1); names from `coarse_label_names.txt` / `fine_label_names.txt` when present.
+//!   array (docs/reference.md §4.1); names from `coarse_label_names.txt` / `fine_label_names.txt` when present.
 //!
 //! Both loaders also look inside the folder the official archives extract to
 //! (`cifar-10-batches-bin/`, `cifar-100-binary/`) when given its parent.
@@ -48,7 +48,7 @@ pub enum Cifar100Labels {
     /// The 20 superclasses of the official mapping (the one-class benchmark; default).
     #[default]
     Coarse,
-    /// The 20 superclasses of the CSI repository's list (METHODS §4.1 last column, §6.20).
+    /// The 20 superclasses of the CSI repository's list (docs/reference.md §4.1 last column, §6.20).
     CoarseCsi,
     /// The 100 fine classes.
     Fine,

@@ -191,7 +191,7 @@ impl Dataset {
 
     /// Every image turned `quarter_turns` × 90° counter-clockwise (`numpy.rot90` on the
     /// height/width axes; odd turns swap height and width). Used by FIRM's rotation ensemble
-    /// (METHODS §2.3), which scores each test rotation against the same-rotation training bank.
+    /// (docs/reference.md §2.3), which scores each test rotation against the same-rotation training bank.
     pub fn rot90(&self, quarter_turns: u8) -> Dataset {
         let (h, w, c) = (self.height, self.width, self.channels);
         let k = quarter_turns % 4;
@@ -227,7 +227,7 @@ impl Dataset {
         }
     }
 
-    /// The same images with 3 channels: grey images are replicated to R = G = B (METHODS §4.1,
+    /// The same images with 3 channels: grey images are replicated to R = G = B (docs/reference.md §4.1,
     /// Fashion-MNIST "convert to 3 channels by replication"); RGB data sets are returned as is.
     pub fn to_rgb(&self) -> Dataset {
         if self.channels == 3 {
@@ -280,7 +280,7 @@ pub struct LoadedData {
     /// Test split.
     pub test: Dataset,
     /// The conventional normal class(es) of this data set when it has one (MedMNIST by name,
-    /// METHODS §4.2; image folders: `good`). `None` for one-vs-rest benchmarks (CIFAR, MNIST).
+    /// docs/reference.md §4.2; image folders: `good`). `None` for one-vs-rest benchmarks (CIFAR, MNIST).
     pub default_normal_classes: Option<Vec<u32>>,
     /// Remarks made while loading (e.g. how many CIFAR-10 training batches were found).
     pub notes: Vec<String>,

@@ -121,7 +121,7 @@ pub enum Error {
         fine: u8,
         /// Coarse label stored in the record.
         coarse: u8,
-        /// Coarse label given by the official mapping (METHODS §4.1).
+        /// Coarse label given by the official mapping (docs/reference.md §4.1).
         expected: u8,
     },
 

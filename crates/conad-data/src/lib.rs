@@ -7,10 +7,10 @@
 //!   `cifar10:/data/cifar10`, `folder:/data/bottle,size=64x64`, `embedded:fashion-mnist`).
 //! - [`Dataset`] holds uint8 images `(N, H, W, C)` in one buffer (never a float copy of the set),
 //!   labels and class names; [`LoadedData`] groups train / val / test.
-//! - **Protocols** (METHODS §4): [`OneClassProtocol`] (one-vs-rest, contamination γ of
-//!   METHODS §4.3/§6.19, stratified subsampling), CIFAR-100 superclasses with the official or
-//!   CSI mapping ([`SuperclassMapping`], METHODS §4.1/§6.20), MedMNIST normal-label conventions
-//!   ([`medmnist::CONVENTIONS`], METHODS §4.2). All randomness comes from [`conad_rng::SeedTree`].
+//! - **Protocols** (docs/reference.md §4): [`OneClassProtocol`] (one-vs-rest, contamination γ of
+//!   docs/reference.md §4.3/§6.19, stratified subsampling), CIFAR-100 superclasses with the official or
+//!   CSI mapping ([`SuperclassMapping`], docs/reference.md §4.1/§6.20), MedMNIST normal-label conventions
+//!   ([`medmnist::CONVENTIONS`], docs/reference.md §4.2). All randomness comes from [`conad_rng::SeedTree`].
 //! - [`npy`]: a small `.npy` reader/writer, also used by the CLI for embedding matrices.
 //!
 //! ```

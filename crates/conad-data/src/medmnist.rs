@@ -1,5 +1,5 @@
 //! MedMNIST v2 `.npz` archives (Yang et al., Scientific Data 2023) and their normal-label
-//! conventions (METHODS §4.2).
+//! conventions (docs/reference.md §4.2).
 //!
 //! Keys: `train_images`, `train_labels`, `val_images`, `val_labels`, `test_images`, `test_labels`.
 //! Images: uint8 `(N, H, W)` (grey) or `(N, H, W, 3)` (RGB). Labels: uint8 or int64, `(N, 1)` or
@@ -34,7 +34,7 @@ pub struct MedMnistConvention {
     pub normal_label: u32,
 }
 
-/// Conventions for the MedMNIST data sets METHODS §4.2 uses.
+/// Conventions for the MedMNIST data sets docs/reference.md §4.2 uses.
 pub const CONVENTIONS: [MedMnistConvention; 3] = [
     MedMnistConvention {
         name: "breastmnist",

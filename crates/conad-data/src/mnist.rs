@@ -2,7 +2,7 @@
 //! accepted file names), and from IDX bytes held in memory (the embedded subset).
 //!
 //! Fashion-MNIST (Xiao, Rasul, Vollgraf 2017): 60 000 / 10 000 grey 28×28 images, 6 000 / 1 000
-//! per class; classes 0 T-shirt/top … 9 Ankle boot (METHODS §4.1).
+//! per class; classes 0 T-shirt/top … 9 Ankle boot (docs/reference.md §4.1).
 
 use crate::dataset::{Dataset, LoadedData};
 use crate::error::{Error, Result};

@@ -1,9 +1,9 @@
-//! The one-class ("one-vs-rest") protocol, with optional contamination (METHODS §4.1–§4.3,
+//! The one-class ("one-vs-rest") protocol, with optional contamination (docs/reference.md §4.1–§4.3,
 //! §6.19) and stratified subsampling.
 //!
-//! - Train = the training-split images of the normal class(es) only (METHODS §4.1).
+//! - Train = the training-split images of the normal class(es) only (docs/reference.md §4.1).
 //! - Test = the whole test split; `test_is_anomaly[i]` = the label is not a normal class.
-//! - Contamination γ (MIL-Conv, METHODS §4.3 / §6.19): anomalies make up γ of the *final*
+//! - Contamination γ (MIL-Conv, docs/reference.md §4.3 / §6.19): anomalies make up γ of the *final*
 //!   training set, `n_anom = round(γ · n_norm / (1 − γ))`, drawn uniformly without replacement
 //!   from the other classes' training images. `train_is_contaminant` flags them (diagnostics
 //!   only: training must not use it).
@@ -16,7 +16,7 @@
 //!
 //! The training set keeps the data set's order (normal images and contaminants interleaved as in
 //! the original split); `train_source_indices` maps each training image back to the split.
-//! MedMNIST validation splits are not used (METHODS §4.2).
+//! MedMNIST validation splits are not used (docs/reference.md §4.2).
 
 use crate::dataset::{Dataset, LoadedData};
 use crate::error::{Error, Result};
@@ -79,7 +79,7 @@ impl OneClassTask {
 }
 
 /// `round(γ · n_norm / (1 − γ))`: anomalies needed so that they form γ of the final training set
-/// (METHODS §6.19).
+/// (docs/reference.md §6.19).
 pub fn contamination_count(gamma: f64, n_norm: usize) -> usize {
     (gamma * n_norm as f64 / (1.0 - gamma)).round() as usize
 }

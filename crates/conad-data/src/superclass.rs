@@ -1,14 +1,14 @@
 //! CIFAR-100's 20 superclasses: the official fine→coarse mapping and the CSI repository's list
-//! (METHODS §4.1 table, §6.20).
+//! (docs/reference.md §4.1 table, §6.20).
 //!
 //! The CSI repository (alinlab/CSI, acknowledged in its issue #21) hard-codes a superclass list
 //! that is shifted by one for several fine ids in 25–39. It is still a partition of the 100 fine
 //! classes into 20 × 5, but not the official one. Use [`SuperclassMapping::Official`] by default and
-//! [`SuperclassMapping::Csi`] only to reproduce CSI's 89.6 (METHODS §6.20).
+//! [`SuperclassMapping::Csi`] only to reproduce CSI's 89.6 (docs/reference.md §6.20).
 
 use serde::{Deserialize, Serialize};
 
-/// Official CIFAR-100 fine→coarse array (index = fine label, alphabetical), METHODS §4.1.
+/// Official CIFAR-100 fine→coarse array (index = fine label, alphabetical), docs/reference.md §4.1.
 pub const FINE_TO_COARSE: [u8; 100] = [
     4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15,
     3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4,
@@ -16,7 +16,7 @@ pub const FINE_TO_COARSE: [u8; 100] = [
     16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
 ];
 
-/// The CSI repository's superclass list: fine ids of each of the 20 superclasses (METHODS §4.1,
+/// The CSI repository's superclass list: fine ids of each of the 20 superclasses (docs/reference.md §4.1,
 /// last column).
 pub const CSI_SUPERCLASSES: [[u8; 5]; 20] = [
     [4, 31, 55, 72, 95],
@@ -225,7 +225,7 @@ impl SuperclassMapping {
 mod tests {
     use super::*;
 
-    /// METHODS §4.1 table, "fine ids (official)" column.
+    /// docs/reference.md §4.1 table, "fine ids (official)" column.
     const OFFICIAL_TABLE: [[u8; 5]; 20] = [
         [4, 30, 55, 72, 95],
         [1, 32, 67, 73, 91],
@@ -263,7 +263,7 @@ mod tests {
         }
         assert_eq!(counts, [5; 20]);
         assert_eq!(SuperclassMapping::Csi.members(), CSI_SUPERCLASSES);
-        // The two mappings differ exactly on the ids METHODS marks in bold (25–39 range).
+        // The two mappings differ exactly on the ids docs/reference.md §4.1 marks (25–39 range).
         let off = FINE_TO_COARSE;
         let differ: Vec<usize> = (0..100).filter(|&f| t[f] != off[f]).collect();
         assert_eq!(
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn names_agree_with_the_table() {
-        // Spot checks from the METHODS table's "fine names" column.
+        // Spot checks from the CIFAR-100 fine-name table (docs/reference.md §4.1).
         let m = SuperclassMapping::Official.members();
         let names = |c: usize| {
             m[c].iter()

@@ -1,4 +1,4 @@
-//! One-class / contamination / subsampling protocols (METHODS §4.1–§4.3, §6.19) on the embedded
+//! One-class / contamination / subsampling protocols (docs/reference.md §4.1–§4.3, §6.19) on the embedded
 //! Fashion-MNIST subset (300 train / 100 test per class) and small hand-built data sets.
 
 use conad_data::{

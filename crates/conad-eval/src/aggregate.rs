@@ -1,4 +1,4 @@
-//! Aggregation of metrics over classes and seeds (METHODS §4.1, §4.6, §6.23).
+//! Aggregation of metrics over classes and seeds (docs/reference.md §4.1, §4.6, §6.23).
 //!
 //! A [`ResultsTable`] holds one [`Record`] per (dataset, method, normal class, seed) run. The
 //! one-class protocol trains one model per normal class, so the headline number of a method is the

@@ -1,4 +1,4 @@
-//! AULC: area under the learning curve of test AUROCs (FIRM; METHODS §4.7).
+//! AULC: area under the learning curve of test AUROCs (FIRM; docs/reference.md §4.7).
 //!
 //! FIRM evaluates the test AUROC every `save_freq` epochs, giving `a₁ … a_n`, places the points at
 //! `x = linspace(0, 1, n)` (spacing `h = 1/(n−1)`) and integrates with Simpson's rule. Here:

@@ -1,4 +1,4 @@
-//! AUROC as a rank statistic with mid-ranks for ties (METHODS §4.6).
+//! AUROC as a rank statistic with mid-ranks for ties (docs/reference.md §4.6).
 //!
 //! With `n₊` anomalies (positives) and `n₋` normals, and mid-ranks (tied scores share the average
 //! of the ranks they occupy) in ascending score order,

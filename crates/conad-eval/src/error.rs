@@ -1,7 +1,7 @@
 //! The crate's one error type.
 //!
 //! Every variant carries the offending value and its message says how to fix the input. Metric
-//! functions never panic on bad input and never sort NaNs (METHODS §4.6: "NaNs must be rejected,
+//! functions never panic on bad input and never sort NaNs (docs/reference.md §4.6: "NaNs must be rejected,
 //! not sorted").
 
 use std::path::PathBuf;

@@ -1,14 +1,14 @@
 //! Evaluation for conad: tie-correct AUROC and the other one-class anomaly-detection metrics,
 //! aggregation over classes and seeds, report writers and figures.
 //!
-//! Specification: METHODS §4.6 (AUROC and ties), §4.7 (AULC), §4.1 and §6.23 (averaging over
+//! Specification: docs/reference.md §4.6 (AUROC and ties), §4.7 (AULC), §4.1 and §6.23 (averaging over
 //! classes and seeds).
 //!
 //! # Conventions
 //! - **Label `true` = anomaly = positive class; label `false` = normal.**
 //! - **Higher score = more anomalous.** Negate normality scores (higher = more normal) first.
 //!   AUROC is the same number for (anomaly scores, anomaly positive) and (normality scores, normal
-//!   positive) — METHODS §4.6 — but AUPR and FPR@95%TPR are defined here with anomalies as
+//!   positive) — docs/reference.md §4.6 — but AUPR and FPR@95%TPR are defined here with anomalies as
 //!   positives on anomaly scores only.
 //! - Metric values are fractions in `[0, 1]`; Markdown tables print percent with one decimal.
 //! - Bad input (length mismatch, empty input, NaN/±∞ score, only one class) is a typed

@@ -3,8 +3,8 @@
 //! # Conventions (the whole crate)
 //! - **Label `true` = anomaly = the positive class; label `false` = normal.**
 //! - **Higher score = more anomalous.** Normality scores (higher = more normal, the sign used in
-//!   METHODS §2) must be negated first. AUROC is unchanged by flipping both the sign and the
-//!   positive class (METHODS §4.6), but AUPR and FPR@95%TPR are not symmetric: here they are always
+//!   docs/reference.md §2) must be negated first. AUROC is unchanged by flipping both the sign and the
+//!   positive class (docs/reference.md §4.6), but AUPR and FPR@95%TPR are not symmetric: here they are always
 //!   computed with anomalies as positives on anomaly scores.
 //! - Ties are scores that compare equal as `f64`; `-0.0` and `+0.0` are one tied value (as in numpy).
 //!

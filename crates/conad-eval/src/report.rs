@@ -2,7 +2,7 @@
 //!
 //! Numbers in JSON and CSV are fractions in `[0, 1]` at full precision (shortest representation
 //! that round-trips); Markdown tables show **percent with one decimal** as the papers do
-//! (METHODS §4.6). Undefined stds (one value, see [`crate::aggregate`]) are JSON `null`, empty CSV
+//! (docs/reference.md §4.6). Undefined stds (one value, see [`crate::aggregate`]) are JSON `null`, empty CSV
 //! fields, and no "±" in Markdown.
 
 use std::fmt::Write as _;

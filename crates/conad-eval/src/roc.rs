@@ -1,4 +1,4 @@
-//! ROC curve points with sklearn's semantics, and FPR at a fixed TPR (METHODS §4.6).
+//! ROC curve points with sklearn's semantics, and FPR at a fixed TPR (docs/reference.md §4.6).
 //!
 //! Conventions as in [`crate::ranking`]: label `true` = anomaly = positive, higher score = more
 //! anomalous.

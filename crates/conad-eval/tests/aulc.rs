@@ -1,4 +1,4 @@
-//! AULC (METHODS §4.7): composite Simpson + final trapezoid, checked against scipy.
+//! AULC (docs/reference.md §4.7): composite Simpson + final trapezoid, checked against scipy.
 
 use conad_eval::{Error, aulc};
 

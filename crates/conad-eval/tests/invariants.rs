@@ -47,7 +47,7 @@ fn pairwise(s: &[f64], y: &[bool]) -> f64 {
     twice_u as f64 / (2 * pairs) as f64
 }
 
-/// The textbook mid-rank formula (METHODS §4.6), ranks from an explicit sort.
+/// The textbook mid-rank formula (docs/reference.md §4.6), ranks from an explicit sort.
 fn mid_rank(s: &[f64], y: &[bool]) -> f64 {
     let mut idx: Vec<usize> = (0..s.len()).collect();
     idx.sort_by(|&a, &b| s[a].total_cmp(&s[b]));

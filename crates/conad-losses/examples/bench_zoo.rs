@@ -1,5 +1,5 @@
 //! Per-step cost of the objective zoo: forward + backward of each objective at the batch sizes of
-//! METHODS §1.3–§1.8, f32 on the CPU, composed and (where offered) fused compute paths.
+//! docs/reference.md §1.3–§1.8, f32 on the CPU, composed and (where offered) fused compute paths.
 //!
 //! ```text
 //! cargo run --release -p conad-losses --example bench_zoo [-- --quick]

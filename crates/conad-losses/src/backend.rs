@@ -1,5 +1,5 @@
 //! Compute path of the objectives that reduce to the plain masked InfoNCE of one contrast set
-//! whose mask follows from row ids (METHODS §0 "Generic kernel"): NT-Xent over CSI's 8N shifted
+//! whose mask follows from row ids (docs/reference.md §0 "Generic kernel"): NT-Xent over CSI's 8N shifted
 //! views (§1.3), CON2's context and content losses (§1.4), UniCLR without soft aggregation and
 //! FIRM (§1.5, §1.6), MSC's contrastive term (§1.8).
 //!

@@ -1,6 +1,6 @@
 //! CON2 — context contrasting and content alignment ("Two Is Better Than One: Aligned
 //! Representation Pairs for Anomaly Detection", eqs. 1 (ℓ), 5 (L_Context), 7 (L_Content), 8 (total)
-//! and the appendix SupCon form; METHODS §1.4,
+//! and the appendix SupCon form; docs/reference.md §1.4,
 //! §6.1–6.2).
 //!
 //! **Layout**: `N` source images `x` and their context-transformed copies `t_c(x)` form `2N`
@@ -17,9 +17,9 @@
 //!   with source-image labels.
 //! * **Total** `L = L_Context + α·L_Content`, α annealed linearly from `alpha_start` (0) to
 //!   `alpha_end` (1) per optimisation step: `α = start + (end − start)·min(step / total, 1)`,
-//!   α = 0 at the first step (METHODS §6.2).
+//!   α = 0 at the first step (docs/reference.md §6.2).
 //!
-//! τ is not stated by the paper; the default 0.1 for both heads follows METHODS §6.1.
+//! τ is not stated by the paper; the default 0.1 for both heads follows docs/reference.md §6.1.
 
 use candle_core::Tensor;
 use conad_kernels::{PositiveRule, RowIds};
@@ -34,7 +34,7 @@ use crate::info_nce::ensure_finite;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Con2Config {
-    /// τ of L_Context (METHODS §6.1: 0.1; sweep {0.07, 0.1, 0.2, 0.5}).
+    /// τ of L_Context (docs/reference.md §6.1: 0.1; sweep {0.07, 0.1, 0.2, 0.5}).
     pub context_temperature: f64,
     /// τ of L_Content.
     pub content_temperature: f64,

@@ -1,5 +1,5 @@
 //! CSI: contrasting shifted instances (Tack et al. 2020, <https://arxiv.org/abs/2007.08176>,
-//! L_con-SI, L_cls-SI and L_CSI of §2.1; alinlab/CSI `simclr_CSI` mode; METHODS §1.3).
+//! L_con-SI, L_cls-SI and L_CSI of §2.1; alinlab/CSI `simclr_CSI` mode; docs/reference.md §1.3).
 //!
 //! **Layout** (view-major over a shift-expanded batch): `N` images, `K` shifts (4 rotations),
 //! two views → `2·K·N` rows

@@ -142,7 +142,7 @@ pub enum Error {
     /// Literal MIL-Conv sampling weights (p ∝ s) are negative or all zero.
     #[error(
         "{set} sampling weight at row {row} is {value}: the literal reading p ∝ s needs s > 0; \
-         use `SamplingRule::Shifted` (METHODS §6.16)"
+         use `SamplingRule::Shifted` (docs/reference.md §6.16)"
     )]
     InvalidSamplingWeight {
         /// `normal` (p⁺) or `abnormal` (p⁻).

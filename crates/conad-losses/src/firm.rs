@@ -1,11 +1,11 @@
 //! FIRM — Focused In-distribution Representation Modeling ("Learning In-Distribution
 //! Representations for Anomaly Detection", eq. 2 (NT-Xent eq. 1); Willtl/firm `FIRMLoss` /
-//! `FIRMLossv2`; METHODS §1.6, §6.9–6.10).
+//! `FIRMLossv2`; docs/reference.md §1.6, §6.9–6.10).
 //!
 //! A batch holds `N` items, each an inlier with class label `y ≥ 0` or a synthetic outlier
 //! (shifted copy, OE image) with label `y < 0` (−1), and two views `z¹, z²` of every item.
 //!
-//! * [`FirmVariant::Pairwise`] (`FIRMLoss`, used for the paper's numbers, METHODS §6.9):
+//! * [`FirmVariant::Pairwise`] (`FIRMLoss`, used for the paper's numbers, docs/reference.md §6.9):
 //!   logits `z¹ z²ᵀ / τ` (N×N), view-1 rows are the anchors, all N view-2 rows the keys (no
 //!   self-pair exists). Inlier anchor `i`: uniform target over the inlier keys of its class,
 //!   **including `j = i`** (its own second view); outlier anchor: one-hot on `j = i`.
@@ -16,7 +16,7 @@
 //!   row `i ± N` only; mean over 2N rows. With one inlier class and τ = 0.5 this is UniCon-HA's
 //!   UniCLR ([`crate::UniClr`]).
 //!
-//! Golden mask (METHODS §1.6): labels `[1, 2, 2, −1, −1]` → concat row 0 has its only positive
+//! Golden mask (docs/reference.md §1.6): labels `[1, 2, 2, −1, −1]` → concat row 0 has its only positive
 //! at column 5; rows 1, 2 are positives of each other and of columns 6, 7; rows 3, 4 only at 8,
 //! 9; the lower half mirrors this.
 

@@ -1,4 +1,4 @@
-//! Generic masked multi-positive InfoNCE (METHODS §0 "Generic kernel"; Khosla et al. 2020,
+//! Generic masked multi-positive InfoNCE (docs/reference.md §0 "Generic kernel"; Khosla et al. 2020,
 //! "Supervised Contrastive Learning", eqs. 2–3, <https://arxiv.org/abs/2004.11362>).
 //!
 //! Inputs: anchors `Q ∈ R^{M×d}`, keys `K ∈ R^{M'×d}`, a denominator mask `valid[M×M']`, positive
@@ -27,7 +27,7 @@ use crate::error::{Error, Result, check_temperature};
 use crate::masks::ContrastMasks;
 
 /// How an anchor's positives are combined and what happens to anchors without positives
-/// (METHODS §0). One definition shared with the fused kernel crate (`conad-kernels`), re-exported
+/// (docs/reference.md §0). One definition shared with the fused kernel crate (`conad-kernels`), re-exported
 /// here, so a config means the same thing on both compute paths.
 pub use conad_kernels::{EmptyAnchors, PositiveReduction};
 

@@ -1,5 +1,5 @@
 //! Knowledge Exposure contrastive loss ("Enhancing Anomaly Detection Generalization through
-//! Knowledge Exposure: The Dual Effects of Augmentation", eq. 1; METHODS §1.7, §6.13).
+//! Knowledge Exposure: The Dual Effects of Augmentation", eq. 1; docs/reference.md §1.7, §6.13).
 //!
 //! For anchor `x` with representations of its positive transforms `{x⁺} = {T(x): T ∈ T⁺}` and
 //! negative transforms `{x⁻} = {T(x): T ∈ T⁻}` (K = 2 each, chosen per class by Wasserstein
@@ -9,7 +9,7 @@
 //!
 //! — the `L_in` reduction ([`crate::PositiveReduction::LogSumProb`]) scaled by `1/|{x⁺}|`
 //! outside the log, as eq. 1 writes it; τ = 0.2; mean over the batch's anchors. The
-//! denominator set `D(x)` is the ambiguous part (METHODS §6.13), a config enum:
+//! denominator set `D(x)` is the ambiguous part (docs/reference.md §6.13), a config enum:
 //!
 //! * [`KeNegatives::OwnOnly`] (eq. 1 literally): `D(x) = {x⁺} ∪ {x⁻}`, the anchor's own
 //!   transforms only.
@@ -17,7 +17,7 @@
 //!   other anchors and all their transforms — is a negative (standard InfoNCE). The anchor
 //!   itself never is. The two readings differ only by these in-batch negatives.
 //!
-//! METHODS §6.13 also recommends a second standard SimCLR view of `x` as an extra positive:
+//! docs/reference.md §6.13 also recommends a second standard SimCLR view of `x` as an extra positive:
 //! pass it as one more slice of `positives`.
 
 use candle_core::Tensor;
@@ -30,7 +30,7 @@ use crate::info_nce::{
 };
 use crate::masks::ContrastMasks;
 
-/// Which keys enter the denominator (METHODS §6.13, flag `ke_in_batch_negatives`).
+/// Which keys enter the denominator (docs/reference.md §6.13, flag `ke_in_batch_negatives`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeNegatives {

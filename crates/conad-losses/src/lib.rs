@@ -1,5 +1,5 @@
 //! Contrastive losses for conad, all on one generic masked multi-positive InfoNCE kernel
-//! (METHODS §0 "Generic kernel").
+//! (docs/reference.md §0 "Generic kernel").
 //!
 //! Kernel and building blocks:
 //!
@@ -18,7 +18,7 @@
 //!
 //! | type | objective | source |
 //! |---|---|---|
-//! | [`NtXent`] | SimCLR 2N×2N NT-Xent; FIRM's one-directional N×N variant | METHODS §1.1; Chen et al. 2020 eq. 1 |
+//! | [`NtXent`] | SimCLR 2N×2N NT-Xent; FIRM's one-directional N×N variant | docs/reference.md §1.1; Chen et al. 2020 eq. 1 |
 //! | [`SupCon`] | HobbitLong/SupContrast conventions, `contrast_mode`, τ/τ_base | §1.2; Khosla et al. 2020 eq. 2 |
 //! | [`Csi`] | L_con-SI over the 2·K·N shifted views + λ·L_cls-SI | §1.3; Tack et al. 2020 §2.1 |
 //! | [`Con2`] | L_Context + α·L_Content, α annealed per step | §1.4, §6.1–6.2; CON2 eqs. 1, 5, 7, 8 |
@@ -36,7 +36,7 @@
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use conad_losses::{NtXent, NtXentConfig};
-//! // Two orthogonal images whose two views are identical (METHODS §7).
+//! // Two orthogonal images whose two views are identical (docs/reference.md §7).
 //! let z = Tensor::new(&[[1f64, 0.], [0., 1.]], &Device::Cpu)?;
 //! let loss = NtXent::new(NtXentConfig { temperature: 0.5, ..Default::default() })?
 //!     .forward(&z, &z)?

@@ -1,11 +1,11 @@
-//! Anchor/key masks for the generic masked InfoNCE kernel (METHODS §0 "Generic kernel").
+//! Anchor/key masks for the generic masked InfoNCE kernel (docs/reference.md §0 "Generic kernel").
 //!
 //! A [`ContrastMasks`] holds, for `M` anchors and `M'` keys, which keys enter each anchor's
 //! denominator (`valid`) and the non-negative weight of each positive (`pos_weight`, 0 = not a
 //! positive). Masks live on the host: they are built from labels and batch layout, validated once,
 //! and uploaded to the device by the kernel.
 //!
-//! Builders use the **view-major layout** of METHODS §0: a batch of `n` images with `v` views is
+//! Builders use the **view-major layout** of docs/reference.md §0: a batch of `n` images with `v` views is
 //! `[view 0 of images 0..n ; view 1 of images 0..n ; …]`, so key row `r` is image `r mod n`, view
 //! `r / n`, and the positive of row `i` in a two-view batch is row `(i + n) mod 2n`. Self-exclusion:
 //! the anchor itself is removed from both its positives and its denominator; other views of the
@@ -144,7 +144,7 @@ impl ContrastMasks {
         }))
     }
 
-    /// FIRM's pairwise NT-Xent (`NTXentLoss`, METHODS §1.1): anchors are the `n` view-1 rows, keys
+    /// FIRM's pairwise NT-Xent (`NTXentLoss`, docs/reference.md §1.1): anchors are the `n` view-1 rows, keys
     /// the `n` view-2 rows; every key is in the denominator (no self-pair exists) and the positive
     /// of anchor `i` is key `i`.
     pub fn pairwise_diagonal(n: usize) -> Self {
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn image_pair_mask_reproduces_firm_concat_golden_mask() {
-        // METHODS §1.6: labels [1, 2, 2, −1, −1] (B = 5). Inliers are positives of same-class
+        // docs/reference.md §1.6: labels [1, 2, 2, −1, −1] (B = 5). Inliers are positives of same-class
         // inliers; an outlier (−1) only of its own other view.
         let y = [1, 2, 2, -1, -1];
         let same: Vec<bool> = (0..5)

@@ -1,7 +1,7 @@
 //! MIL-Conv: multi-instance learning with convex representations on contaminated data ("Learn
 //! Discrimination from Contaminated Data: Multi-Instance Learning with Convex Representation for
 //! Unsupervised Anomaly Detection", eqs. 2 (scores), 4 (sampling), 5 (convex
-//! representation), 6 (L_Conv) and 10 (total); METHODS §1.8, §6.16–6.18).
+//! representation), 6 (L_Conv) and 10 (total); docs/reference.md §1.8, §6.16–6.18).
 //!
 //! Per batch of `N` L2-normalised features `Z`:
 //!
@@ -34,7 +34,7 @@ use crate::error::{Error, Result, check_temperature};
 use crate::info_nce::ensure_finite;
 use crate::normalize::{L2_EPS, l2_normalize};
 
-/// How sampling probabilities follow from the scores (METHODS §6.16).
+/// How sampling probabilities follow from the scores (docs/reference.md §6.16).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplingRule {
@@ -96,7 +96,11 @@ impl MilConvConfig {
             })
         };
         if self.neighbours == 0 {
-            return bad("neighbours", "0".into(), "K ≥ 1 (METHODS §6.16: 5)");
+            return bad(
+                "neighbours",
+                "0".into(),
+                "K ≥ 1 (docs/reference.md §6.16: 5)",
+            );
         }
         if !(self.abnormal_fraction > 0.0 && self.abnormal_fraction < 1.0) {
             return bad(

@@ -1,5 +1,5 @@
 //! Mean-Shifted Contrastive loss (Reiss & Hoshen 2023, "Mean-Shifted Contrastive Loss for
-//! Anomaly Detection"; talreiss/Mean-Shifted-Anomaly-Detection; METHODS §1.8, §6.18),
+//! Anomaly Detection"; talreiss/Mean-Shifted-Anomaly-Detection; docs/reference.md §1.8, §6.18),
 //! MIL-Conv's `L_Mean`.
 //!
 //! With L2-normalised features `f` and a fixed centre `c` (the L2-normalised mean of the
@@ -8,7 +8,7 @@
 //! * **contrastive term**: NT-Xent (2N×2N, diagonal removed, mean over 2N, τ = 0.25) on the
 //!   re-centred features `f̃ = (f − c)/‖f − c‖`; positives = the other view of the same instance.
 //!   For MIL-Conv pass CSI's 8N shifted views as `f1` = view 1 (4N rows), `f2` = view 2: the
-//!   positive of row `r` is then `r ± 4N` and other rotations are negatives (METHODS §1.8).
+//!   positive of row `r` is then `r ± 4N` and other rotations are negatives (docs/reference.md §1.8).
 //! * **angular centre term**: `mean_i ‖f¹_i − c‖² + mean_i ‖f²_i − c‖²` (= `2 − 2 f·c` per row
 //!   for unit vectors), weight 1 in MSC.
 //!

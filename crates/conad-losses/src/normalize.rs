@@ -1,4 +1,4 @@
-//! L2 normalisation of projections (METHODS §0: `z = h/‖h‖`, ε ≈ 1e-8 in the norm).
+//! L2 normalisation of projections (docs/reference.md §0: `z = h/‖h‖`, ε ≈ 1e-8 in the norm).
 
 use candle_core::{D, Tensor};
 

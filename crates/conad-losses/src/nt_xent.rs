@@ -1,4 +1,4 @@
-//! NT-Xent / SimCLR loss (Chen et al. 2020, <https://arxiv.org/abs/2002.05709>; METHODS §1.1) on
+//! NT-Xent / SimCLR loss (Chen et al. 2020, <https://arxiv.org/abs/2002.05709>; docs/reference.md §1.1) on
 //! the generic kernel.
 //!
 //! * [`NtXentVariant::Symmetric`]: the 2N×2N form of SimCLR, CSI `NT_xent`, HobbitLong

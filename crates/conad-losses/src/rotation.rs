@@ -1,10 +1,10 @@
-//! Rotation-prediction cross-entropy (RotNet / "Rot. Pred.", METHODS §1.9; also CSI's
+//! Rotation-prediction cross-entropy (RotNet / "Rot. Pred.", docs/reference.md §1.9; also CSI's
 //! L_cls-SI, §1.3, and MIL-Conv's L_Rot, §1.8): a linear head on the encoder feature predicts
 //! which of `K` shifts (rotations 0°, 90°, 180°, 270°) was applied;
 //! `L = −(1/M) Σ_m log softmax(logits_m)_{y_m}`.
 //!
 //! Shift labels of a shift-expanded batch are block-major ([`shift_labels`]): with `n` images
-//! and `K` shifts, rows `[k·n, (k+1)·n)` carry label `k`, repeated for every view (METHODS §1.3
+//! and `K` shifts, rows `[k·n, (k+1)·n)` carry label `k`, repeated for every view (docs/reference.md §1.3
 //! step 3).
 
 use candle_core::{D, Tensor};

@@ -1,5 +1,5 @@
 //! Supervised contrastive loss (Khosla et al. 2020, <https://arxiv.org/abs/2004.11362>) with the
-//! conventions of HobbitLong/SupContrast (METHODS §1.2), on the generic kernel.
+//! conventions of HobbitLong/SupContrast (docs/reference.md §1.2), on the generic kernel.
 //!
 //! `features` is `[bsz, n_views, d]` (L2-normalised). Views are concatenated view-major into
 //! `n_views·bsz` keys; anchors are all keys (`AnchorViews::All`) or view 0 (`First`). Positives:

@@ -1,5 +1,5 @@
 //! UniCon-HA: unilaterally aggregated contrastive learning with soft aggregation and
-//! hierarchical augmentation (Wang et al., ICCV 2023, eqs. 1, 4–9; METHODS §1.5, §6.6–6.7).
+//! hierarchical augmentation (Wang et al., ICCV 2023, eqs. 1, 4–9; docs/reference.md §1.5, §6.6–6.7).
 //!
 //! A batch holds `M` samples — inliers (`D_in`) and virtual outliers (rotations of inliers,
 //! `D_vout`, 1:3) — with two views each, stacked view-major into `2M` rows `[z¹; z²]`.
@@ -8,7 +8,7 @@
 //!   all other inlier views (`2B − 1`); outlier anchor: positive = its own other view only;
 //!   denominator = the `2M − 1` other rows; `L_out`, mean over the `2M` anchors. Identical to
 //!   FIRM's concat mask ([`crate::Firm`]) with one inlier class.
-//! * **Soft aggregation** (eqs. 6–7, METHODS §6.6 reading): weights of the `I = 2B` inlier views
+//! * **Soft aggregation** (eqs. 6–7, docs/reference.md §6.6 reading): weights of the `I = 2B` inlier views
 //!   `ω_i = Σ_{j≠i} e^{z_i·z_j/τ_ω} / Σ_k Σ_{j≠k} e^{z_k·z_j/τ_ω}` (sums over inlier views),
 //!   **detached**, rescaled to mean 1 (`ω ← I·ω`); pair weights `π_ij = ω_i ω_j`; the inlier part
 //!   `L_in = −Σ_{i∈I} Σ_{j∈P(i)} π_ij log p_ij / Σ_{i∈I} Σ_{j∈P(i)} π_ij` is normalised
@@ -17,7 +17,7 @@
 //!   weights give plain UniCLR.
 //! * **Hierarchical augmentation** (eqs. 8–9; [`UniConHa`]): one UniCLR per used stage (each
 //!   with its own augmentation strength and head), `L = Σ_s λ_s L_s / S`, soft aggregation only
-//!   at the last stage (res4). Default: stages 2, 3, 4 with λ = 1 (METHODS §6.7).
+//!   at the last stage (res4). Default: stages 2, 3, 4 with λ = 1 (docs/reference.md §6.7).
 
 use candle_core::Tensor;
 use conad_kernels::RowIds;
@@ -342,7 +342,8 @@ impl UniConHaConfig {
             return Err(Error::InvalidConfig {
                 field: "stage_weights",
                 value: "[]".into(),
-                reason: "at least one stage (METHODS §6.7: stages 2, 3, 4 with λ = 1)".into(),
+                reason: "at least one stage (docs/reference.md §6.7: stages 2, 3, 4 with λ = 1)"
+                    .into(),
             });
         }
         for &w in &self.stage_weights {

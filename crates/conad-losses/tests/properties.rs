@@ -1,4 +1,4 @@
-//! Hand-computed examples (METHODS §7), identities between losses, error handling and a
+//! Hand-computed examples (docs/reference.md §7), identities between losses, error handling and a
 //! finite-difference gradient check of the generic kernel.
 
 use candle_core::{DType, Device, Tensor, Var};

@@ -1,5 +1,5 @@
 //! Identities, hand examples, finite-difference gradients, determinism and error handling of the
-//! objective zoo (METHODS §1.3–§1.9, §6, §7).
+//! objective zoo (docs/reference.md §1.3–§1.9, §6, §7).
 
 use candle_core::{DType, Device, Tensor, Var};
 use conad_losses::{

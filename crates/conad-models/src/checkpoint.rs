@@ -1,4 +1,4 @@
-//! Self-contained safetensors checkpoints (ECOSYSTEM B.6 habit 9).
+//! Self-contained safetensors checkpoints.
 //!
 //! A checkpoint is one `.safetensors` file: the model variables under their own names, optimizer
 //! state under [`OPTIMIZER_PREFIX`], and in the header's `__metadata__` a JSON blob

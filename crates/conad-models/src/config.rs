@@ -1,4 +1,4 @@
-//! Typed configuration of the ResNet encoder (METHODS §0 "Backbone default").
+//! Typed configuration of the ResNet encoder (docs/reference.md §0 "Backbone default").
 
 use serde::{Deserialize, Serialize};
 

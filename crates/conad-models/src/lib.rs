@@ -3,8 +3,8 @@
 //! * [`ResNet`]: BasicBlock ResNet (ResNet-18 by default) with the CIFAR or ImageNet stem, 1 or 3
 //!   input channels, a width multiplier for CPU budgets, batch norm in training mode with running
 //!   statistics, all stage outputs reachable ([`ResNet::forward_stages`], [`ResNet::forward_to`])
-//!   and torchvision parameter names (METHODS §0 "Backbone default").
-//! * Heads: [`MlpHead`] (SimCLR, CON2, FIRM's 8-layer head — METHODS §1.1, §1.6),
+//!   and torchvision parameter names (docs/reference.md §0 "Backbone default").
+//! * Heads: [`MlpHead`] (SimCLR, CON2, FIRM's 8-layer head — docs/reference.md §1.1, §1.6),
 //!   [`LinearHead`] (rotation prediction, §1.9), [`StageHead`] (UniCon-HA, §1.5 **\[PROPOSAL\]**).
 //! * [`seeded_var_builder`]: reproducible initialisation from conad's seed tree (candle's CPU
 //!   RNG cannot be seeded).

@@ -1,5 +1,5 @@
 //! Linear classification head, e.g. the 4-way rotation classifier of RotNet / "Rot. Pred."
-//! (METHODS §1.9) or CSI's shift head. Parameters: `weight` (`classes × in`), `bias`.
+//! (docs/reference.md §1.9) or CSI's shift head. Parameters: `weight` (`classes × in`), `bias`.
 
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{Linear, VarBuilder};

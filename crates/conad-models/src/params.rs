@@ -1,7 +1,7 @@
 //! Trainable parameters of a [`VarMap`], in a deterministic order.
 //!
 //! candle-nn's batch norm registers `running_mean` / `running_var` as `VarMap` variables, so
-//! `VarMap::all_vars()` hands them to an optimizer (BASELINES §2). candle's own optimizers skip
+//! `VarMap::all_vars()` hands them to an optimizer. candle's own optimizers skip
 //! them because they receive no gradient, but weight decay or gradient-norm code that iterates over
 //! all variables must not touch them. `all_vars()` also iterates a `HashMap` in random order;
 //! anything order-dependent (optimizer state layout, float sums over parameters) needs the sorted

@@ -1,7 +1,7 @@
-//! MLP projection heads: SimCLR/CSI/SupContrast's `Linear–ReLU–Linear` (METHODS §1.1), CON2's
+//! MLP projection heads: SimCLR/CSI/SupContrast's `Linear–ReLU–Linear` (docs/reference.md §1.1), CON2's
 //! one-hidden-layer heads (§6.5) and FIRM's 8-layer BN head (§1.6).
 //!
-//! The head returns the raw projection `h`; losses L2-normalise it (`z = h/‖h‖`, METHODS §0).
+//! The head returns the raw projection `h`; losses L2-normalise it (`z = h/‖h‖`, docs/reference.md §0).
 //! Parameter names: `fc{i}.weight`, `fc{i}.bias` (if `bias`), `bn{i}.*` (if batch norm follows
 //! layer `i`), `i = 0..depth`.
 
@@ -69,7 +69,7 @@ impl MlpHeadConfig {
         }
     }
 
-    /// FIRM's depth-8 head (METHODS §1.6): `Linear(d→1024, no bias)–BN–ReLU`, six ×
+    /// FIRM's depth-8 head (docs/reference.md §1.6): `Linear(d→1024, no bias)–BN–ReLU`, six ×
     /// `[Linear(1024→1024, no bias)–BN–ReLU]`, `Linear(1024→128, no bias)–BN(affine=False)`.
     pub fn firm(in_dim: usize) -> Self {
         Self {

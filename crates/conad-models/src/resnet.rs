@@ -1,13 +1,13 @@
 //! ResNet encoder with BasicBlocks (ResNet-18 by default), trainable in candle.
 //!
-//! METHODS §0 "Backbone default": CIFAR variant for ≤ 64 px inputs (3×3 stride-1 stem, no
+//! docs/reference.md §0 "Backbone default": CIFAR variant for ≤ 64 px inputs (3×3 stride-1 stem, no
 //! max-pool, stages [2, 2, 2, 2] with widths 64/128/256/512, global average pool → 512-d) and
 //! ImageNet variant (7×7/2 stem + 3×3/2 max-pool) for 224 px inputs. He et al. 2016,
 //! <https://arxiv.org/abs/1512.03385>.
 //!
 //! Unlike `candle-transformers`' inference-only ResNet, batch norm runs in training mode when
 //! asked (batch statistics, running statistics updated) and every stage output is reachable
-//! (UniCon-HA's stage heads read res2–res4, METHODS §1.5). Parameter names are torchvision's, so a
+//! (UniCon-HA's stage heads read res2–res4, docs/reference.md §1.5). Parameter names are torchvision's, so a
 //! torchvision `resnet18` safetensors file loads as is.
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! UniCon-HA stage heads (METHODS §1.5, **\[PROPOSAL\]**): the paper "down-samples and projects the
+//! UniCon-HA stage heads (docs/reference.md §1.5, **\[PROPOSAL\]**): the paper "down-samples and projects the
 //! feature maps to the same shape as the last stage". For stage `res_k` the head applies
 //! `4 − k` blocks `conv3×3/2 (no bias) – BN – ReLU`, each doubling the width (res2: 128→256→512,
 //! res3: 256→512, res4: none), then global average pooling and an MLP head
@@ -39,7 +39,7 @@ impl Default for StageHeadConfig {
 }
 
 impl StageHeadConfig {
-    /// The METHODS §1.5 proposal for `stage` of `encoder`, with a SimCLR projection MLP.
+    /// The docs/reference.md §1.5 proposal for `stage` of `encoder`, with a SimCLR projection MLP.
     pub fn unicon_ha(encoder: &ResNetConfig, stage: Stage) -> Self {
         let widths = encoder.stage_widths();
         Self {

@@ -1,4 +1,4 @@
-//! Centre score (FIRM; METHODS §2.9).
+//! Centre score (FIRM; docs/reference.md §2.9).
 //!
 //! `c = normalise(mean_m ẑ(x_m))` over the L2-normalised training features; normality
 //! `cos(ẑ(x), c)` (FIRM's code returns `cos − 1`).

@@ -1,5 +1,5 @@
 //! Mean and centred scatter matrix `Σ_n (x_n − μ)(x_n − μ)ᵀ` of a (transformed) embedding set,
-//! in `f64`, by blocked GEMM (METHODS §2.6, §2.10), plus the dense linear algebra the Gaussian
+//! in `f64`, by blocked GEMM (docs/reference.md §2.6, §2.10), plus the dense linear algebra the Gaussian
 //! scorers share (Cholesky whitening, pseudo-inverse whitening via a symmetric eigendecomposition).
 //!
 //! The rows are transformed on the fly (L2 normalisation, standardisation) chunk by chunk, so no

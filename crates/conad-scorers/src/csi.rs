@@ -1,4 +1,4 @@
-//! CSI detection score with its λ balancing (Tack et al. 2020; METHODS §2.4, §2.5).
+//! CSI detection score with its λ balancing (Tack et al. 2020; docs/reference.md §2.4, §2.5).
 //!
 //! Inputs are per shift k (rotation 0°, 90°, …): the projections (`simclr` head output,
 //! un-normalised) of T random ensemble samples of every image under shift k, and optionally the
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn training_samples_have_unit_weighted_con_score_on_average() {
-        // METHODS §7: a training sample against its own bank has s_con,k·λ^con_k averaging to 1.
+        // docs/reference.md §7: a training sample against its own bank has s_con,k·λ^con_k averaging to 1.
         let d = 3;
         let t = 2;
         let shift0: Vec<f32> = (0..5 * t * d)

@@ -1,14 +1,14 @@
 //! Matrix types for embeddings: a borrowed row-major view ([`Embeddings`]) that users build from
 //! plain slices, and an owned, serialisable matrix ([`EmbeddingMatrix`]) that fitted scorers keep.
 //!
-//! Feature conventions (METHODS §0, §2.1): `ẑ = h / max(‖h‖, ε)` with ε = [`NORM_EPS`]; a zero
+//! Feature conventions (docs/reference.md §0, §2.1): `ẑ = h / max(‖h‖, ε)` with ε = [`NORM_EPS`]; a zero
 //! row stays zero (its cosine with anything is 0).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// ε in `ẑ = h / max(‖h‖, ε)` (METHODS §0: "eps ≈ 1e-8 in the norm").
+/// ε in `ẑ = h / max(‖h‖, ε)` (docs/reference.md §0: "eps ≈ 1e-8 in the norm").
 pub const NORM_EPS: f32 = 1e-8;
 
 /// A borrowed, row-major `rows × cols` matrix of `f32` embeddings (one embedding per row).

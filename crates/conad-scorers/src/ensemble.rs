@@ -1,5 +1,5 @@
 //! Test-time-augmentation ensembles: one scorer per augmentation group, each query group scored
-//! against its *own* same-augmentation training bank, scores averaged (METHODS §2.3, §2.6, §6.3,
+//! against its *own* same-augmentation training bank, scores averaged (docs/reference.md §2.3, §2.6, §6.3,
 //! §6.8).
 //!
 //! - Rotation ensemble S_rot: 4 groups (0°, 90°, 180°, 270°), bank g = training features under

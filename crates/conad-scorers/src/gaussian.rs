@@ -1,4 +1,4 @@
-//! Gaussian likelihood score S_LH (CON2; METHODS §2.6, §6.4).
+//! Gaussian likelihood score S_LH (CON2; docs/reference.md §2.6, §6.4).
 //!
 //! Fit a multivariate normal to the (by default L2-normalised) training features,
 //! `μ = mean`, `Σ` = a regularised covariance, and score
@@ -8,13 +8,13 @@
 //! **Anomaly score returned here: `S_LH` itself** (the paper's S_LH is already an anomaly score;
 //! the normality score is the log-density, `−S_LH`).
 //!
-//! Covariance (METHODS §6.4; the paper does not say, and BreastMNIST has n = 399 < d = 512):
+//! Covariance (docs/reference.md §6.4; the paper does not say, and BreastMNIST has n = 399 < d = 512):
 //! - [`GaussianCovariance::LedoitWolf`] (default): scikit-learn 1.2.1's `LedoitWolf` exactly —
 //!   biased empirical covariance `S = XᵀX/n` of the centred features, shrunk to
 //!   `(1−β)S + β·(tr S/d)·I` with the closed-form β. Using the unbiased `1/(n−1)` instead would
 //!   multiply Σ by `n/(n−1)`, which shifts every score by the same constant and rescales the
 //!   Mahalanobis term by the same factor: identical ranking and AUROC.
-//! - [`GaussianCovariance::Ridge`]: unbiased covariance plus `ε·(tr Σ/d)·I` (METHODS' ridge
+//! - [`GaussianCovariance::Ridge`]: unbiased covariance plus `ε·(tr Σ/d)·I` (docs/reference.md §6.4's ridge
 //!   alternative, ε = 1e-3); ε = 0 is the plain empirical covariance (fails when n ≤ d).
 //!
 //! Implementation: the scatter matrix is one blocked `f64` GEMM over 1024-row chunks (no
@@ -42,7 +42,7 @@ pub enum GaussianCovariance {
     LedoitWolf,
     /// Unbiased covariance `+ epsilon·(tr Σ/d)·I`.
     Ridge {
-        /// Relative ridge ε ≥ 0 (METHODS suggests 1e-3).
+        /// Relative ridge ε ≥ 0 (docs/reference.md §6.4 suggests 1e-3).
         epsilon: f64,
     },
 }
@@ -81,7 +81,7 @@ impl GaussianValidParams {
             return Err(Error::InvalidParameter {
                 name: "epsilon",
                 value: epsilon.to_string(),
-                reason: "the ridge must be finite and ≥ 0 (METHODS suggests 1e-3)",
+                reason: "the ridge must be finite and ≥ 0 (docs/reference.md §6.4 suggests 1e-3)",
             });
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Deterministic HNSW graph (Malkov & Yashunin, "Efficient and robust approximate nearest
 //! neighbor search using Hierarchical Navigable Small World graphs", TPAMI 2018) — the approximate
-//! backend of the kNN cosine scorer (METHODS §2.2) for banks too large for exact search
+//! backend of the kNN cosine scorer (docs/reference.md §2.2) for banks too large for exact search
 //! (≳ 10⁶ rows). Cargo feature `hnsw` (off by default).
 //!
 //! Paper ↔ code:

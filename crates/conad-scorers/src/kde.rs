@@ -1,4 +1,4 @@
-//! Kernel density score with an RBF kernel (DROC / FIRM; METHODS §2.7).
+//! Kernel density score with an RBF kernel (DROC / FIRM; docs/reference.md §2.7).
 //!
 //! Normality (paper): `f_kde(x) = (1/γ)·log Σ_m exp(−γ‖ẑ(x) − ẑ(x_m)‖²)` on L2-normalised
 //! features, default bandwidth `γ = 10/(Var(X_train)·d)` ([`Gamma::Droc`]). FIRM's

@@ -1,5 +1,5 @@
 //! Seeded k-means (k-means++ initialisation + Lloyd iterations) for the SSD Mahalanobis score
-//! (METHODS §2.10 step 3).
+//! (docs/reference.md §2.10 step 3).
 //!
 //! SSD clusters with FAISS (random init on a permuted copy, 100 iterations); this crate uses
 //! k-means++ seeding (Arthur & Vassilvitskii 2007) from the conad seed tree and Lloyd iterations

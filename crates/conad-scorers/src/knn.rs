@@ -1,4 +1,4 @@
-//! Exact k-nearest-neighbour cosine scorer (METHODS §2.2; FIRM/MSC/CON2 S_NND; §6.9, §6.22).
+//! Exact k-nearest-neighbour cosine scorer (docs/reference.md §2.2; FIRM/MSC/CON2 S_NND; §6.9, §6.22).
 //!
 //! Normality (paper): `s_cosk(x) = (1/k) Σ_{m ∈ NN_k(x)} ẑ(x)·ẑ(x_m)` (k = 1: the max cosine);
 //! FIRM's "_norm" variant multiplies by the raw test-feature norm: `s_cosk,norm(x) = s_cosk(x)·‖f(x)‖`.
@@ -39,7 +39,7 @@ use crate::traits::{AnomalyScorer, Fit, impl_param_guard};
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum KnnBackend {
-    /// Exact blocked-GEMM search (default; METHODS §2.2).
+    /// Exact blocked-GEMM search (default; docs/reference.md §2.2).
     #[default]
     Exact,
     /// Approximate HNSW graph search ([`HnswParams`]); feature `hnsw`.
@@ -169,7 +169,7 @@ pub struct KnnParams(KnnValidParams);
 impl_param_guard!(KnnParams, KnnValidParams);
 
 impl KnnParams {
-    /// Number of nearest neighbours averaged (default 1; FIRM's primary is 5, METHODS §6.9).
+    /// Number of nearest neighbours averaged (default 1; FIRM's primary is 5, docs/reference.md §6.9).
     pub fn k(mut self, k: usize) -> Self {
         self.0.k = k;
         self

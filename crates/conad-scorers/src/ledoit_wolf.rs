@@ -1,5 +1,5 @@
 //! Ledoit–Wolf shrinkage coefficient, exactly as scikit-learn 1.2.1
-//! (`sklearn.covariance.ledoit_wolf_shrinkage`), used by S_LH (METHODS §2.6, §6.4) and optionally
+//! (`sklearn.covariance.ledoit_wolf_shrinkage`), used by S_LH (docs/reference.md §2.6, §6.4) and optionally
 //! by the SSD Mahalanobis score (§2.10).
 //!
 //! With centred data `X` (`n × d`), `S = XᵀX / n` (biased empirical covariance),

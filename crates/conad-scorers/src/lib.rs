@@ -1,8 +1,8 @@
 //! Anomaly scorers on embeddings, for contrastive self-supervised anomaly detection
-//! (METHODS §2, "Score functions"). No deep-learning framework in the dependency tree: pass
+//! (docs/reference.md §2, "Score functions"). No deep-learning framework in the dependency tree: pass
 //! embeddings from any model as row-major `f32` slices.
 //!
-//! | scorer | METHODS | paper normality | anomaly score returned |
+//! | scorer | docs/reference.md | paper normality | anomaly score returned |
 //! |---|---|---|---|
 //! | [`KnnScorer`] | §2.2, §6.9, §6.22 | mean top-k cosine `s_cosk` (× ‖f‖ with norm weighting) | `1 − s_cosk` (`−‖f‖·s_cosk`) |
 //! | [`GaussianScorer`] | §2.6, §6.4 | `log N(ẑ; μ, Σ_LW)` | S_LH = `−log N` |
@@ -44,7 +44,7 @@
 //! generator): levels come from the seed tree keyed by node index and insertion is sequential, so
 //! the same seed gives a bit-identical graph and scores whatever the thread count; queries run in
 //! parallel. The fitted graph serialises with the scorer. Exact search (the default) covers the
-//! METHODS banks (≤ 60 000 × 512) in seconds.
+//! the papers' banks (≤ 60 000 × 512) in seconds.
 
 pub mod center;
 pub mod config;

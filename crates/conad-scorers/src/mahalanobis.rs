@@ -1,4 +1,4 @@
-//! SSD Mahalanobis score with k-means clusters (Sehwag et al.; METHODS §2.10).
+//! SSD Mahalanobis score with k-means clusters (Sehwag et al.; docs/reference.md §2.10).
 //!
 //! 1. L2-normalise train and test features (ε = 1e-10);
 //! 2. standardise per dimension with the *training* mean `m` and (population) std `s`:
@@ -7,7 +7,7 @@
 //!    set); seeded k-means++ + Lloyd (module `kmeans`);
 //! 4. per cluster `j`: `μ_j` = mean, `Σ_j` = biased covariance (1/n_j), `P_j = Σ_j⁺`
 //!    (pseudo-inverse by symmetric eigendecomposition, eigenvalues ≤ `rcond·λ_max` dropped —
-//!    numpy's `pinv` rule; default `rcond = 1e-10`, METHODS' suggestion against amplifying
+//!    numpy's `pinv` rule; default `rcond = 1e-10`, the reference's suggestion (docs/reference.md §2.10) against amplifying
 //!    round-off; numpy's own default is 1e-15), or optionally Ledoit–Wolf shrinkage
 //!    (SSD's code option) inverted by Cholesky;
 //! 5. score `min_j (x − μ_j)ᵀ P_j (x − μ_j)`.

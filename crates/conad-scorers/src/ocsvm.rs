@@ -1,12 +1,12 @@
-//! One-class SVM (Schölkopf et al.), linear and RBF (METHODS §2.8, §6.15).
+//! One-class SVM (Schölkopf et al.), linear and RBF (docs/reference.md §2.8, §6.15).
 //!
 //! Normality (paper / scikit-learn): the continuous decision function
 //! `g(x) = Σ_i α_i K(x_i, x) − ρ` (scikit-learn's `OneClassSVM.decision_function`; α in
-//! libsvm's scale `0 ≤ α ≤ 1, Σα = νn`, i.e. METHODS' α times νn — irrelevant for ranking).
+//! libsvm's scale `0 ≤ α ≤ 1, Σα = νn`, i.e. docs/reference.md §2.8's α times νn — irrelevant for ranking).
 //!
 //! **Anomaly score returned here: `−g(x)`.**
 //!
-//! Defaults follow METHODS §2.8: ν = 0.5, tol = 1e-3; the linear kernel ("LOC-SVM") on **raw**
+//! Defaults follow docs/reference.md §2.8: ν = 0.5, tol = 1e-3; the linear kernel ("LOC-SVM") on **raw**
 //! features; the RBF kernel on L2-normalised features with DROC's `γ = 10/(Var·d)`.
 //! KE's reading (§6.15) is RBF with [`Gamma::Scale`]. The dual is solved by libsvm's SMO
 //! (module `smo`).
@@ -41,7 +41,7 @@ pub struct OcSvmValidParams {
     kernel: OcSvmKernel,
     nu: f64,
     tol: f64,
-    /// `None`: L2-normalise for RBF, raw for linear (METHODS §2.1).
+    /// `None`: L2-normalise for RBF, raw for linear (docs/reference.md §2.1).
     l2_normalize: Option<bool>,
     cache_mib: usize,
 }

@@ -1,5 +1,5 @@
 //! The RBF kernel `k(x, y) = exp(−γ‖x − y‖²)` (scikit-learn's convention for `gamma`) and its
-//! bandwidth rules (METHODS §2.7, §2.8, §6.15), plus a blocked, streaming
+//! bandwidth rules (docs/reference.md §2.7, §2.8, §6.15), plus a blocked, streaming
 //! `log Σ_j w_j exp(−γ‖x − b_j‖²)` used by KDE and the RBF one-class SVM.
 //!
 //! `‖x − b‖² = ‖x‖² + ‖b‖² − 2 x·b` with the inner products from the blocked GEMM of
@@ -17,9 +17,9 @@ use crate::similarity::{PreparedBlock, TilePlan, blocked_reduce};
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Gamma {
     /// DROC/FIRM: `γ = 10 / (Var(X_train) · d)` (Var over all entries of the — normalised —
-    /// training matrix; METHODS §2.7).
+    /// training matrix; docs/reference.md §2.7).
     Droc,
-    /// scikit-learn's `gamma="scale"`: `γ = 1 / (Var(X_train) · d)` (KE, METHODS §6.15).
+    /// scikit-learn's `gamma="scale"`: `γ = 1 / (Var(X_train) · d)` (KE, docs/reference.md §6.15).
     Scale,
     /// A fixed value (`--gamma G`).
     Value {

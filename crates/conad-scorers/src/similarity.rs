@@ -1,5 +1,5 @@
 //! Blocked inner products between a query set and a bank, with a per-tile reduction fused right
-//! after each GEMM tile (METHODS §2.2 "tile the train matrix, GEMM, keep the top-k per row").
+//! after each GEMM tile (docs/reference.md §2.2 "tile the train matrix, GEMM, keep the top-k per row").
 //!
 //! Work is cut into (query block × bank tile) pairs. For each pair one GEMM computes the tile
 //! `T = bank[c0..c1] · Q_blockᵀ` (`tile rows × block rows`, row-major: row j is bank item
@@ -15,7 +15,7 @@
 //! Kernel choice (measured on the kNN shape, 50 000 × 512 bank, 2-core AVX-512 machine): in this
 //! bank-major layout the `gemm` crate (`x86-v4` kernels) and faer's matmul ran at the same speed
 //! (≈ 88 GF/s per CPU-second each); the query-major layout `Q·Bᵀ` was slower for both, faer more
-//! so. `gemm` is used (the workspace's GEMM; BASELINES §7 measured it ahead of faer on this shape).
+//! so. `gemm` is used (the workspace's GEMM; it measured ahead of faer on this shape).
 //! Tile sizes 64–1024 × 1024–4096 were within 10 % of each other; 128 × 2048 (a 1 MiB tile that
 //! stays in L2) was the fastest and leanest.
 

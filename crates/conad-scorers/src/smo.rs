@@ -1,4 +1,4 @@
-//! libsvm's SMO solver specialised to the ν-one-class dual (Schölkopf et al.; METHODS §2.8).
+//! libsvm's SMO solver specialised to the ν-one-class dual (Schölkopf et al.; docs/reference.md §2.8).
 //!
 //! libsvm (and scikit-learn's `OneClassSVM`) solve
 //!
@@ -6,7 +6,7 @@
 //! min_α ½ αᵀQα   s.t. 0 ≤ α_i ≤ 1,  Σ α_i = ν·n,      Q_ij = K(x_i, x_j)
 //! ```
 //!
-//! which is METHODS' dual (`0 ≤ α ≤ 1/(νn)`, `Σα = 1`) scaled by `νn`. This solver follows
+//! which is docs/reference.md §2.8's dual (`0 ≤ α ≤ 1/(νn)`, `Σα = 1`) scaled by `νn`. This solver follows
 //! `svm.cpp` (`solve_one_class` + `Solver::Solve`) with all `y_i = +1`, `p = 0`, `C = 1`:
 //! the same initial point (the first ⌊νn⌋ α at 1, the next at the fractional remainder),
 //! second-order working-set selection (WSS3, Fan et al. 2005), the same two-variable update and

@@ -1,4 +1,4 @@
-//! Streaming top-k of similarity values per query row, fed tile by tile (METHODS §2.2).
+//! Streaming top-k of similarity values per query row, fed tile by tile (docs/reference.md §2.2).
 //!
 //! Each query row keeps a small array of its k largest values, sorted in decreasing order
 //! (insertion sort; k is small — 1 or 5 in the papers). A separate contiguous array of each row's

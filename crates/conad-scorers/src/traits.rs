@@ -6,7 +6,7 @@
 //! `KnnParams::default().k(5).fit(bank)` works directly, as in linfa.
 //!
 //! **Sign convention.** Every [`AnomalyScorer::score`] returns an *anomaly* score: higher means
-//! more anomalous. The papers state most scores as normality scores (METHODS §2.11); each scorer
+//! more anomalous. The papers state most scores as normality scores (docs/reference.md §2.11); each scorer
 //! documents the exact relation (e.g. kNN anomaly = 1 − mean cosine).
 
 use crate::embeddings::Embeddings;

@@ -1,5 +1,5 @@
 //! API-level tests: configs, serde round trips, typed errors, thread-count invariance and the
-//! METHODS §7 invariants that are not tied to one module.
+//! docs/reference.md §7 invariants that are not tied to one module.
 
 use conad_rng::SeedTree;
 use conad_scorers::{
@@ -194,7 +194,7 @@ fn results_do_not_depend_on_thread_count() {
 
 #[test]
 fn ocsvm_nu_one_gives_equal_alphas() {
-    // METHODS §7: for ν → 1 all α equal 1/n (libsvm scale: all α = 1, Σα = n).
+    // docs/reference.md §7: for ν → 1 all α equal 1/n (libsvm scale: all α = 1, Σα = n).
     let (d, x) = (4, data(6, 30, 4, 1.0));
     for kernel in [
         OcSvmKernel::Linear,

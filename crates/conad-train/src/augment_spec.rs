@@ -1,4 +1,4 @@
-//! The training config's augmentation settings (METHODS §3): the training and the test
+//! The training config's augmentation settings (docs/reference.md §3): the training and the test
 //! pipeline, each an [`AugmentSpec`] (conad-augment's table of named presets, or a custom list
 //! of steps).
 

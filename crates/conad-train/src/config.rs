@@ -101,7 +101,7 @@ pub struct EvalConfig {
     /// The method's score used for the online evaluation (`conad methods --scores`); `None` =
     /// kNN cosine with `k` neighbours (cheap enough to run every `eval_every` epochs).
     pub score: Option<String>,
-    /// Neighbours of the default kNN cosine score (1 = max cosine, METHODS §2.2, §6.22).
+    /// Neighbours of the default kNN cosine score (1 = max cosine, docs/reference.md §2.2, §6.22).
     pub k: usize,
     /// Images per forward pass when embedding.
     pub batch_size: usize,

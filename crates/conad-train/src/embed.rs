@@ -1,5 +1,5 @@
 //! Embedding images with a trained encoder (eval mode, batch-norm running statistics) or as raw
-//! pixels, after the run's deterministic test transform (METHODS §2.1, §3.6).
+//! pixels, after the run's deterministic test transform (docs/reference.md §2.1, §3.6).
 
 use candle_core::{Device, Tensor};
 use conad_augment::{Augmenter, ImageBatchU8};

@@ -1,4 +1,4 @@
-//! Online evaluation (METHODS §2.2, §4.1, §4.7): embed the normal training images and the test
+//! Online evaluation (docs/reference.md §2.2, §4.1, §4.7): embed the normal training images and the test
 //! split with the encoder in eval mode, score every test image by kNN cosine against the
 //! training bank (k = 1: `1 − max cos`), and compute the test AUROC with anomalies positive.
 

@@ -1,6 +1,6 @@
 //! The training spine of conad: optimisers, learning-rate schedules, a training loop generic
 //! over self-supervised methods, checkpoints with bit-exact resume, online evaluation (any of
-//! the method's scores) with a learning curve, and the embedding API (METHODS §1.1, §3.1, §4.7, §7 "Training schedules").
+//! the method's scores) with a learning curve, and the embedding API (docs/reference.md §1.1, §3.1, §4.7, §7 "Training schedules").
 //!
 //! | concept | items | file |
 //! |---|---|---|

@@ -1,7 +1,7 @@
 //! Training presets, one folder per method under `profiles/` (`budget.toml`, `paper.toml`):
 //!
 //! - **paper**: the papers' epochs, batch sizes, optimisers, schedules and full-width encoder
-//!   (METHODS §1) — for GPU users;
+//!   (docs/reference.md §1) — for GPU users;
 //! - **budget**: one shared CPU recipe (width 1/4, AdamW 1e-3 cosine) with a fixed
 //!   `view_budget` of encoder views, so every method gets the same training compute and budget
 //!   comparisons are fair (a method with 8 views per image trains a quarter of the epochs of

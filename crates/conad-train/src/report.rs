@@ -1,5 +1,5 @@
 //! What a run records: per-epoch statistics, the learning curve of online evaluations (with
-//! AULC, METHODS §4.7) and the final [`TrainReport`].
+//! AULC, docs/reference.md §4.7) and the final [`TrainReport`].
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! Learning-rate schedules, evaluated per optimiser step (METHODS §7 "Training schedules",
+//! Learning-rate schedules, evaluated per optimiser step (docs/reference.md §7 "Training schedules",
 //! §1.3 CSI, §1.6 FIRM).
 //!
 //! With `t` the zero-based global step, `T` the total number of steps, `S` the steps per epoch:

@@ -1,4 +1,4 @@
-//! The training loop, generic over a [`Method`] (METHODS §1.1 for SimCLR, §4.7 for the
+//! The training loop, generic over a [`Method`] (docs/reference.md §1.1 for SimCLR, §4.7 for the
 //! learning curve).
 //!
 //! Per epoch `e`: the training pool (the images, times the method's shifted copies — see

@@ -129,7 +129,7 @@ fn warmup_cosine_matches_linear_lr_then_cosine_annealing_lr() {
 
 #[test]
 fn firm_one_cycle_defaults_come_from_toml() {
-    // FIRM (METHODS §1.6): max lr 0.01, 1 % warm-up, momentum 0.95 → 0.85 → 0.95.
+    // FIRM (docs/reference.md §1.6): max lr 0.01, 1 % warm-up, momentum 0.95 → 0.85 → 0.95.
     let s: LrSchedule = toml::from_str("kind = \"one_cycle\"\nmax_lr = 0.01\n").unwrap();
     let LrSchedule::OneCycle {
         pct_start,

@@ -46,8 +46,8 @@ pub struct ReproduceArgs {
     /// Only regenerate the reports (every suite, or `--suite`) from `results/`.
     #[arg(long)]
     pub report: bool,
-    /// Evaluate on this split: `test` (results/<suite>/) or `val`, the validation split of data
-    /// sets that have one (results/<suite>-val/) — where temperatures, schedules and recipes
+    /// Evaluate on this split: `test` (`results/<suite>/`) or `val`, the validation split of data
+    /// sets that have one (`results/<suite>-val/`) — where temperatures, schedules and recipes
     /// are chosen, never on the test split.
     #[arg(long, default_value = "test")]
     pub split: String,

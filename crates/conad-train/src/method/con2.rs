@@ -1,5 +1,5 @@
 //! CON2 — context contrasting and content alignment ("Two Is Better Than One: Aligned
-//! Representation Pairs for Anomaly Detection"; eqs. 1, 5, 7, 8, 12, 16; METHODS §1.4, §2.6,
+//! Representation Pairs for Anomaly Detection"; eqs. 1, 5, 7, 8, 12, 16; docs/reference.md §1.4, §2.6,
 //! §6.1–6.3).
 //!
 //! Batch: `N` source images and their context-transformed copies `t_c(x)` (invert by default,
@@ -75,7 +75,7 @@ pub struct Con2Params {
     /// A, the number of test-time content augmentations of `nnd` and `lh` (40; even).
     pub tta: u64,
     /// `false` (the paper, eq. 12): each test-time augmentation is one transformation applied
-    /// to every image; `true`: METHODS §2.3's reading, parameters keyed by (augmentation,
+    /// to every image; `true`: docs/reference.md §2.3's reading, parameters keyed by (augmentation,
     /// image index), so a test image shares them only with the training image of its index.
     pub tta_per_image: bool,
 }

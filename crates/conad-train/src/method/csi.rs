@@ -1,5 +1,5 @@
 //! CSI: contrasting shifted instances (Tack et al. 2020, <https://arxiv.org/abs/2007.08176>,
-//! eqs. 3–5; alinlab/CSI `simclr_CSI`; METHODS §1.3, §2.4, §2.5).
+//! eqs. 3–5; alinlab/CSI `simclr_CSI`; docs/reference.md §1.3, §2.4, §2.5).
 //!
 //! Batch: `N` images × the four rotations × two views, view-major and shift-major
 //! (`[view 1: rot 0 of 0..N, rot 90, rot 180, rot 270 ; view 2: …]`, row `(v·4 + s)·N + n`),

@@ -1,5 +1,5 @@
 //! FIRM — Focused In-distribution Representation Modeling (Willtl/firm; FIRM eq. 2;
-//! METHODS §1.6, §6.9–6.11): the training pool holds every normal image (inlier, class 0) and
+//! docs/reference.md §1.6, §6.9–6.11): the training pool holds every normal image (inlier, class 0) and
 //! its 90°/180°/270° rotations (outliers, label −1) as distinct items, drawn at random into
 //! batches (1:3 only in expectation); two views per item; the depth-8 projection head with
 //! batch norm; the FIRM loss — inlier anchors have every inlier key as a positive, outlier

@@ -1,5 +1,5 @@
 //! Mean-Shifted Contrastive learning (Reiss & Hoshen 2023; talreiss/Mean-Shifted-Anomaly-
-//! Detection; MIL-Conv's L_Mean; METHODS §1.8, §6.18), trained from scratch: two views of each
+//! Detection; MIL-Conv's L_Mean; docs/reference.md §1.8, §6.18), trained from scratch: two views of each
 //! source image, L2-normalised encoder features `f` (no projection head), NT-Xent on the
 //! re-centred features `(f − c)/‖f − c‖` (τ = 0.25) plus the angular centre term
 //! `mean‖f¹ − c‖² + mean‖f² − c‖²`.

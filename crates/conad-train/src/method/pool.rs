@@ -1,5 +1,5 @@
 //! Pieces several methods share: the pool of shifted copies (FIRM's pre-expanded data set,
-//! METHODS §1.6: every normal image and its rotations as distinct items), its view-major
+//! docs/reference.md §1.6: every normal image and its rotations as distinct items), its view-major
 //! batches, and the two projection-head shapes.
 
 use candle_core::Tensor;

@@ -185,13 +185,13 @@ impl MethodInfo {
 #[rustfmt::skip]
 pub static METHODS: &[MethodInfo] = &[
     MethodInfo::of::<RawPixelsConfig>("raw_pixels", &["raw"], "no training: the embedding is the flattened [0,1] pixels (the kNN floor)"),
-    MethodInfo::of::<SimClrConfig>("simclr", &["nt_xent"], "SimCLR: NT-Xent over two augmented views, MLP projection head (METHODS §1.1)"),
-    MethodInfo::of::<SupConParams>("supcon", &["supcon_star"], "SupCon on the rotation pool with binary or rotation labels (FIRM's SupCon / SupCon*, METHODS §1.2, §1.6)"),
-    MethodInfo::of::<RotNetParams>("rotnet", &["rot_pred"], "rotation prediction: 4-way cross-entropy, score Σ_k log softmax(f(rot_k x))_k (METHODS §1.9)"),
-    MethodInfo::of::<CsiParams>("csi", &[], "CSI: con-SI over rotation shifts + shift classifier, CSI ensemble score (METHODS §1.3, §2.4-2.5)"),
-    MethodInfo::of::<MscParams>("msc", &["mean_shifted"], "mean-shifted contrastive loss around the training-set centre + angular term (METHODS §1.8)"),
-    MethodInfo::of::<Con2Params>("con2", &[], "CON2: context contrasting + content alignment, S_NND / S_LH with 40 TTA (METHODS §1.4, §2.6)"),
-    MethodInfo::of::<FirmParams>("firm", &[], "FIRM: rotation pool, pairwise/concat loss, 8-layer head, S_cos / S_rot / S_ens (METHODS §1.6)"),
+    MethodInfo::of::<SimClrConfig>("simclr", &["nt_xent"], "SimCLR: NT-Xent over two augmented views, MLP projection head (docs/reference.md §1.1)"),
+    MethodInfo::of::<SupConParams>("supcon", &["supcon_star"], "SupCon on the rotation pool with binary or rotation labels (FIRM's SupCon / SupCon*, docs/reference.md §1.2, §1.6)"),
+    MethodInfo::of::<RotNetParams>("rotnet", &["rot_pred"], "rotation prediction: 4-way cross-entropy, score Σ_k log softmax(f(rot_k x))_k (docs/reference.md §1.9)"),
+    MethodInfo::of::<CsiParams>("csi", &[], "CSI: con-SI over rotation shifts + shift classifier, CSI ensemble score (docs/reference.md §1.3, §2.4-2.5)"),
+    MethodInfo::of::<MscParams>("msc", &["mean_shifted"], "mean-shifted contrastive loss around the training-set centre + angular term (docs/reference.md §1.8)"),
+    MethodInfo::of::<Con2Params>("con2", &[], "CON2: context contrasting + content alignment, S_NND / S_LH with 40 TTA (docs/reference.md §1.4, §2.6)"),
+    MethodInfo::of::<FirmParams>("firm", &[], "FIRM: rotation pool, pairwise/concat loss, 8-layer head, S_cos / S_rot / S_ens (docs/reference.md §1.6)"),
 ];
 
 /// Names of every registered method.

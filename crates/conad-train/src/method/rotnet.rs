@@ -1,5 +1,5 @@
 //! Rotation prediction ("RotNet", Gidaris et al. 2018; the "Rot. Pred." baseline of FIRM and
-//! CSI; METHODS §1.9): every source image appears under the four rotations 0°/90°/180°/270°
+//! CSI; docs/reference.md §1.9): every source image appears under the four rotations 0°/90°/180°/270°
 //! (one augmented view each, shift-major rows `s·N + n`), the encoder feeds a linear head
 //! `Linear(d → 4)` trained with 4-way cross-entropy against the rotation label. Test-time
 //! normality is `Σ_k log softmax(f(rot_k x))_k` (Hendrycks et al. 2019), returned negated as an

@@ -1,11 +1,11 @@
-//! SimCLR (Chen et al. 2020, <https://arxiv.org/abs/2002.05709>; METHODS §1.1): two augmented
+//! SimCLR (Chen et al. 2020, <https://arxiv.org/abs/2002.05709>; docs/reference.md §1.1): two augmented
 //! views per source image in the view-major layout `[view 1 of 0..N; view 2 of 0..N]`, encoder
 //! → MLP projection head `d → d → 128` (d = 512·width, ReLU, biases) → L2 normalisation →
 //! symmetric NT-Xent over the 2N projections (τ = 0.5 by default; CSI hard-codes 0.5).
 //!
 //! With `distribution_shift = "rotations"` the training pool holds every normal image and its
 //! 90°/180°/270° rotations as distinct instances (rotation on the raw image, before the views are
-//! augmented): the NT-Xent baseline as FIRM trains it (METHODS §1.6, pooled data set, Table 5:
+//! augmented): the NT-Xent baseline as FIRM trains it (docs/reference.md §1.6, pooled data set, Table 5:
 //! 95.7 on Fashion-MNIST) and DROC's "distribution augmentation". Plain SimCLR on a single normal
 //! class spreads the normal images uniformly over the sphere and, early in training, loses to the
 //! raw-pixel floor (see the README's demo notes); the rotated copies give it negatives from

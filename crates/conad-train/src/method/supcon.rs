@@ -1,5 +1,5 @@
 //! SupCon on the rotation pool (Khosla et al. 2020 eq. 2, HobbitLong/SupContrast conventions;
-//! FIRM's SupCon and SupCon* baselines, FIRM Table 5; METHODS §1.2, §1.6): the training pool
+//! FIRM's SupCon and SupCon* baselines, FIRM Table 5; docs/reference.md §1.2, §1.6): the training pool
 //! holds every normal image and its 90°/180°/270° rotations as distinct items; each item gets
 //! two views; the SupCon loss uses labels per item — `binary` (inlier 1 / rotated copy 0, so
 //! every outlier is a positive of every other outlier — FIRM's "SupCon") or `rotation` (the

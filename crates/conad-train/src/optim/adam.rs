@@ -8,7 +8,7 @@
 //! p = p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
 //! `t` counts the steps in which the parameter had a gradient (PyTorch keeps it per parameter).
-//! CON2 trains with AdamW(β = (0.9, 0.999), wd 1e-3, lr 1e-3) (METHODS §7).
+//! CON2 trains with AdamW(β = (0.9, 0.999), wd 1e-3, lr 1e-3) (docs/reference.md §7).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub struct AdamConfig {
 }
 
 impl Default for AdamConfig {
-    /// PyTorch's AdamW defaults except the decay, which is CON2's 1e-3 (METHODS §7).
+    /// PyTorch's AdamW defaults except the decay, which is CON2's 1e-3 (docs/reference.md §7).
     fn default() -> Self {
         Self {
             beta1: 0.9,

@@ -1,6 +1,6 @@
 //! LARS (You, Gitman & Ginsburg 2017, <https://arxiv.org/abs/1708.03888>) as CSI uses it:
 //! kakaobrain `torchlars.LARS(SGD(momentum 0.9, weight_decay wd), eps 1e-8, trust_coef 0.001)`
-//! wrapping **all** parameters (METHODS §1.3, §7). Per parameter, every step:
+//! wrapping **all** parameters (docs/reference.md §1.3, §7). Per parameter, every step:
 //!
 //! ```text
 //! a  = η·‖p‖ / (‖g‖ + wd·‖p‖ + ε)   if ‖p‖ > 0 and ‖g‖ > 0, else 1

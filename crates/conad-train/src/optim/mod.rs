@@ -1,4 +1,4 @@
-//! Optimisers on candle [`Var`]s (METHODS §7 "Training schedules"): SGD (momentum, Nesterov,
+//! Optimisers on candle [`Var`]s (docs/reference.md §7 "Training schedules"): SGD (momentum, Nesterov,
 //! coupled weight decay), Adam, AdamW (decoupled decay) and LARS over SGD (CSI).
 //!
 //! The update runs **in place on the parameter's CPU storage** through a candle

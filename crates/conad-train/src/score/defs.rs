@@ -27,7 +27,7 @@ pub enum ViewAugment {
     /// The run's training pipeline, draw `draw`, reproducible on every call. With
     /// `per_image` the parameters are keyed `seed → "tta" → draw → 0 → image → 0`: a training
     /// and a test image with the same index share them, other images differ (CSI's sampling
-    /// ensemble, which resets the seed before each pass, §2.4; METHODS §2.3's reading of
+    /// ensemble, which resets the seed before each pass, §2.4; docs/reference.md §2.3's reading of
     /// CON2). Without it, draw `draw` is **one** transformation — the same crop box, jitter
     /// factors and flips for every image (CON2 eq. 12: `t(x)` against `t(X_train)`, §6.3
     /// "sampled once per run"). With `crop_scale`, every `RandomResizedCrop` of the pipeline
@@ -152,7 +152,7 @@ impl ScoreDef {
     }
 
     /// `knn`: max cosine to the normal training features (k = 1; S_cos with k = 1, CON2's
-    /// "SimCLR (kNN)", METHODS §2.2, §6.22).
+    /// "SimCLR (kNN)", docs/reference.md §2.2, §6.22).
     pub fn knn1() -> Self {
         Self {
             name: "knn",
@@ -270,7 +270,7 @@ impl ScoreDef {
     }
 }
 
-/// The encoder-feature scores every trained method offers besides its own (METHODS §2):
+/// The encoder-feature scores every trained method offers besides its own (docs/reference.md §2):
 /// `knn`, `knn5`, `rot_knn`, `ens`, `kde`, `center`, `gaussian`, `mahalanobis`, `ocsvm_linear`.
 pub fn standard_scores() -> Vec<ScoreDef> {
     vec![

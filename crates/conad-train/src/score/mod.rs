@@ -1,4 +1,4 @@
-//! Test-time scores owned by the methods (METHODS §2): a [`ScoreDef`] names a score and its
+//! Test-time scores owned by the methods (docs/reference.md §2): a [`ScoreDef`] names a score and its
 //! [`ScoreRecipe`] — which views of the images to embed, which output (encoder features or a
 //! head), and how to turn them into one anomaly score per image. A [`Detector`] is a recipe fitted
 //! on the normal training images with a frozen model; the trainer's online evaluation,
@@ -7,7 +7,7 @@
 //! Every score returned is an **anomaly score** (higher = more anomalous), as in
 //! `conad-scorers`.
 //!
-//! | recipe | what | METHODS |
+//! | recipe | what | docs/reference.md |
 //! |---|---|---|
 //! | [`ScoreRecipe::Bank`] | features of the training images under each bank view; each query view scored by a `conad-scorers` scorer against its bank; mean over query views | §2.2 kNN, §2.3 S_rot / S_ens / CON2 TTA, §2.6 S_NND / S_LH, §2.7–2.10 |
 //! | [`ScoreRecipe::Csi`] | projection and shift logits of T random views × K shifts; CSI score with λ balancing | §2.4, §2.5 |
