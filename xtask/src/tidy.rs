@@ -7,7 +7,8 @@
 //!   just above it (or, for a trait method of an `unsafe impl`, as its first line);
 //! - workspace crates depend only on crates of lower layers ([`LAYERS`]);
 //! - `conad-scorers` and `conad-eval` stay free of candle, dev-dependencies included;
-//! - every public error type is `#[non_exhaustive]`;
+//! - every public error type is `#[non_exhaustive]`, and a bad config field has one shape in
+//!   every crate (`InvalidConfig { field, value, reason }`, one message format);
 //! - every `MethodParams` type is registered in the `METHODS` table;
 //! - the `conad` binary never prints with `println!`/`eprintln!` (they panic on a closed pipe).
 
@@ -294,4 +295,42 @@ fn the_cli_prints_only_through_its_output_module() {
         offenders.is_empty(),
         "use outln!/errln! (crate::output), which never panic: {offenders:#?}"
     );
+}
+
+#[test]
+fn a_bad_config_field_has_one_error_shape() {
+    const MESSAGE: &str = "#[error(\"invalid config: `{field}` = {value}: {reason}\")]";
+    let mut crates_with_it = Vec::new();
+    for e in std::fs::read_dir(root().join("crates")).unwrap() {
+        let p = e.unwrap().path().join("src/error.rs");
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let Some(i) = lines.iter().position(|l| *l == "InvalidConfig {") else {
+            continue;
+        };
+        crates_with_it.push(rel(&p));
+        assert_eq!(lines[i - 1], MESSAGE, "{}", rel(&p));
+        let fields: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| **l != "},")
+            .filter(|l| !l.starts_with("///"))
+            .copied()
+            .collect();
+        assert_eq!(
+            fields,
+            ["field: String,", "value: String,", "reason: String,"],
+            "{}",
+            rel(&p)
+        );
+        for other in ["InvalidParameter {", "InvalidOption {"] {
+            assert!(
+                !lines.contains(&other),
+                "{}: a second shape {other}",
+                rel(&p)
+            );
+        }
+    }
+    assert!(crates_with_it.len() >= 7, "{crates_with_it:?}");
 }

@@ -100,11 +100,11 @@ fn check_sigma(sigma: f32) -> Result<()> {
     if sigma > 0.0 && sigma.is_finite() {
         Ok(())
     } else {
-        Err(Error::InvalidParameter {
-            what: "sigma".into(),
-            value: f64::from(sigma),
-            requirement: "need a finite σ > 0",
-        })
+        Err(Error::invalid(
+            "sigma",
+            f64::from(sigma),
+            "need a finite σ > 0",
+        ))
     }
 }
 

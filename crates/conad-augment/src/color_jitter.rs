@@ -98,19 +98,15 @@ impl ColorJitter {
             ("color_jitter.saturation", self.saturation),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
-                return Err(Error::InvalidParameter {
-                    what: what.into(),
-                    value: v,
-                    requirement: "need a finite strength ≥ 0",
-                });
+                return Err(Error::invalid(what, v, "need a finite strength ≥ 0"));
             }
         }
         if !(0.0..=0.5).contains(&self.hue) {
-            return Err(Error::InvalidParameter {
-                what: "color_jitter.hue".into(),
-                value: self.hue,
-                requirement: "need 0 ≤ hue ≤ 0.5 (turns)",
-            });
+            return Err(Error::invalid(
+                "color_jitter.hue",
+                self.hue,
+                "need 0 ≤ hue ≤ 0.5 (turns)",
+            ));
         }
         check_probability("color_jitter.p", self.p)
     }
@@ -196,11 +192,11 @@ fn check_factor(what: &str, f: f32) -> Result<()> {
     if f >= 0.0 && f.is_finite() {
         Ok(())
     } else {
-        Err(Error::InvalidParameter {
-            what: what.into(),
-            value: f64::from(f),
-            requirement: "need a finite factor ≥ 0",
-        })
+        Err(Error::invalid(
+            what,
+            f64::from(f),
+            "need a finite factor ≥ 0",
+        ))
     }
 }
 

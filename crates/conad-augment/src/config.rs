@@ -145,11 +145,11 @@ impl Step {
                 if value.is_finite() {
                     Ok(())
                 } else {
-                    Err(Error::InvalidParameter {
-                        what: "pad.value".into(),
-                        value: f64::from(*value),
-                        requirement: "need a finite fill value",
-                    })
+                    Err(Error::invalid(
+                        "pad.value",
+                        f64::from(*value),
+                        "need a finite fill value",
+                    ))
                 }
             }
             Self::Resize { height, width } => nonzero("resize", *height, *width),

@@ -60,15 +60,16 @@ pub enum Error {
         requirement: &'static str,
     },
 
-    /// A scalar parameter outside its allowed domain (negative jitter strength, hue > 0.5, …).
-    #[error("{what} = {value} is invalid: {requirement}")]
-    InvalidParameter {
-        /// Which parameter.
-        what: String,
-        /// The value given.
-        value: f64,
-        /// What a valid value looks like.
-        requirement: &'static str,
+    /// A config field (or parameter) outside its domain. The same shape in every conad crate:
+    /// `invalid config: \`field\` = value: what is accepted`.
+    #[error("invalid config: `{field}` = {value}: {reason}")]
+    InvalidConfig {
+        /// The field, as a dotted path where it is nested (e.g. `optimizer.momentum`).
+        field: String,
+        /// The rejected value, formatted.
+        value: String,
+        /// What the field accepts.
+        reason: String,
     },
 
     /// A Gaussian-blur kernel size that is even or zero (torchvision requires odd, positive sizes).
@@ -165,4 +166,19 @@ pub enum Error {
 }
 
 /// Result alias of this crate.
+impl Error {
+    /// An [`Error::InvalidConfig`].
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

@@ -108,11 +108,11 @@ fn shift_hue(h: f32, delta: f32) -> f32 {
 /// [`Error::InvalidParameter`] unless `−0.5 ≤ hue_factor ≤ 0.5`.
 pub fn adjust_hue(img: &mut Image, hue_factor: f32) -> Result<()> {
     if !(-0.5..=0.5).contains(&hue_factor) {
-        return Err(Error::InvalidParameter {
-            what: "hue_factor".into(),
-            value: f64::from(hue_factor),
-            requirement: "need −0.5 ≤ hue_factor ≤ 0.5 (a fraction of a full turn)",
-        });
+        return Err(Error::invalid(
+            "hue_factor",
+            f64::from(hue_factor),
+            "need −0.5 ≤ hue_factor ≤ 0.5 (a fraction of a full turn)",
+        ));
     }
     adjust_hue_unchecked(img, hue_factor);
     Ok(())
@@ -169,7 +169,7 @@ mod tests {
         let mut img = Image::new(3, 1, 1, vec![1.0, 0.0, 0.0]).unwrap();
         assert!(matches!(
             adjust_hue(&mut img, 0.6),
-            Err(Error::InvalidParameter { .. })
+            Err(Error::InvalidConfig { .. })
         ));
         // Red + 1/3 turn = green.
         let mut green = img.clone();

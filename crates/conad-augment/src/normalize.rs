@@ -73,20 +73,20 @@ impl Normalize {
         }
         for (c, &v) in self.mean.iter().enumerate() {
             if !v.is_finite() {
-                return Err(Error::InvalidParameter {
-                    what: format!("normalize.mean[{c}]"),
-                    value: f64::from(v),
-                    requirement: "need a finite mean",
-                });
+                return Err(Error::invalid(
+                    format!("normalize.mean[{c}]"),
+                    f64::from(v),
+                    "need a finite mean",
+                ));
             }
         }
         for (c, &v) in self.std.iter().enumerate() {
             if !(v > 0.0 && v.is_finite()) {
-                return Err(Error::InvalidParameter {
-                    what: format!("normalize.std[{c}]"),
-                    value: f64::from(v),
-                    requirement: "need a finite std > 0",
-                });
+                return Err(Error::invalid(
+                    format!("normalize.std[{c}]"),
+                    f64::from(v),
+                    "need a finite std > 0",
+                ));
             }
         }
         Ok(())
@@ -160,7 +160,7 @@ mod tests {
         };
         assert!(matches!(
             zero_std.validate(),
-            Err(Error::InvalidParameter { .. })
+            Err(Error::InvalidConfig { .. })
         ));
         let mismatched = Normalize {
             mean: vec![0.5, 0.5, 0.5],

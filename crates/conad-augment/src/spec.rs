@@ -182,11 +182,11 @@ impl AugmentSpec {
                 blur,
             } => {
                 if !(strength.is_finite() && *strength > 0.0) {
-                    return Err(Error::InvalidParameter {
-                        what: "augment.strength".into(),
-                        value: *strength,
-                        requirement: "must be positive (1 for ImageNet, 0.5 for CIFAR)",
-                    });
+                    return Err(Error::invalid(
+                        "augment.strength",
+                        *strength,
+                        "must be positive (1 for ImageNet, 0.5 for CIFAR)",
+                    ));
                 }
                 presets::simclr(side(size)?, *strength, *blur)
             }

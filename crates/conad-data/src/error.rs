@@ -239,15 +239,16 @@ pub enum Error {
         names: String,
     },
 
-    /// A protocol parameter is out of its valid range.
-    #[error("invalid {name} = {value}: {expected}")]
-    InvalidParameter {
-        /// Parameter name.
-        name: &'static str,
-        /// Offending value, formatted.
+    /// A config field (or parameter) outside its domain. The same shape in every conad crate:
+    /// `invalid config: \`field\` = value: what is accepted`.
+    #[error("invalid config: `{field}` = {value}: {reason}")]
+    InvalidConfig {
+        /// The field, as a dotted path where it is nested (e.g. `optimizer.momentum`).
+        field: String,
+        /// The rejected value, formatted.
         value: String,
-        /// The valid range or values.
-        expected: String,
+        /// What the field accepts.
+        reason: String,
     },
 
     /// The test split has no normal or no anomalous samples, so AUROC is undefined.
@@ -306,6 +307,21 @@ fn list_or_nothing(found: &[String]) -> String {
         "nothing".to_string()
     } else {
         found.join(", ")
+    }
+}
+
+impl Error {
+    /// An [`Error::InvalidConfig`].
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -84,11 +84,11 @@ impl FolderOptions {
         if let Some((h, w)) = self.size
             && (h == 0 || w == 0 || h > 16384 || w > 16384)
         {
-            return Err(Error::InvalidParameter {
-                name: "size",
-                value: format!("{h}x{w}"),
-                expected: "height and width between 1 and 16384".into(),
-            });
+            return Err(Error::invalid(
+                "size",
+                format!("{h}x{w}"),
+                "height and width between 1 and 16384",
+            ));
         }
         Ok(())
     }

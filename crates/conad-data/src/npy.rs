@@ -738,11 +738,11 @@ pub fn encode_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
 
 fn check_matrix_shape(rows: usize, cols: usize, len: usize) -> Result<()> {
     if rows.checked_mul(cols) != Some(len) {
-        return Err(Error::InvalidParameter {
-            name: "matrix shape",
-            value: format!("{rows}×{cols} for {len} elements"),
-            expected: "rows · cols must equal the number of elements".into(),
-        });
+        return Err(Error::invalid(
+            "matrix shape",
+            format!("{rows}×{cols} for {len} elements"),
+            "rows · cols must equal the number of elements",
+        ));
     }
     Ok(())
 }

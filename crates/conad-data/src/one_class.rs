@@ -101,11 +101,11 @@ impl OneClassProtocol {
         if let Some(g) = self.contamination
             && !(0.0..1.0).contains(&g)
         {
-            return Err(Error::InvalidParameter {
-                name: "contamination",
-                value: g.to_string(),
-                expected: "a ratio γ with 0 ≤ γ < 1 (e.g. 0.05 for 5%)".into(),
-            });
+            return Err(Error::invalid(
+                "contamination",
+                g,
+                "a ratio γ with 0 ≤ γ < 1 (e.g. 0.05 for 5%)",
+            ));
         }
         for s in [&self.train_subsample, &self.test_subsample]
             .into_iter()
@@ -119,14 +119,17 @@ impl OneClassProtocol {
     fn resolve_normal_classes(&self, data: &LoadedData) -> Result<Vec<u32>> {
         let names = data.class_names();
         let mut normal = if self.normal_classes.is_empty() {
-            data.default_normal_classes.clone().ok_or_else(|| Error::InvalidParameter {
-                name: "normal_classes",
-                value: "none".into(),
-                expected: format!(
-                    "at least one normal class: '{}' has no conventional normal class; choose from {}",
-                    data.name,
-                    class_list(names)
-                ),
+            data.default_normal_classes.clone().ok_or_else(|| {
+                Error::invalid(
+                    "normal_classes",
+                    "none",
+                    format!(
+                        "at least one normal class: '{}' has no conventional normal class; \
+                         choose from {}",
+                        data.name,
+                        class_list(names)
+                    ),
+                )
             })?
         } else {
             self.normal_classes.clone()

@@ -29,16 +29,16 @@ impl Subsample {
     /// [`Error::InvalidParameter`] for a zero count or a fraction outside (0, 1].
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Subsample::PerClass(0) => Err(Error::InvalidParameter {
-                name: "subsample per class",
-                value: "0".into(),
-                expected: "at least 1 image per class".into(),
-            }),
-            Subsample::Fraction(f) if !(f > 0.0 && f <= 1.0) => Err(Error::InvalidParameter {
-                name: "subsample fraction",
-                value: f.to_string(),
-                expected: "a fraction in (0, 1]".into(),
-            }),
+            Subsample::PerClass(0) => Err(Error::invalid(
+                "subsample per class",
+                "0",
+                "at least 1 image per class",
+            )),
+            Subsample::Fraction(f) if !(f > 0.0 && f <= 1.0) => Err(Error::invalid(
+                "subsample fraction",
+                f,
+                "a fraction in (0, 1]",
+            )),
             _ => Ok(()),
         }
     }
@@ -58,10 +58,12 @@ impl FromStr for Subsample {
     /// `"500"` or `"500/class"` → 500 per class; `"0.1"` or `"10%"` → a fraction.
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
-        let bad = || Error::InvalidParameter {
-            name: "subsample",
-            value: s.to_string(),
-            expected: "N or N/class (images per class), or a fraction like 0.1 or 10%".into(),
+        let bad = || {
+            Error::invalid(
+                "subsample",
+                s,
+                "N or N/class (images per class), or a fraction like 0.1 or 10%",
+            )
         };
         let sub = if let Some(p) = s.strip_suffix('%') {
             Subsample::Fraction(p.trim().parse::<f64>().map_err(|_| bad())? / 100.0)

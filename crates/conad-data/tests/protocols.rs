@@ -158,13 +158,7 @@ fn protocol_errors() {
     for g in [1.0, -0.1, f64::NAN, f64::INFINITY] {
         let e = protocol(&[0], Some(g), 0).build(data).unwrap_err();
         assert!(
-            matches!(
-                e,
-                Error::InvalidParameter {
-                    name: "contamination",
-                    ..
-                }
-            ),
+            matches!(&e, Error::InvalidConfig { field, .. } if field == "contamination"),
             "{g}: {e}"
         );
     }

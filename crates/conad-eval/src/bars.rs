@@ -45,11 +45,11 @@ pub fn plot_bars(
     });
     let ordered = y_range.0.is_finite() && y_range.1.is_finite() && y_range.0 < y_range.1;
     if !finite || !ordered {
-        return Err(Error::InvalidOption {
-            name: "bars",
-            value: format!("{bars:?}, y range {y_range:?}"),
-            expected: "finite values, errors and references, and a non-empty y range",
-        });
+        return Err(Error::invalid(
+            "bars",
+            format!("{bars:?}, y range {y_range:?}"),
+            "finite values, errors and references, and a non-empty y range",
+        ));
     }
     ensure_font()?;
     let width = (160 + 90 * bars.len()).clamp(480, 1600) as u32;
@@ -153,7 +153,7 @@ mod tests {
                 "AUROC",
                 (0.0, 1.0)
             ),
-            Err(Error::InvalidOption { .. })
+            Err(Error::InvalidConfig { .. })
         ));
         let path = dir.join("bars.svg");
         plot_bars(&path, &[bar(0.7), bar(0.9)], "t", "AUROC", (0.5, 1.0)).unwrap();

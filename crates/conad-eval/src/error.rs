@@ -91,15 +91,16 @@ pub enum Error {
         record: String,
     },
 
-    /// An option of a typed config struct is out of range.
-    #[error("invalid option `{name}` = {value}: expected {expected}")]
-    InvalidOption {
-        /// Option name.
-        name: &'static str,
-        /// The offending value, formatted.
+    /// A config field (or parameter) outside its domain. The same shape in every conad crate:
+    /// `invalid config: \`field\` = value: what is accepted`.
+    #[error("invalid config: `{field}` = {value}: {reason}")]
+    InvalidConfig {
+        /// The field, as a dotted path where it is nested (e.g. `optimizer.momentum`).
+        field: String,
+        /// The rejected value, formatted.
         value: String,
-        /// What would be accepted.
-        expected: &'static str,
+        /// What the field accepts.
+        reason: String,
     },
 
     /// Nothing to plot.
@@ -133,6 +134,21 @@ pub enum Error {
     /// JSON (de)serialisation failed.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// An [`Error::InvalidConfig`].
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

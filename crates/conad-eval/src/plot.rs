@@ -106,11 +106,11 @@ impl PlotOptions {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if !(64..=8192).contains(&v) {
-                return Err(Error::InvalidOption {
+                return Err(Error::invalid(
                     name,
-                    value: v.to_string(),
-                    expected: "a size in pixels between 64 and 8192",
-                });
+                    v,
+                    "a size in pixels between 64 and 8192",
+                ));
             }
         }
         Ok(())
@@ -143,11 +143,11 @@ impl HistogramOptions {
     /// [`Error::InvalidOption`].
     pub fn validate(&self) -> Result<()> {
         if !(1..=10_000).contains(&self.bins) {
-            return Err(Error::InvalidOption {
-                name: "bins",
-                value: self.bins.to_string(),
-                expected: "between 1 and 10000 bins",
-            });
+            return Err(Error::invalid(
+                "bins",
+                self.bins,
+                "between 1 and 10000 bins",
+            ));
         }
         self.plot.validate()
     }

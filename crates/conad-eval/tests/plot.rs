@@ -99,7 +99,7 @@ fn bad_plot_input_is_a_typed_error() {
     };
     assert!(matches!(
         roc_svg(&series, &tiny),
-        Err(Error::InvalidOption { name: "width", .. })
+        Err(Error::InvalidConfig { field, .. }) if field == "width"
     ));
     let no_bins = HistogramOptions {
         bins: 0,
@@ -107,7 +107,7 @@ fn bad_plot_input_is_a_typed_error() {
     };
     assert!(matches!(
         score_histogram_svg(&s, &y, &no_bins),
-        Err(Error::InvalidOption { name: "bins", .. })
+        Err(Error::InvalidConfig { field, .. }) if field == "bins"
     ));
     let one_class = score_histogram_svg(&s, &vec![false; s.len()], &HistogramOptions::default());
     assert!(matches!(one_class, Err(Error::SingleClass { .. })));

@@ -90,11 +90,7 @@ pub(crate) fn weight(field: &'static str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidConfig {
-            field,
-            value: value.to_string(),
-            reason: "must be finite and ≥ 0".into(),
-        })
+        Err(Error::invalid(field, value, "must be finite and ≥ 0"))
     }
 }
 

@@ -76,11 +76,11 @@ impl Con2Config {
     /// [`Error::InvalidConfig`] if `total_steps == 0`.
     pub fn alpha(&self, step: u64, total_steps: u64) -> Result<f64> {
         if total_steps == 0 {
-            return Err(Error::InvalidConfig {
-                field: "total_steps",
-                value: "0".into(),
-                reason: "the α schedule runs over at least one step".into(),
-            });
+            return Err(Error::invalid(
+                "total_steps",
+                "0",
+                "the α schedule runs over at least one step",
+            ));
         }
         let t = (step as f64 / total_steps as f64).min(1.0);
         Ok(self.alpha_start + (self.alpha_end - self.alpha_start) * t)

@@ -60,11 +60,11 @@ impl CsiConfig {
         check_temperature("temperature", self.temperature)?;
         weight("shift_weight", self.shift_weight)?;
         if self.n_shifts == 0 {
-            return Err(Error::InvalidConfig {
-                field: "n_shifts",
-                value: "0".into(),
-                reason: "at least the identity shift (1); CSI uses 4 rotations".into(),
-            });
+            return Err(Error::invalid(
+                "n_shifts",
+                "0",
+                "at least the identity shift (1); CSI uses 4 rotations",
+            ));
         }
         Ok(())
     }

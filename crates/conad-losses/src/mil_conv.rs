@@ -88,13 +88,7 @@ impl MilConvConfig {
     /// # Errors
     /// [`Error::InvalidConfig`], [`Error::InvalidTemperature`].
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, value: String, reason: &str| {
-            Err(Error::InvalidConfig {
-                field,
-                value,
-                reason: reason.into(),
-            })
-        };
+        let bad = |field, value: String, reason: &str| Err(Error::invalid(field, value, reason));
         if self.neighbours == 0 {
             return bad(
                 "neighbours",
@@ -186,11 +180,11 @@ pub fn soft_sampling(
         });
     }
     if !(abnormal_fraction > 0.0 && abnormal_fraction < 1.0) {
-        return Err(Error::InvalidConfig {
-            field: "abnormal_fraction",
-            value: abnormal_fraction.to_string(),
-            reason: "must lie in (0, 1)".into(),
-        });
+        return Err(Error::invalid(
+            "abnormal_fraction",
+            abnormal_fraction,
+            "must lie in (0, 1)",
+        ));
     }
     if let Some((index, &value)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
         return Err(Error::NonFiniteInput {

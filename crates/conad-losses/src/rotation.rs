@@ -37,11 +37,11 @@ impl RotationCeConfig {
         if self.n_classes >= 2 {
             Ok(())
         } else {
-            Err(Error::InvalidConfig {
-                field: "n_classes",
-                value: self.n_classes.to_string(),
-                reason: "a classification needs at least 2 classes (4 rotations)".into(),
-            })
+            Err(Error::invalid(
+                "n_classes",
+                self.n_classes,
+                "a classification needs at least 2 classes (4 rotations)",
+            ))
         }
     }
 }

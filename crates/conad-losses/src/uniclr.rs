@@ -77,11 +77,11 @@ impl UniClrConfig {
         if let Some(sa) = self.soft_aggregation {
             check_temperature("soft_aggregation.temperature", sa.temperature)?;
             if self.backend == InfoNceBackend::Fused {
-                return Err(Error::InvalidConfig {
-                    field: "backend",
-                    value: "fused".into(),
-                    reason: "soft aggregation weights pairs; use the composed backend".into(),
-                });
+                return Err(Error::invalid(
+                    "backend",
+                    "fused",
+                    "soft aggregation weights pairs; use the composed backend",
+                ));
             }
         }
         Ok(())
@@ -253,11 +253,11 @@ impl UniClr {
         let n_in = 2 * inlier.iter().filter(|&&b| b).count();
         label_count("soft-aggregation weights", weights.len(), n_in)?;
         if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
-            return Err(Error::InvalidConfig {
-                field: "soft-aggregation weights",
-                value: w.to_string(),
-                reason: "weights must be finite and ≥ 0".into(),
-            });
+            return Err(Error::invalid(
+                "soft-aggregation weights",
+                w,
+                "weights must be finite and ≥ 0",
+            ));
         }
         let masks = Self::masks(inlier)?;
         let rows = 2 * m;
@@ -281,11 +281,11 @@ impl UniClr {
             }
         }
         if n_in > 0 && total <= 0.0 {
-            return Err(Error::InvalidConfig {
-                field: "soft-aggregation weights",
-                value: format!("{weights:?}"),
-                reason: "every positive pair has weight 0".into(),
-            });
+            return Err(Error::invalid(
+                "soft-aggregation weights",
+                format!("{weights:?}"),
+                "every positive pair has weight 0",
+            ));
         }
         let mut w = vec![0.0; rows * rows];
         for a in 0..rows {
@@ -339,12 +339,11 @@ impl UniConHaConfig {
     /// [`Error::InvalidTemperature`], [`Error::InvalidConfig`].
     pub fn validate(&self) -> Result<()> {
         if self.stage_weights.is_empty() {
-            return Err(Error::InvalidConfig {
-                field: "stage_weights",
-                value: "[]".into(),
-                reason: "at least one stage (docs/reference.md §6.7: stages 2, 3, 4 with λ = 1)"
-                    .into(),
-            });
+            return Err(Error::invalid(
+                "stage_weights",
+                "[]",
+                "at least one stage (docs/reference.md §6.7: stages 2, 3, 4 with λ = 1)",
+            ));
         }
         for &w in &self.stage_weights {
             crate::checks::weight("stage_weights", w)?;

@@ -219,11 +219,7 @@ impl ResNetConfig {
 }
 
 fn invalid(field: &'static str, value: impl ToString, reason: &str) -> Error {
-    Error::InvalidConfig {
-        field,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
+    Error::invalid(field, value, reason.to_string())
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A config field is out of its domain.
+    /// A config field (or parameter) outside its domain. The same shape in every conad crate:
+    /// `invalid config: \`field\` = value: what is accepted`.
     #[error("invalid config: `{field}` = {value}: {reason}")]
     InvalidConfig {
-        /// Field name (e.g. `width_multiplier`).
-        field: &'static str,
+        /// The field, as a dotted path where it is nested (e.g. `optimizer.momentum`).
+        field: String,
         /// The rejected value, formatted.
         value: String,
         /// What the field accepts.
@@ -131,6 +132,21 @@ pub enum Error {
     /// An error from candle (device, dtype or an op).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    /// An [`Error::InvalidConfig`].
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// `Result` with [`Error`].

@@ -39,11 +39,7 @@ impl LinearHeadConfig {
     pub fn validate(&self) -> Result<()> {
         for (field, v) in [("in_dim", self.in_dim), ("num_classes", self.num_classes)] {
             if v == 0 {
-                return Err(Error::InvalidConfig {
-                    field,
-                    value: "0".into(),
-                    reason: "must be ≥ 1".into(),
-                });
+                return Err(Error::invalid(field, "0", "must be ≥ 1"));
             }
         }
         Ok(())

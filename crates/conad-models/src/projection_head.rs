@@ -95,11 +95,7 @@ impl MlpHeadConfig {
     /// [`Error::InvalidConfig`] for a zero dimension or a BN momentum/epsilon out of range.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, value: String, reason: &str| {
-            Err(Error::InvalidConfig {
-                field,
-                value,
-                reason: reason.into(),
-            })
+            Err(Error::invalid(field, value, reason))
         };
         if self.in_dim == 0 {
             return bad("in_dim", "0".into(), "must be ≥ 1");

@@ -67,30 +67,30 @@ impl StageHeadConfig {
     /// stage width, or BN parameters out of range.
     pub fn validate(&self) -> Result<()> {
         if self.stage_widths.contains(&0) {
-            return Err(Error::InvalidConfig {
-                field: "stage_widths",
-                value: format!("{:?}", self.stage_widths),
-                reason: "every width must be ≥ 1".into(),
-            });
+            return Err(Error::invalid(
+                "stage_widths",
+                format!("{:?}", self.stage_widths),
+                "every width must be ≥ 1",
+            ));
         }
         if self.projection.in_dim != self.stage_widths[3] {
-            return Err(Error::InvalidConfig {
-                field: "projection.in_dim",
-                value: self.projection.in_dim.to_string(),
-                reason: format!(
+            return Err(Error::invalid(
+                "projection.in_dim",
+                self.projection.in_dim,
+                format!(
                     "must equal the last stage width {} (the head down-samples to it)",
                     self.stage_widths[3]
                 ),
-            });
+            ));
         }
         let bn_ok =
             (0.0..=1.0).contains(&self.bn_momentum) && self.bn_eps.is_finite() && self.bn_eps > 0.0;
         if !bn_ok {
-            return Err(Error::InvalidConfig {
-                field: "bn_momentum/bn_eps",
-                value: format!("{}/{}", self.bn_momentum, self.bn_eps),
-                reason: "momentum must lie in [0, 1] and eps be positive".into(),
-            });
+            return Err(Error::invalid(
+                "bn_momentum/bn_eps",
+                format!("{}/{}", self.bn_momentum, self.bn_eps),
+                "momentum must lie in [0, 1] and eps be positive",
+            ));
         }
         self.projection.validate()
     }

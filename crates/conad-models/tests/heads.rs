@@ -128,10 +128,7 @@ fn final_affine_bn_and_validation() {
     };
     assert!(matches!(
         MlpHead::new(&bad, vb.pp("bad")),
-        Err(Error::InvalidConfig {
-            field: "hidden_dims",
-            ..
-        })
+        Err(Error::InvalidConfig { field, .. }) if field == "hidden_dims"
     ));
     let json = serde_json::to_string(&MlpHeadConfig::firm(512)).unwrap();
     assert_eq!(
@@ -169,10 +166,7 @@ fn rotation_head_has_four_classes() {
             },
             vb
         ),
-        Err(Error::InvalidConfig {
-            field: "num_classes",
-            ..
-        })
+        Err(Error::InvalidConfig { field, .. }) if field == "num_classes"
     ));
 }
 
@@ -221,9 +215,6 @@ fn unicon_stage_heads_downsample_to_the_last_stage() {
     bad.projection.in_dim = 32;
     assert!(matches!(
         bad.validate(),
-        Err(Error::InvalidConfig {
-            field: "projection.in_dim",
-            ..
-        })
+        Err(Error::InvalidConfig { field, .. }) if field == "projection.in_dim"
     ));
 }

@@ -212,10 +212,7 @@ fn invalid_config_is_rejected_at_construction() {
     };
     assert!(matches!(
         ResNet::new(&cfg, vb),
-        Err(Error::InvalidConfig {
-            field: "width_multiplier",
-            ..
-        })
+        Err(Error::InvalidConfig { field, .. }) if field == "width_multiplier"
     ));
     assert!(varmap.all_vars().is_empty());
 }

@@ -72,11 +72,11 @@ impl CsiValidParams {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.ensemble_size == 0 {
-            return Err(Error::InvalidParameter {
-                name: "ensemble_size",
-                value: "0".into(),
-                reason: "need at least one sample per image (CSI uses T = 10)",
-            });
+            return Err(Error::invalid(
+                "ensemble_size",
+                "0",
+                "need at least one sample per image (CSI uses T = 10)",
+            ));
         }
         Ok(())
     }
@@ -178,11 +178,11 @@ impl CsiValidParams {
                 / means.rows() as f64;
             let lambda_con = if self.balance {
                 if mean_norm <= 0.0 {
-                    return Err(Error::InvalidParameter {
-                        name: "lambda_con",
-                        value: "1/0".into(),
-                        reason: "training projections have zero mean norm; disable balance",
-                    });
+                    return Err(Error::invalid(
+                        "lambda_con",
+                        "1/0",
+                        "training projections have zero mean norm; disable balance",
+                    ));
                 }
                 1.0 / mean_norm
             } else {
@@ -192,11 +192,11 @@ impl CsiValidParams {
                 (Some(l), true) => {
                     let m = l.iter().sum::<f64>() / l.len() as f64;
                     if m == 0.0 {
-                        return Err(Error::InvalidParameter {
-                            name: "lambda_cls",
-                            value: "1/0".into(),
-                            reason: "training shift logits average to 0; disable balance",
-                        });
+                        return Err(Error::invalid(
+                            "lambda_cls",
+                            "1/0",
+                            "training shift logits average to 0; disable balance",
+                        ));
                     }
                     1.0 / m
                 }

@@ -129,15 +129,16 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// Any other numeric parameter out of range.
-    #[error("parameter `{name}` = {value} is invalid: {reason}")]
-    InvalidParameter {
-        /// Parameter name as in the params struct.
-        name: &'static str,
-        /// Offending value (printed).
+    /// A config field (or parameter) outside its domain. The same shape in every conad crate:
+    /// `invalid config: \`field\` = value: what is accepted`.
+    #[error("invalid config: `{field}` = {value}: {reason}")]
+    InvalidConfig {
+        /// The field, as a dotted path where it is nested (e.g. `optimizer.momentum`).
+        field: String,
+        /// The rejected value, formatted.
         value: String,
-        /// What would be valid.
-        reason: &'static str,
+        /// What the field accepts.
+        reason: String,
     },
 
     /// A covariance matrix that is not positive definite after regularisation.
@@ -216,6 +217,21 @@ pub enum Error {
         /// Which options the scorer does take.
         hint: &'static str,
     },
+}
+
+impl Error {
+    /// An [`Error::InvalidConfig`].
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// `Result` with this crate's [`Error`].

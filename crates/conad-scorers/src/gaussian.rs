@@ -78,11 +78,11 @@ impl GaussianValidParams {
         if let GaussianCovariance::Ridge { epsilon } = self.covariance
             && !(epsilon.is_finite() && epsilon >= 0.0)
         {
-            return Err(Error::InvalidParameter {
-                name: "epsilon",
-                value: epsilon.to_string(),
-                reason: "the ridge must be finite and ≥ 0 (docs/reference.md §6.4 suggests 1e-3)",
-            });
+            return Err(Error::invalid(
+                "epsilon",
+                epsilon,
+                "the ridge must be finite and ≥ 0 (docs/reference.md §6.4 suggests 1e-3)",
+            ));
         }
         Ok(())
     }

@@ -542,11 +542,11 @@ impl HnswIndex {
         let n = bank.rows();
         bank.check_min_rows(1, "HNSW bank")?;
         if n >= u32::MAX as usize {
-            return Err(Error::InvalidParameter {
-                name: "bank rows",
-                value: n.to_string(),
-                reason: "the HNSW index uses 32-bit node ids; use fewer than 2^32 − 1 rows",
-            });
+            return Err(Error::invalid(
+                "bank rows",
+                n,
+                "the HNSW index uses 32-bit node ids; use fewer than 2^32 − 1 rows",
+            ));
         }
         let ml = params.level_multiplier();
         let tree = SeedTree::new(params.seed).child("hnsw-level");

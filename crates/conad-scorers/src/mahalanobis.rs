@@ -93,27 +93,27 @@ impl MahalanobisValidParams {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.n_clusters == 0 {
-            return Err(Error::InvalidParameter {
-                name: "n_clusters",
-                value: "0".into(),
-                reason: "need at least one cluster (SSD's default is 1)",
-            });
+            return Err(Error::invalid(
+                "n_clusters",
+                "0",
+                "need at least one cluster (SSD's default is 1)",
+            ));
         }
         if self.max_iter == 0 {
-            return Err(Error::InvalidParameter {
-                name: "max_iter",
-                value: "0".into(),
-                reason: "k-means needs at least one Lloyd iteration (default 100)",
-            });
+            return Err(Error::invalid(
+                "max_iter",
+                "0",
+                "k-means needs at least one Lloyd iteration (default 100)",
+            ));
         }
         if let SsdCovariance::PseudoInverse { rcond } = self.covariance
             && !(rcond.is_finite() && (0.0..1.0).contains(&rcond))
         {
-            return Err(Error::InvalidParameter {
-                name: "rcond",
-                value: rcond.to_string(),
-                reason: "the relative eigenvalue cutoff must be in [0, 1) (default 1e-10)",
-            });
+            return Err(Error::invalid(
+                "rcond",
+                rcond,
+                "the relative eigenvalue cutoff must be in [0, 1) (default 1e-10)",
+            ));
         }
         Ok(())
     }

@@ -84,11 +84,11 @@ impl OcSvmValidParams {
             return Err(Error::InvalidNu(self.nu));
         }
         if !(self.tol.is_finite() && self.tol > 0.0) {
-            return Err(Error::InvalidParameter {
-                name: "tol",
-                value: self.tol.to_string(),
-                reason: "the SMO tolerance must be finite and > 0 (default 1e-3)",
-            });
+            return Err(Error::invalid(
+                "tol",
+                self.tol,
+                "the SMO tolerance must be finite and > 0 (default 1e-3)",
+            ));
         }
         if let OcSvmKernel::Rbf { gamma } = self.kernel {
             gamma.validate()?;

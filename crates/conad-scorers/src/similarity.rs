@@ -57,18 +57,18 @@ impl TilePlan {
     /// [`Error::InvalidParameter`].
     pub fn validate(&self) -> Result<()> {
         if self.query_block == 0 {
-            return Err(Error::InvalidParameter {
-                name: "query_block",
-                value: "0".into(),
-                reason: "tiles need at least one query row (default 128)",
-            });
+            return Err(Error::invalid(
+                "query_block",
+                "0",
+                "tiles need at least one query row (default 128)",
+            ));
         }
         if self.bank_tile == 0 {
-            return Err(Error::InvalidParameter {
-                name: "bank_tile",
-                value: "0".into(),
-                reason: "tiles need at least one bank row (default 2048)",
-            });
+            return Err(Error::invalid(
+                "bank_tile",
+                "0",
+                "tiles need at least one bank row (default 2048)",
+            ));
         }
         Ok(())
     }

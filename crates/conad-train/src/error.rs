@@ -6,14 +6,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A configuration field has a value outside its domain.
-    #[error("invalid training config: `{field}` = {value}: {reason}")]
+    /// A config field (or parameter) outside its domain. The same shape in every conad crate:
+    /// `invalid config: \`field\` = value: what is accepted`.
+    #[error("invalid config: `{field}` = {value}: {reason}")]
     InvalidConfig {
-        /// Dotted path of the field (e.g. `optimizer.momentum`).
+        /// The field, as a dotted path where it is nested (e.g. `optimizer.momentum`).
         field: String,
-        /// The rejected value.
+        /// The rejected value, formatted.
         value: String,
-        /// What is accepted.
+        /// What the field accepts.
         reason: String,
     },
 
