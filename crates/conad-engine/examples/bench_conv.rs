@@ -1,4 +1,4 @@
-//! Per-layer convolution benchmark (issue #4): forward, grad-input and grad-weight GF/s of every
+//! Per-layer convolution benchmark: forward, grad-input and grad-weight GF/s of every
 //! distinct ResNet-18 (CIFAR stem) conv layer shape, for 32×32×3 and 28×28×1 inputs at widths 1
 //! and 1/4, batch 64 (32 images × 2 views).
 //!

@@ -1,8 +1,8 @@
 //! Layer constructors with torchvision/PyTorch initialisation hints, and a batch-norm wrapper
 //! that refuses degenerate training batches.
 //!
-//! Convolutions and 4-d batch norms run on conad-engine's kernels on CPU (issue #4: im2col +
-//! packed GEMM convolution and fused batch norm with their own backward passes) and on candle's
+//! Convolutions and 4-d batch norms run on conad-engine's kernels on CPU (convolutions and fused
+//! batch norm with their own backward passes, docs/engine.md) and on candle's
 //! ops elsewhere (cuDNN with the `cuda` feature); the choice is made per call from the tensor's
 //! device, so model code only sees these layer types.
 //!

@@ -12,12 +12,9 @@
 //! `bank_tile × query_block` scratch tile per worker thread — O(bank + block) whatever the
 //! number of queries.
 //!
-//! Kernel choice (measured on the kNN shape, 50 000 × 512 bank, 2-core AVX-512 machine): in this
-//! bank-major layout the `gemm` crate (`x86-v4` kernels) and faer's matmul ran at the same speed
-//! (≈ 88 GF/s per CPU-second each); the query-major layout `Q·Bᵀ` was slower for both, faer more
-//! so. `gemm` is used (the workspace's GEMM; it measured ahead of faer on this shape).
-//! Tile sizes 64–1024 × 1024–4096 were within 10 % of each other; 128 × 2048 (a 1 MiB tile that
-//! stays in L2) was the fastest and leanest.
+//! Kernel choice: the bank-major layout with the `gemm` crate's `x86-v4` kernels and 128 × 2048
+//! tiles (a 1 MiB tile that stays in L2); the measurements behind it are in docs/engine.md
+//! ("kNN similarity kernel").
 
 use std::cell::RefCell;
 

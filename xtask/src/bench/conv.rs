@@ -1,4 +1,4 @@
-//! `cargo xtask bench conv`: per-layer convolution speed of conad-engine (issue #4) next to
+//! `cargo xtask bench conv`: per-layer convolution speed of conad-engine next to
 //! PyTorch 1.13 (oneDNN, 2 threads): forward, grad-input and grad-weight GF/s for every distinct
 //! ResNet-18 (CIFAR stem) conv layer shape, 32×32×3 and 28×28×1 inputs at widths 1 and 1/4,
 //! batch 64 (32 images × 2 views). Both sides build the same deterministic inputs and must agree
