@@ -65,7 +65,8 @@ pub fn supcon(size: usize, normalize: Normalize) -> AugmentConfig {
 /// Not replicated from CSI's GPU code: the affine-grid crop with reflection padding, brightness
 /// on HSV's V, per-channel contrast means, the once-per-batch order shuffle and the 255/360 hue
 /// scaling; conad uses the torchvision operations in CSI's order with CSI's parameters.
-/// Normalisation (x − 0.5)/0.5 is left to the network, as in CSI.
+/// CSI normalises (x − 0.5)/0.5 inside its network; conad's ResNet does not normalise, so this
+/// preset feeds [0, 1] images (the budget profiles of these methods do the same).
 pub fn csi(size: usize) -> AugmentConfig {
     csi_with_scale(size, [0.08, 1.0])
 }

@@ -377,7 +377,8 @@ pub struct UniConHaParts {
     pub weights: Option<Vec<f64>>,
 }
 
-/// UniCLR summed over network stages (hierarchical augmentation, eq. 9).
+/// UniCLR averaged over the network stages it uses, `Σ_s λ_s L_s / S` (hierarchical
+/// augmentation, eq. 9; docs/reference.md §1.5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct UniConHa {
     config: UniConHaConfig,

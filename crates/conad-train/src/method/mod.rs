@@ -10,7 +10,7 @@
 //!   the step's seed node),
 //! - its hooks ([`Method::before_training`], [`Method::on_epoch_start`]; no-ops by default),
 //! - its test-time scores ([`MethodParams::scores`], paper score first; fitted and applied by
-//!   [`crate::score`], which the trainer's online evaluation, `conad eval` and `conad score`
+//!   [`crate::score`], which the trainer's online evaluation, `conad eval` and `cargo xtask reproduce`
 //!   all call).
 
 mod con2;

@@ -2,7 +2,7 @@
 //! [`ScoreRecipe`] — which views of the images to embed, which output (encoder features or a
 //! head), and how to turn them into one anomaly score per image. A [`Detector`] is a recipe fitted
 //! on the normal training images with a frozen model; the trainer's online evaluation,
-//! `conad eval` and `conad score` all go through [`Detector::fit`] and [`Detector::score`].
+//! `conad eval` and `cargo xtask reproduce` all go through [`Detector::fit`] and [`Detector::score`].
 //!
 //! Every score returned is an **anomaly score** (higher = more anomalous), as in
 //! `conad-scorers`.
