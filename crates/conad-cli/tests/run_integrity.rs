@@ -3,7 +3,7 @@
 //! that `conad eval` either reads consistently or refuses, edited or damaged parts are refused,
 //! a full disk leaves the previous output intact, and a closed or full stdout is not a panic.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn conad_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_conad"));
@@ -196,22 +196,16 @@ fn a_kill_during_eval_or_embed_leaves_complete_files_or_none() {
     let run = dir.path().join("run");
     assert_ok(&train(&run, "1", &[]));
     let npy = dir.path().join("emb.npy");
+    let n_test = json(&eval_json_no_write(&run))["n_test"].as_u64().unwrap();
     for step in 1..50 {
         let o = conad_cmd(&["eval", "--run", run.to_str().unwrap()])
             .env("CONAD_TEST_ABORT_AT_FS_OP", step.to_string())
             .output()
             .unwrap();
-        let eval = run.join("eval");
-        if let Ok(t) = std::fs::read_to_string(eval.join("metrics.json")) {
-            let v: serde_json::Value = serde_json::from_str(&t).expect("complete metrics.json");
-            assert!(v["auroc"].is_number());
-        }
-        if let Ok(t) = std::fs::read_to_string(eval.join("scores.csv")) {
-            let n = json(&eval_json_no_write(&run))["n_test"].as_u64().unwrap();
-            assert_eq!(t.lines().count() as u64, n + 1, "a partial scores.csv");
-        }
         let e = conad_cmd(&[
             "embed",
+            "--split",
+            "test",
             "--run",
             run.to_str().unwrap(),
             "--out",
@@ -220,11 +214,32 @@ fn a_kill_during_eval_or_embed_leaves_complete_files_or_none() {
         .env("CONAD_TEST_ABORT_AT_FS_OP", step.to_string())
         .output()
         .unwrap();
+        if step == 1 {
+            // The outputs go through the crash-safe writer (the hook fires), so this loop
+            // really kills them before each write.
+            assert!(!o.status.success() && !e.status.success());
+        }
+        let eval = run.join("eval");
+        // metrics.json is written last: when it exists, everything it describes is complete.
+        if let Ok(t) = std::fs::read_to_string(eval.join("metrics.json")) {
+            let v: serde_json::Value = serde_json::from_str(&t).expect("complete metrics.json");
+            assert!(v["auroc"].is_number());
+            let scores = std::fs::read_to_string(eval.join("scores.csv")).unwrap();
+            assert_eq!(
+                scores.lines().count() as u64,
+                n_test + 1,
+                "a partial scores.csv"
+            );
+            assert!(std::fs::metadata(eval.join("roc.png")).unwrap().len() > 0);
+        }
         if npy.exists() {
-            let bytes = std::fs::read(&npy).unwrap();
-            assert!(bytes.starts_with(b"\x93NUMPY"), "a partial .npy");
+            let (_, rows, _) = conad_data::npy::read_f32_matrix(&npy).expect("a complete .npy");
+            assert_eq!(rows as u64, n_test);
+            let labels = dir.path().join("emb.labels.npy");
+            assert!(labels.is_file(), "embeddings without their labels");
         }
         if o.status.success() && e.status.success() {
+            assert!(step > 2, "finished after {step} steps");
             return;
         }
     }
@@ -374,14 +389,116 @@ fn a_closed_or_full_stdout_is_not_a_panic() {
         .output()
         .unwrap();
     assert_refused(&o, "standard output");
-    // Closed pipe: the reader went away; a normal end.
-    let mut child = conad_cmd(&["data", "info", "embedded:fashion-mnist"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    // Closed pipe: the reader is gone before the first write (deterministic EPIPE); a normal
+    // end, nothing on stderr.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = conad_cmd(&["data", "info", "embedded:fashion-mnist"])
+        .stdout(writer)
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
     assert!(!text(&o.stderr).contains("panicked"));
+}
+
+#[test]
+fn a_directory_of_other_files_is_never_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, b"mine").unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        assert_refused(&train(dir.path(), "1", extra), "notes.txt");
+    }
+    assert_eq!(std::fs::read(&notes).unwrap(), b"mine");
+}
+
+#[test]
+fn a_raw_pixel_run_is_not_replaced_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("raw");
+    let raw = |extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--method",
+            "raw",
+            "--data",
+            "embedded:fashion-mnist",
+            "--normal-class",
+            "0",
+            "--out",
+            run.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        conad(&a)
+    };
+    assert_ok(&raw(&[]));
+    assert_refused(&raw(&["--seed", "5"]), "different config");
+    assert_ok(&raw(&["--seed", "5", "--overwrite"]));
+}
+
+/// `threads` never changes results: a stored config is not re-checked against this machine's
+/// cores, and resuming with another thread count is accepted.
+#[test]
+fn the_thread_count_is_not_part_of_a_runs_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    assert_ok(&train(&run, "1", &["--threads", "2"]));
+    let config_path = run.join("config.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(config.contains("threads = 2"), "{config}");
+    std::fs::write(
+        &config_path,
+        config.replace("threads = 2", "threads = 100000"),
+    )
+    .unwrap();
+    assert_ok(&eval_json(&run));
+    std::fs::write(&config_path, &config).unwrap();
+    assert_ok(&train(&run, "1", &["--threads", "1"]));
+}
+
+/// A training image changed after training: eval refuses instead of scoring with weights
+/// trained on other images.
+#[test]
+fn changed_training_data_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("folder");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/folder");
+    for sub in ["train/good", "test/good", "test/crack", "test/scratch"] {
+        std::fs::create_dir_all(data.join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x != "txt") {
+                std::fs::copy(&p, data.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let spec = format!("folder:{},size=8", data.display());
+    let run = dir.path().join("run");
+    let o = conad(&[
+        "train",
+        "--method",
+        "simclr",
+        "--data",
+        &spec,
+        "--epochs",
+        "1",
+        "--width",
+        "0.125",
+        "--batch-size",
+        "2",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert_ok(&eval_json(&run));
+    std::fs::copy(
+        data.join("test/good/000.png"),
+        data.join("train/good/000.png"),
+    )
+    .unwrap();
+    assert_refused(
+        &eval_json(&run),
+        "differs from the one the run was trained on",
+    );
 }

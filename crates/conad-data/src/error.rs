@@ -331,6 +331,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        // A write through conad-fs already names the file: keep its message as it is.
+        if source
+            .get_ref()
+            .is_some_and(|inner| inner.is::<conad_fs::FsError>())
+        {
+            let inner = source.into_inner().expect("checked above");
+            return match inner.downcast::<conad_fs::FsError>() {
+                Ok(fs) => Self::Write(*fs),
+                Err(_) => unreachable!("checked above"),
+            };
+        }
         Self::Io {
             path: path.into(),
             source,

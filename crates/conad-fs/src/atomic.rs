@@ -1,9 +1,10 @@
 //! [`AtomicFile`], [`AtomicPath`], [`write_atomic`]: the temporary-file-and-rename protocol.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{FsError, Operation};
 use crate::fault;
@@ -14,8 +15,56 @@ fn is_special(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
-/// `DIR/.STEM.tmp-PID.EXT` beside `dest` (the extension is kept last, so that writers that pick
-/// an encoder by extension, such as image libraries, still see it).
+/// The file a write to `dest` must replace: a symbolic link is followed to its target (renaming
+/// over the link would replace the link, not the file it names).
+fn resolve(dest: &Path) -> PathBuf {
+    match fs::symlink_metadata(dest) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(dest).unwrap_or_else(|_| {
+            // A dangling link: write where it points.
+            fs::read_link(dest)
+                .map(|t| match dest.parent() {
+                    Some(dir) if t.is_relative() => dir.join(t),
+                    _ => t,
+                })
+                .unwrap_or_else(|_| dest.to_path_buf())
+        }),
+        _ => dest.to_path_buf(),
+    }
+}
+
+/// Distinguishes temporary files of one process (threads writing the same destination).
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// Creates a new temporary file beside `dest` (never opening an existing one, so a planted link
+/// or another writer's file is not reused), with the permissions of the file it will replace.
+fn create_temp(dest: &Path) -> Result<(PathBuf, File), FsError> {
+    let mode = fs::metadata(dest).ok().map(|m| m.permissions());
+    for _ in 0..16 {
+        let tmp = temp_path_for(dest)?;
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(file) => {
+                if let Some(mode) = &mode {
+                    // Best effort: a file system without permissions keeps its default.
+                    let _ = fs::set_permissions(&tmp, mode.clone());
+                }
+                return Ok((tmp, file));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(FsError::new(dest, Operation::Create, e)),
+        }
+    }
+    Err(FsError::new(
+        dest,
+        Operation::Create,
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free temporary name beside it",
+        ),
+    ))
+}
+
+/// `DIR/.STEM.tmp-PID-N.EXT` beside `dest` (the extension is kept last, so that writers that
+/// pick an encoder by extension, such as image libraries, still see it).
 fn temp_path_for(dest: &Path) -> Result<PathBuf, FsError> {
     let invalid = || {
         FsError::new(
@@ -26,6 +75,8 @@ fn temp_path_for(dest: &Path) -> Result<PathBuf, FsError> {
     };
     let name = dest.file_name().ok_or_else(invalid)?;
     let pid = std::process::id();
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let pid = format!("{pid}-{n}");
     let mut tmp = OsString::from(".");
     match (dest.file_stem(), dest.extension()) {
         (Some(stem), Some(ext)) => {
@@ -51,7 +102,7 @@ fn sync_parent(path: &Path) -> Result<(), FsError> {
         Ok(()) => Ok(()),
         // Some file systems cannot sync a directory; the rename itself is still atomic.
         Err(e) if matches!(e.raw_os_error(), Some(22) | Some(9)) => Ok(()),
-        Err(e) => Err(FsError::new(path, Operation::Sync, e)),
+        Err(e) => Err(FsError::new(path, Operation::SyncDirectory, e)),
     }
 }
 
@@ -84,7 +135,7 @@ impl AtomicFile {
     /// # Errors
     /// [`Operation::Create`] when the temporary file cannot be created.
     pub fn create(dest: impl AsRef<Path>) -> Result<Self, FsError> {
-        let dest = dest.as_ref().to_path_buf();
+        let dest = resolve(dest.as_ref());
         if is_special(&dest) {
             let file =
                 File::create(&dest).map_err(|e| FsError::new(&dest, Operation::Create, e))?;
@@ -94,8 +145,7 @@ impl AtomicFile {
                 writer: Some(BufWriter::new(file)),
             });
         }
-        let tmp = temp_path_for(&dest)?;
-        let file = File::create(&tmp).map_err(|e| FsError::new(&dest, Operation::Create, e))?;
+        let (tmp, file) = create_temp(&dest)?;
         Ok(Self {
             dest,
             tmp: Some(tmp),
@@ -178,11 +228,12 @@ impl AtomicPath {
     /// # Errors
     /// [`Operation::Create`] when `dest` names no file.
     pub fn new(dest: impl AsRef<Path>) -> Result<Self, FsError> {
-        let dest = dest.as_ref().to_path_buf();
+        let dest = resolve(dest.as_ref());
         let tmp = if is_special(&dest) {
             None
         } else {
-            Some(temp_path_for(&dest)?)
+            // Reserve the name (and the mode) now; the library writing it truncates the file.
+            Some(create_temp(&dest)?.0)
         };
         Ok(Self { dest, tmp })
     }
@@ -200,12 +251,20 @@ impl AtomicPath {
     /// Syncs the written file and renames it over the destination.
     ///
     /// # Errors
-    /// [`Operation::Sync`] (including a temporary file that was never written) and
-    /// [`Operation::Rename`]; the destination is unchanged.
+    /// [`Operation::Write`] when nothing was written to the temporary path, [`Operation::Sync`]
+    /// and [`Operation::Rename`]; the destination is unchanged.
     pub fn commit(mut self) -> Result<(), FsError> {
         let Some(tmp) = self.tmp.take() else {
             return Ok(());
         };
+        if fs::metadata(&tmp).map_or(true, |m| m.len() == 0) {
+            let _ = fs::remove_file(&tmp);
+            return Err(FsError::new(
+                &self.dest,
+                Operation::Write,
+                io::Error::new(io::ErrorKind::UnexpectedEof, "nothing was written"),
+            ));
+        }
         if let Err(e) = File::open(&tmp).and_then(|f| f.sync_all()) {
             let _ = fs::remove_file(&tmp);
             return Err(FsError::new(&self.dest, Operation::Sync, e));

@@ -12,14 +12,15 @@ pub enum Operation {
     Create,
     /// Writing or flushing the bytes.
     Write,
-    /// `fsync` of the file or its directory.
+    /// `fsync` of the written file (before it replaced the destination).
     Sync,
+    /// `fsync` of the directory after the new file replaced the destination: the new file is in
+    /// place but may not survive a power loss.
+    SyncDirectory,
     /// Renaming the temporary file over the destination.
     Rename,
     /// Removing a file.
     Remove,
-    /// Creating the destination's parent directory.
-    CreateDir,
 }
 
 impl fmt::Display for Operation {
@@ -30,7 +31,7 @@ impl fmt::Display for Operation {
             Self::Sync => "cannot sync",
             Self::Rename => "cannot replace",
             Self::Remove => "cannot remove",
-            Self::CreateDir => "cannot create the directory of",
+            Self::SyncDirectory => "wrote but cannot sync the directory of",
         })
     }
 }
@@ -58,6 +59,9 @@ impl FsError {
 
     /// A hint for the common causes, appended to the message.
     fn hint(&self) -> &'static str {
+        if self.operation == Operation::SyncDirectory {
+            return " (the new file is in place)";
+        }
         match self.source.raw_os_error() {
             Some(28) => {
                 " (the disk is full: free space or write elsewhere; the previous file, if \
@@ -87,11 +91,9 @@ impl fmt::Display for FsError {
     }
 }
 
-impl std::error::Error for FsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
+/// The OS error is part of the message, so it is not also reported as the `source` (which would
+/// print it twice in an error chain).
+impl std::error::Error for FsError {}
 
 impl From<FsError> for io::Error {
     fn from(e: FsError) -> Self {

@@ -88,7 +88,7 @@ fn the_temporary_path_keeps_the_extension_and_is_hidden() {
     // Never written: the commit fails and the destination is not created.
     let unwritten = AtomicPath::new(dir.join("hist.svg")).unwrap();
     let err = unwritten.commit().unwrap_err();
-    assert_eq!(err.operation, Operation::Sync);
+    assert_eq!(err.operation, Operation::Write);
     assert_eq!(entries(&dir), ["roc.png"]);
 }
 
@@ -123,4 +123,57 @@ fn removing_reports_whether_the_file_existed() {
     std::fs::write(&path, b"x").unwrap();
     assert!(remove_file_if_exists(&path).unwrap());
     assert!(!path.exists());
+}
+
+#[test]
+fn a_symlink_destination_replaces_its_target_not_the_link() {
+    let dir = scratch("symlink");
+    let target = dir.join("real.csv");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    write_atomic(&link, b"new").unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    assert_eq!(entries(&dir), ["link.csv", "real.csv"]);
+}
+
+#[test]
+fn the_replaced_file_keeps_its_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("mode");
+    let path = dir.join("secret.json");
+    std::fs::write(&path, b"{}").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_atomic(&path, b"{\"a\": 1}").unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn concurrent_writers_of_one_file_never_mix_their_bytes() {
+    let dir = scratch("threads");
+    let path = dir.join("shared.bin");
+    std::thread::scope(|s| {
+        for t in 0..8u8 {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..20 {
+                    write_atomic(path, &vec![t; 64 * 1024]).unwrap();
+                }
+            });
+        }
+    });
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 64 * 1024);
+    assert!(
+        bytes.iter().all(|&b| b == bytes[0]),
+        "bytes of two writers mixed"
+    );
+    assert_eq!(entries(&dir), ["shared.bin"]);
 }

@@ -205,8 +205,9 @@ impl Checkpoint {
     /// `path` holds the previous checkpoint or the complete new one at every instant.
     ///
     /// # Errors
-    /// [`Error::Io`] on write failure (naming `path`); [`Error::Safetensors`] if serialisation
-    /// fails.
+    /// [`Error::NonFiniteWeights`] (nothing written) when a tensor holds NaN or ±∞;
+    /// [`Error::Write`] on write failure (naming `path`); [`Error::Safetensors`] if
+    /// serialisation fails.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let json = serde_json::to_string(&self.meta).map_err(|e| Error::NotACheckpoint {
@@ -228,10 +229,19 @@ impl Checkpoint {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-        conad_fs::write_atomic(path, &bytes).map_err(|e| Error::Io {
+        // A checkpoint that could not be loaded again must not replace a good one.
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Safetensors {
             path: path.to_path_buf(),
-            source: e.into(),
-        })
+            message: e.to_string(),
+        })?;
+        if let Some((tensor, count)) = first_non_finite(&st) {
+            return Err(Error::NonFiniteWeights {
+                path: path.to_path_buf(),
+                tensor,
+                count,
+            });
+        }
+        Ok(conad_fs::write_atomic(path, &bytes)?)
     }
 
     /// Reads a checkpoint; tensors go to `device`.

@@ -88,6 +88,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A checkpoint to save holds NaN or ±∞ (training diverged): it is not written, the previous
+    /// checkpoint stays.
+    #[error(
+        "refusing to write {}: tensor `{tensor}` holds {count} NaN or infinite value(s) (training \
+         diverged; lower the learning rate); the previous file is kept",
+        path.display()
+    )]
+    NonFiniteWeights {
+        /// The checkpoint that was not written.
+        path: PathBuf,
+        /// The first tensor with non-finite values.
+        tensor: String,
+        /// How many values of it are non-finite.
+        count: usize,
+    },
+
+    /// A crash-safe write failed (names the file; the previous file is unchanged).
+    #[error(transparent)]
+    Write(#[from] conad_fs::FsError),
+
     /// The checkpoint was written by another conad version.
     #[error(
         "checkpoint was written by conad {checkpoint}, this is conad {current}; re-train, or call \

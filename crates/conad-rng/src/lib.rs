@@ -35,14 +35,20 @@ const fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// FNV-1a over the label bytes, then mixed; stable across platforms and Rust versions.
-fn hash_label(label: &str) -> u64 {
+/// 64-bit FNV-1a of `bytes`: stable across platforms and Rust versions (labels of the seed tree,
+/// fingerprints of training data).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in label.as_bytes() {
+    for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    mix64(h)
+    h
+}
+
+/// FNV-1a over the label bytes, then mixed.
+fn hash_label(label: &str) -> u64 {
+    mix64(fnv1a64(label.as_bytes()))
 }
 
 impl SeedTree {

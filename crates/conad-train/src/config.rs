@@ -244,6 +244,17 @@ impl TrainConfig {
                 "must be ≥ 1, or omitted for the global pool",
             ));
         }
+        self.augment.train.to_augment_config(32)?;
+        self.augment.test.to_augment_config(32)?;
+        Ok(())
+    }
+
+    /// Checks the settings that depend on the machine running the config (a stored config is
+    /// not re-checked against another machine): `threads` ≤ [`MAX_THREADS_PER_CORE`] × cores.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `threads`.
+    pub fn validate_for_this_machine(&self) -> Result<()> {
         if let Some(n) = self.threads {
             let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
             let max = MAX_THREADS_PER_CORE * cores;
@@ -259,8 +270,6 @@ impl TrainConfig {
                 ));
             }
         }
-        self.augment.train.to_augment_config(32)?;
-        self.augment.test.to_augment_config(32)?;
         Ok(())
     }
 
@@ -373,7 +382,8 @@ impl TrainConfig {
         })
     }
 
-    /// One line per top-level section or key whose value differs from `other`'s.
+    /// One line per top-level section or key whose value differs from `other`'s (`threads` is not
+    /// compared: results are bit-identical for any thread count).
     pub fn differences(&self, other: &Self) -> Vec<String> {
         let (Ok(a), Ok(b)) = (toml::Value::try_from(self), toml::Value::try_from(other)) else {
             return vec!["configs cannot be compared".into()];
@@ -385,6 +395,8 @@ impl TrainConfig {
         keys.sort();
         keys.dedup();
         keys.into_iter()
+            // The thread count never changes results (bit-identical for any count).
+            .filter(|k| k.as_str() != "threads")
             .filter(|k| a.get(*k) != b.get(*k))
             .map(|k| {
                 let show = |v: Option<&toml::Value>| {

@@ -219,8 +219,9 @@ pub enum Error {
     /// The parts of a run directory disagree (a `config.toml` or `task.toml` edited or copied
     /// from another run after training): nothing is loaded.
     #[error(
-        "{} is inconsistent: {} — its {what} says otherwise than the weights were trained with; \
-         restore the original file or retrain",
+        "{} is inconsistent: {} — its {what} disagrees with the record of what the run was \
+         trained with (kept in its weights, or a raw-pixel run's report); restore the original \
+         file or retrain",
         path.display(),
         differences.join("; ")
     )]
@@ -231,6 +232,19 @@ pub enum Error {
         what: String,
         /// One line per differing field (recorded vs on disk).
         differences: Vec<String>,
+    },
+
+    /// The training images rebuilt for evaluation are not those the weights were trained on.
+    #[error(
+        "the training split differs from the one the run was trained on (trained: {trained}; \
+         now: {now}); the data files changed since training — point --data at the original files \
+         or retrain"
+    )]
+    TrainingDataChanged {
+        /// Fingerprint recorded in the checkpoint.
+        trained: String,
+        /// Fingerprint of the images given now.
+        now: String,
     },
 
     /// Run files without `config.toml`: an interrupted `--overwrite` or a directory of other

@@ -155,6 +155,30 @@ fn present_run_files(dir: &Path) -> Vec<String> {
     found
 }
 
+/// A temporary file left by an interrupted atomic write (`.NAME.tmp-PID-N[.EXT]`).
+fn is_temp_leftover(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Entries of `dir` that no run writes (the user's own files): a run directory must not hold
+/// any, so that starting afresh never deletes or mixes with them.
+fn foreign_entries(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let name = e.map_err(Error::io(dir))?.file_name();
+        let name = name.to_string_lossy();
+        let ours = name == CONFIG_FILE
+            || name == EVAL_DIR
+            || RUN_FILES.contains(&name.as_ref())
+            || is_temp_leftover(&name);
+        if !ours {
+            out.push(name.into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Reads the run directory and decides, without changing anything, whether to resume, start
 /// afresh, or refuse.
 pub(crate) fn inspect_run_dir(
@@ -167,7 +191,26 @@ pub(crate) fn inspect_run_dir(
         resume_from: None,
         start_afresh: true,
     };
-    if policy == crate::ResumePolicy::Overwrite || !dir.exists() {
+    if !dir.exists() {
+        return Ok(afresh);
+    }
+    if !dir.is_dir() {
+        return Err(Error::NotARun {
+            path: dir.to_path_buf(),
+            reason: "it is a file, not a directory".into(),
+        });
+    }
+    let foreign = foreign_entries(dir)?;
+    if !foreign.is_empty() {
+        return Err(Error::NotARun {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "it holds files no run writes ({}); train into a new or empty directory",
+                foreign.join(", ")
+            ),
+        });
+    }
+    if policy == crate::ResumePolicy::Overwrite {
         return Ok(afresh);
     }
     let weights = [MODEL_FILE, CHECKPOINT_FILE]
@@ -186,18 +229,22 @@ pub(crate) fn inspect_run_dir(
     }
     let stored = TrainConfig::from_toml_file(&config_path)?;
     let differences = stored.differences(config);
-    match weights {
-        // Nothing trained yet (a run stopped before its first checkpoint): nothing to lose.
-        None => Ok(afresh),
-        Some(_) if !differences.is_empty() => Err(Error::RunConfigMismatch {
+    // What a rerun with another config would lose: weights, or a raw-pixel run's report.
+    let results = weights.is_some() || (!stored.method.trains() && dir.join(REPORT_FILE).is_file());
+    if results && !differences.is_empty() {
+        return Err(Error::RunConfigMismatch {
             path: dir.to_path_buf(),
             differences,
-        }),
+        });
+    }
+    match weights {
         Some(path) if config.method.trains() => Ok(RunDirPlan {
             resume_from: Some(path),
             start_afresh: false,
         }),
-        Some(_) => Ok(afresh),
+        // Nothing trained yet (a run stopped before its first checkpoint), or a raw-pixel run of
+        // the same config (recomputed): nothing to lose.
+        _ => Ok(afresh),
     }
 }
 
@@ -221,6 +268,12 @@ pub(crate) fn commit_run_dir(
         if eval.is_dir() {
             conad_fs::fault::before_mutation();
             std::fs::remove_dir_all(&eval).map_err(Error::io(&eval))?;
+        }
+        // Temporary files of killed writes (a checkpoint's can be as large as the checkpoint).
+        for e in std::fs::read_dir(dir).map_err(Error::io(dir))?.flatten() {
+            if is_temp_leftover(&e.file_name().to_string_lossy()) {
+                conad_fs::remove_file_if_exists(e.path())?;
+            }
         }
     }
     match task {
@@ -251,11 +304,7 @@ pub(crate) struct TrainingState {
 
 /// Size, shape and FNV-1a hash of a training split: a resumed run must see the same images.
 pub(crate) fn data_fingerprint(d: &Dataset) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in &d.images {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = conad_rng::fnv1a64(&d.images);
     format!(
         "{} images of {}x{}x{}, fnv1a {h:016x}",
         d.n, d.height, d.width, d.channels
@@ -287,6 +336,8 @@ pub struct TrainedModel {
     device: Device,
     source: Option<PathBuf>,
     task: Option<TaskRecord>,
+    /// [`data_fingerprint`] of the training split the weights were trained on.
+    trained_on: Option<String>,
 }
 
 impl TrainedModel {
@@ -294,6 +345,24 @@ impl TrainedModel {
     /// weights' record); `None` for runs trained through the library without one.
     pub fn task(&self) -> Option<&TaskRecord> {
         self.task.as_ref()
+    }
+
+    /// Errors unless `train` holds exactly the images the weights were trained on (size, shape
+    /// and hash): a data file changed since training, or a task rebuilt differently, would
+    /// otherwise be scored silently. Raw-pixel runs train nothing and accept any images.
+    ///
+    /// # Errors
+    /// [`Error::TrainingDataChanged`].
+    pub fn check_training_data(&self, train: &Dataset) -> Result<()> {
+        match &self.trained_on {
+            Some(trained) if *trained != data_fingerprint(train) => {
+                Err(Error::TrainingDataChanged {
+                    trained: trained.clone(),
+                    now: data_fingerprint(train),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The run's resolved config.
@@ -402,7 +471,7 @@ impl TrainedModel {
 }
 
 /// A data set split as an image batch view.
-fn dataset_view(d: &Dataset) -> Result<ImageBatchU8<'_>> {
+pub(crate) fn dataset_view(d: &Dataset) -> Result<ImageBatchU8<'_>> {
     Ok(ImageBatchU8::new(
         &d.images, d.n, d.height, d.width, d.channels,
     )?)
@@ -444,9 +513,12 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
             });
         }
         let text = std::fs::read_to_string(&report_path).map_err(Error::io(&report_path))?;
-        let report: TrainReport = serde_json::from_str(&text).map_err(|e| Error::Json {
-            what: report_path.display().to_string(),
-            message: e.to_string(),
+        let report: TrainReport = serde_json::from_str(&text).map_err(|e| Error::NotARun {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "its {REPORT_FILE} cannot be read ({e}; written by an older conad?); rerun the \
+                 raw-pixel run with `--overwrite`"
+            ),
         })?;
         report.run.check_directory(dir, &config)?;
         let varmap = VarMap::new();
@@ -465,6 +537,7 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
             device: device.clone(),
             source: None,
             task: report.run.task,
+            trained_on: None,
         });
     }
     let model = dir.join(MODEL_FILE);
@@ -512,5 +585,6 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         device: device.clone(),
         source: Some(source),
         task: state.run.task,
+        trained_on: Some(state.data),
     })
 }

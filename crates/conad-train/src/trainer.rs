@@ -48,8 +48,8 @@ use crate::progress::{ProgressMode, training_bar};
 use crate::report::{EpochRecord, EvalPoint, History, TrainReport};
 use crate::run_dir::{
     CHECKPOINT_FILE, CURVE_FILE, HISTORY_FILE, MODEL_FILE, REPORT_FILE, RunDirPlan, RunRecord,
-    TEST_TRANSFORM_SEED, TrainingState, commit_run_dir, data_fingerprint, inspect_run_dir,
-    write_json,
+    TEST_TRANSFORM_SEED, TrainingState, commit_run_dir, data_fingerprint, dataset_view,
+    inspect_run_dir, write_json,
 };
 use crate::schedule::SchedulePoint;
 use crate::score::{Detector, ScoreDef, ScoringModel};
@@ -149,6 +149,7 @@ where
     B: FnOnce(BuildContext<'_>) -> Result<Box<dyn Method>> + Send,
 {
     let run_dir = run_dir.as_ref();
+    config.validate_for_this_machine()?;
     let data = &task.train;
     if data.is_empty() {
         return Err(Error::EmptyImages {
@@ -188,12 +189,6 @@ where
             .install(|| run(&resolved, task, run_dir, options, build)),
         None => run(&resolved, task, run_dir, options, build),
     }
-}
-
-fn image_batch(d: &conad_data::Dataset) -> Result<ImageBatchU8<'_>> {
-    Ok(ImageBatchU8::new(
-        &d.images, d.n, d.height, d.width, d.channels,
-    )?)
 }
 
 fn run<B>(
@@ -245,8 +240,8 @@ pub(crate) fn score_auroc(
     def: &ScoreDef,
     task: &OneClassTask,
 ) -> Result<f64> {
-    let detector = Detector::fit(model, def, &image_batch(&task.train)?)?;
-    let scores = detector.score(model, &image_batch(&task.test)?)?;
+    let detector = Detector::fit(model, def, &dataset_view(&task.train)?)?;
+    let scores = detector.score(model, &dataset_view(&task.test)?)?;
     Ok(conad_eval::auroc(&scores, &task.test_is_anomaly)?)
 }
 
@@ -288,7 +283,7 @@ fn raw_pixels_run(
         root.child(TEST_TRANSFORM_SEED),
     )?;
     let train = embed_raw_pixels(
-        &image_batch(&task.train)?,
+        &dataset_view(&task.train)?,
         &transform,
         config.eval.batch_size,
     )?;
@@ -524,7 +519,7 @@ impl<'a> Session<'a> {
             .map_or(session_epochs, |k| k.min(session_epochs));
         let bar = training_bar(self.options.progress, limit * self.steps_per_epoch);
         let task = self.task;
-        let images = image_batch(&task.train)?;
+        let images = dataset_view(&task.train)?;
         let start = self.start_epoch;
         self.hook(&images, start, |m, ctx| m.before_training(ctx))?;
         let (mut views, mut step_seconds) = (0u64, 0f64);
@@ -708,7 +703,7 @@ impl<'a> Session<'a> {
         let auroc = score_auroc(&model, &def, self.task)?;
         let train = embed(
             &self.encoder,
-            &image_batch(&self.task.train)?,
+            &dataset_view(&self.task.train)?,
             &self.test_aug,
             bs,
             device,

@@ -72,7 +72,9 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     let model = load_run(&args.run)?;
     let task_file = run_task(&model, &args.run)?;
     let images: Dataset = if args.split == Split::Normal {
-        task_file.build(args.data.as_deref())?.1.train
+        let train = task_file.build(args.data.as_deref())?.1.train;
+        model.check_training_data(&train)?;
+        train
     } else {
         let data = task_file.load(args.data.as_deref())?;
         match args.split {
@@ -89,11 +91,11 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     let emb = model
         .embed(&images, args.batch_size)
         .with_context(|| format!("embedding {} images", images.len()))?;
-    npy::write_f32_matrix(&args.out, emb.as_slice(), emb.rows(), emb.cols())
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    // Labels first, embeddings last: new embeddings never appear before their labels are in
+    // place. (Both writes are atomic and name their file in errors.)
     let labels: Vec<i64> = images.labels.iter().map(|&l| i64::from(l)).collect();
-    npy::write_i64_vector(&lpath, &labels)
-        .with_context(|| format!("writing {}", lpath.display()))?;
+    npy::write_i64_vector(&lpath, &labels)?;
+    npy::write_f32_matrix(&args.out, emb.as_slice(), emb.rows(), emb.cols())?;
     errln!(
         "wrote {} × {} embeddings to {} and their labels to {}",
         emb.rows(),

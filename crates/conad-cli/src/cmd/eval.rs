@@ -127,6 +127,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be ≥ 1");
     let model = load_run(&args.run)?;
     let (loaded, task) = run_task(&model, &args.run)?.build(args.data.as_deref())?;
+    model.check_training_data(&task.train)?;
     let detector = model
         .fit_detector(args.score.as_deref(), &task.train, args.batch_size)
         .context("fitting the score on the normal training images")?;
@@ -153,10 +154,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     };
     let out = args.out.clone().unwrap_or_else(|| args.run.join("eval"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    write_text(
-        &out.join("metrics.json"),
-        &(serde_json::to_string_pretty(&report)? + "\n"),
-    )?;
+    // metrics.json last: whoever reads it finds the scores, ROC and Markdown of the same eval.
     write_text(&out.join("metrics.md"), &report.to_markdown())?;
     write_scores(
         &out.join("scores.csv"),
@@ -176,6 +174,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             title: Some(format!("ROC — {}", report.task)),
             ..Default::default()
         },
+    )?;
+    write_text(
+        &out.join("metrics.json"),
+        &(serde_json::to_string_pretty(&report)? + "\n"),
     )?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;

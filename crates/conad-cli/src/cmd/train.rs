@@ -113,6 +113,7 @@ fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
         config.threads = args.threads;
     }
     config.validate()?;
+    config.validate_for_this_machine()?;
     Ok(config)
 }
 
