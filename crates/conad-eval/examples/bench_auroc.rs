@@ -21,7 +21,6 @@
 //! figures taken on a loaded machine.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -89,9 +88,7 @@ fn write_data(path: &Path, scores: &[f64], labels: &[bool]) -> std::io::Result<(
         buf.extend_from_slice(&s.to_le_bytes());
     }
     buf.extend(labels.iter().map(|&l| u8::from(l)));
-    let tmp = path.with_extension("tmp");
-    fs::File::create(&tmp)?.write_all(&buf)?;
-    fs::rename(tmp, path)
+    Ok(conad_fs::write_atomic(path, &buf)?)
 }
 
 fn read_data(path: &Path) -> Result<(Vec<f64>, Vec<bool>), String> {

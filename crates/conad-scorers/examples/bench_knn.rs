@@ -28,7 +28,7 @@
 //! the exact one within 1e-5).
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -115,8 +115,7 @@ fn generate(path: &Path, name: &str, rows: usize) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut w = BufWriter::new(File::create(&tmp)?);
+    let mut w = conad_fs::AtomicFile::create(path)?;
     let mut rng = SeedTree::new(SEED).child("bench-knn").child(name).rng();
     let mut buf = Vec::with_capacity(DIM * 4);
     for _ in 0..rows {
@@ -131,9 +130,7 @@ fn generate(path: &Path, name: &str, rows: usize) -> std::io::Result<()> {
         }
         w.write_all(&buf)?;
     }
-    w.flush()?;
-    drop(w);
-    std::fs::rename(tmp, path)
+    Ok(w.commit()?)
 }
 
 /// Reads raw little-endian `f32` in 1 MiB pieces (no second full-size byte buffer, so the
