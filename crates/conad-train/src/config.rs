@@ -139,7 +139,8 @@ pub struct TrainConfig {
     pub eval_points: Option<u64>,
     /// Source images per step (SimCLR sees `2 × batch_size` views).
     pub batch_size: usize,
-    /// Drop the last incomplete batch of every epoch (SimCLR practice).
+    /// Drop the last incomplete batch of every epoch (SimCLR practice). When `false`, a last
+    /// batch smaller than the method's minimum batch size is still dropped.
     pub drop_last: bool,
     /// Optimiser.
     pub optimizer: OptimizerConfig,

@@ -60,8 +60,8 @@ pub use evaluate::knn_auroc;
 pub use method::{
     BatchContext, BuildContext, Con2Params, ContextTransform, CsiParams, DistributionShift,
     FirmParams, HookContext, METHODS, Method, MethodBatch, MethodConfig, MethodInfo, MethodParams,
-    MscParams, ProjectionKind, RawPixelsConfig, RotNetParams, SimClrConfig, SimClrMethod,
-    StepContext, StepOutput, SupConLabels, SupConParams, method_names,
+    MilConvParams, MscParams, ProjectionKind, RawPixelsConfig, RotNetParams, SimClrConfig,
+    SimClrMethod, StepContext, StepOutput, SupConLabels, SupConParams, method_names,
 };
 pub use optim::{
     AdamConfig, LarsConfig, Optimizer, OptimizerConfig, OptimizerStateMeta, SgdConfig, StepHyper,

@@ -399,11 +399,10 @@ impl<'a> Session<'a> {
         // The training pool: every image, times the method's shifted copies.
         let n = data.len() * method.copies_per_image();
         let b = config.batch_size;
-        let steps_per_epoch = if config.drop_last {
-            n / b
-        } else {
-            n.div_ceil(b)
-        } as u64;
+        // Without drop_last the last, partial batch is kept unless it is smaller than the
+        // method's minimum (its loss would be degenerate or undefined there).
+        let keeps_partial = !config.drop_last && n % b >= config.method.min_batch_size();
+        let steps_per_epoch = (n / b + usize::from(keeps_partial)) as u64;
         if steps_per_epoch == 0 {
             return Err(Error::TooFewImages {
                 images: n,

@@ -10,13 +10,21 @@ use std::collections::BTreeSet;
 use common::{fresh_dir, quiet, tiny_task, weight_bits};
 use conad_train::run_dir::MODEL_FILE;
 use conad_train::{
-    METHODS, MethodConfig, ModelConfig, MscParams, TrainConfig, TrainOptions, load_run,
-    train_with_options,
+    METHODS, MethodConfig, MilConvParams, ModelConfig, MscParams, TrainConfig, TrainOptions,
+    load_run, train_with_options,
 };
 
-/// The tiny config of the common helpers with `method`, ResNet-18 at width 1/8.
+/// The tiny config of the common helpers with `method`, ResNet-18 at width 1/8; a method whose
+/// loss needs more images per step than the tiny batch takes all 8 training images at once.
 fn config_for(method: MethodConfig, epochs: u64) -> TrainConfig {
+    let tiny = common::tiny_config(epochs);
+    let batch_size = if method.min_batch_size() > tiny.batch_size {
+        tiny_task().train.len()
+    } else {
+        tiny.batch_size
+    };
     TrainConfig {
+        batch_size,
         method,
         model: ModelConfig {
             width_multiplier: 0.125,
@@ -100,15 +108,29 @@ fn every_registered_method_trains_reloads_and_scores() {
 /// vector.
 #[test]
 fn msc_centre_is_checkpointed_and_resume_is_bit_identical() {
-    let task = tiny_task();
-    let method = MethodConfig::new(MscParams {
+    centre_is_checkpointed_and_resume_is_bit_identical(MethodConfig::new(MscParams {
         center_after: 0.5,
         ..Default::default()
-    });
+    }));
+}
+
+/// MIL-Conv: the same centre hook (in projection space) plus per-step random draws (sampling,
+/// Dirichlet weights) from the step's seed node — a resumed run is bit-identical too.
+#[test]
+fn mil_conv_centre_and_step_draws_resume_bit_identically() {
+    centre_is_checkpointed_and_resume_is_bit_identical(MethodConfig::new(MilConvParams {
+        center_after: 0.5,
+        ..Default::default()
+    }));
+}
+
+fn centre_is_checkpointed_and_resume_is_bit_identical(method: MethodConfig) {
+    let task = tiny_task();
+    let name = method.name();
     let config = config_for(method, 4);
-    let full = fresh_dir("msc-full");
+    let full = fresh_dir(&format!("{name}-full"));
     train_with_options(&config, &task, &full, &quiet()).unwrap();
-    let split = fresh_dir("msc-split");
+    let split = fresh_dir(&format!("{name}-split"));
     let first = TrainOptions {
         stop_after_epochs: Some(3),
         ..quiet()

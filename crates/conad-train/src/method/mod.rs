@@ -16,6 +16,7 @@
 mod con2;
 mod csi;
 mod firm;
+mod mil_conv;
 mod msc;
 mod pool;
 mod raw_pixels;
@@ -35,6 +36,7 @@ use conad_rng::SeedTree;
 pub use con2::{Con2Method, Con2Params, ContextTransform};
 pub use csi::{CsiMethod, CsiParams};
 pub use firm::{FirmMethod, FirmParams};
+pub use mil_conv::{MilConvMethod, MilConvParams};
 pub use msc::{MscMethod, MscParams};
 pub use pool::{DistributionShift, ProjectionKind};
 pub use raw_pixels::RawPixelsConfig;

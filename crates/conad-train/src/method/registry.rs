@@ -18,6 +18,7 @@ use crate::score::ScoreDef;
 use super::con2::Con2Params;
 use super::csi::CsiParams;
 use super::firm::FirmParams;
+use super::mil_conv::MilConvParams;
 use super::msc::MscParams;
 use super::raw_pixels::RawPixelsConfig;
 use super::rotnet::RotNetParams;
@@ -192,6 +193,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo::of::<MscParams>("msc", &["mean_shifted"], "mean-shifted contrastive loss around the training-set centre + angular term (docs/reference.md §1.8)"),
     MethodInfo::of::<Con2Params>("con2", &[], "CON2: context contrasting + content alignment, S_NND / S_LH with 40 TTA (docs/reference.md §1.4, §2.6)"),
     MethodInfo::of::<FirmParams>("firm", &[], "FIRM: rotation pool, pairwise/concat loss, 8-layer head, S_cos / S_rot / S_ens (docs/reference.md §1.6)"),
+    MethodInfo::of::<MilConvParams>("mil_conv", &["milconv"], "MIL-Conv on contaminated data: L_Conv on convex combinations + re-centred CSI NT-Xent + rotation CE, kNN score (docs/reference.md §1.8, §4.3)"),
 ];
 
 /// Names of every registered method.
