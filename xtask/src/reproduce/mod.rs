@@ -263,6 +263,7 @@ fn run_one(
     let task = OneClassProtocol {
         normal_classes: vec![plan.class],
         seed: plan.seed,
+        contamination: suite.contamination,
         ..Default::default()
     }
     .build(data)?;
@@ -321,6 +322,7 @@ fn run_one(
         class: plan.class,
         seed: plan.seed,
         n_train: task.train.len(),
+        contamination: suite.contamination,
         n_test: task.test.len(),
         n_test_anomalies: task.num_test_anomalies(),
         epochs: report.epochs_completed,

@@ -39,8 +39,11 @@ pub struct RunResult {
     pub class: u32,
     /// Root seed.
     pub seed: u64,
-    /// Normal training images.
+    /// Training images (normal, plus contaminants when `contamination` is set).
     pub n_train: usize,
+    /// Contamination ratio γ of the training set, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contamination: Option<f64>,
     /// Test images (anomalies).
     pub n_test: usize,
     /// Anomalies among them.
