@@ -15,10 +15,10 @@
 use candle_core::Tensor;
 use conad_augment::Shift;
 use conad_losses::{Csi, CsiConfig, L2_EPS, l2_normalize};
-use conad_models::{LinearHead, LinearHeadConfig, MlpHead, MlpHeadConfig, ResNet};
+use conad_models::{LinearHead, MlpHead, ResNet};
 use serde::{Deserialize, Serialize};
 
-use super::pool::shifted_views;
+use super::pool::{projection_and_rotation_heads, shifted_views};
 use super::{
     BatchContext, BuildContext, Method, MethodBatch, MethodParams, StepContext, StepOutput,
 };
@@ -83,22 +83,8 @@ impl MethodParams for CsiParams {
     }
 
     fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>> {
-        let d = ctx.encoder.feature_dim();
-        let projection = MlpHead::new(
-            &MlpHeadConfig {
-                out_dim: self.projection_dim,
-                ..MlpHeadConfig::simclr(d)
-            },
-            ctx.heads.pp(PROJECTION_HEAD),
-        )?;
-        let shift = LinearHead::new(
-            &LinearHeadConfig {
-                in_dim: d,
-                num_classes: Shift::ROTATIONS.len(),
-                bias: true,
-            },
-            ctx.heads.pp(SHIFT_HEAD),
-        )?;
+        let (projection, shift) =
+            projection_and_rotation_heads(&ctx, self.projection_dim, PROJECTION_HEAD, SHIFT_HEAD)?;
         Ok(Box::new(CsiMethod {
             params: self.clone(),
             loss: Csi::new(self.loss_config())?,

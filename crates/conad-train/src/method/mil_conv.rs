@@ -19,17 +19,17 @@
 //! Paper score: max cosine of the encoder features to all (contaminated) training features
 //! (`knn`, §2.2). Contamination itself is the data protocol's (`--contamination γ`, §4.3).
 
-use candle_core::{DType, Tensor};
-use candle_nn::Init;
+use candle_core::Tensor;
 use conad_augment::Shift;
 use conad_losses::{
     L2_EPS, MilConv, MilConvConfig, Msc, MscConfig, RotationCe, RotationCeConfig, SamplingRule,
     l2_normalize, msc_center, shift_labels,
 };
-use conad_models::{LinearHead, LinearHeadConfig, MlpHead, MlpHeadConfig, ResNet};
+use conad_models::{LinearHead, MlpHead, ResNet};
 use serde::{Deserialize, Serialize};
 
-use super::pool::shifted_views;
+use super::centre::{FixedCentre, validate_center_after};
+use super::pool::{projection_and_rotation_heads, shifted_views};
 use super::{
     BatchContext, BuildContext, HookContext, Method, MethodBatch, MethodParams, StepContext,
     StepOutput,
@@ -84,8 +84,6 @@ impl Default for MilConvParams {
 
 const PROJECTION_HEAD: &str = "projection";
 const ROTATION_HEAD: &str = "rotation";
-/// Name of the centre variable under `heads.`.
-const CENTER_VAR: &str = "center";
 
 impl MilConvParams {
     fn conv_config(&self) -> MilConvConfig {
@@ -116,36 +114,17 @@ impl MethodParams for MilConvParams {
         if self.projection_dim == 0 {
             return Err(Error::invalid("method.projection_dim", 0, "must be ≥ 1"));
         }
-        if !(0.0..1.0).contains(&self.center_after) {
-            return Err(Error::invalid(
-                "method.center_after",
-                self.center_after,
-                "must be in [0, 1): the fraction of epochs before the centre is fixed",
-            ));
-        }
-        Ok(())
+        validate_center_after(self.center_after)
     }
 
     fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>> {
-        let d = ctx.encoder.feature_dim();
-        let projection = MlpHead::new(
-            &MlpHeadConfig {
-                out_dim: self.projection_dim,
-                ..MlpHeadConfig::simclr(d)
-            },
-            ctx.heads.pp(PROJECTION_HEAD),
+        let (projection, rotation) = projection_and_rotation_heads(
+            &ctx,
+            self.projection_dim,
+            PROJECTION_HEAD,
+            ROTATION_HEAD,
         )?;
-        let rotation = LinearHead::new(
-            &LinearHeadConfig {
-                in_dim: d,
-                num_classes: Shift::ROTATIONS.len(),
-                bias: true,
-            },
-            ctx.heads.pp(ROTATION_HEAD),
-        )?;
-        let center = ctx
-            .heads
-            .get_with_hints(self.projection_dim, CENTER_VAR, Init::Const(0.0))?;
+        let center = FixedCentre::new(&ctx.heads, self.projection_dim, self.center_after)?;
         Ok(Box::new(MilConvMethod {
             params: self.clone(),
             conv: MilConv::new(self.conv_config())?,
@@ -155,7 +134,6 @@ impl MethodParams for MilConvParams {
             })?,
             projection,
             rotation,
-            center_set: is_set(&center)?,
             center,
         }))
     }
@@ -175,14 +153,6 @@ impl MethodParams for MilConvParams {
     }
 }
 
-fn is_set(c: &Tensor) -> Result<bool> {
-    Ok(c.abs()?
-        .sum_all()?
-        .to_dtype(DType::F64)?
-        .to_scalar::<f64>()?
-        > 0.0)
-}
-
 /// MIL-Conv with its heads and (fixed) centre.
 #[derive(Debug)]
 pub struct MilConvMethod {
@@ -192,20 +162,16 @@ pub struct MilConvMethod {
     rot: RotationCe,
     projection: MlpHead,
     rotation: LinearHead,
-    center: Tensor,
-    center_set: bool,
+    center: FixedCentre,
 }
 
 impl Method for MilConvMethod {
     fn before_training(&mut self, _ctx: &HookContext<'_>) -> Result<()> {
-        // A resumed run restored `heads.center` from its checkpoint after `build`.
-        self.center_set = is_set(&self.center)?;
-        Ok(())
+        self.center.refresh()
     }
 
     fn on_epoch_start(&mut self, ctx: &HookContext<'_>) -> Result<()> {
-        let due = (self.params.center_after * ctx.epochs as f64).round() as u64;
-        if self.center_set || ctx.epoch < due {
+        if !self.center.due(ctx) {
             return Ok(());
         }
         let bank = embed(
@@ -217,19 +183,7 @@ impl Method for MilConvMethod {
         )?;
         let features = Tensor::from_slice(bank.as_slice(), (bank.rows(), bank.cols()), ctx.device)?;
         let z = l2_normalize(&self.projection.forward(&features, false)?, L2_EPS)?;
-        let c = msc_center(&z)?;
-        let name = format!("heads.{CENTER_VAR}");
-        let vars = ctx.vars.data().lock().map_err(|_| {
-            candle_core::Error::Msg("the run's variables are poisoned by a panicked thread".into())
-        })?;
-        let var = vars
-            .get(&name)
-            .ok_or_else(|| Error::MissingVariable { name: name.clone() })?;
-        var.set(&c)?;
-        self.center = var.as_tensor().clone();
-        self.center_set = true;
-        tracing::info!(epoch = ctx.epoch, "MIL-Conv centre fixed");
-        Ok(())
+        self.center.fix(ctx, &msc_center(&z)?)
     }
 
     fn batch(&self, ctx: &BatchContext<'_>) -> Result<MethodBatch> {
@@ -258,10 +212,11 @@ impl Method for MilConvMethod {
         let conv = self
             .conv
             .forward(&z.narrow(0, 0, n)?, &mut step.seed.child("mil_conv").rng())?;
-        let center = self.center_set.then_some(&self.center);
-        let mean =
-            self.mean
-                .forward(&z.narrow(0, 0, items)?, &z.narrow(0, items, items)?, center)?;
+        let mean = self.mean.forward(
+            &z.narrow(0, 0, items)?,
+            &z.narrow(0, items, items)?,
+            self.center.get(),
+        )?;
         let labels = shift_labels(n, Shift::ROTATIONS.len(), 2);
         let rot = self
             .rot
@@ -273,7 +228,7 @@ impl Method for MilConvMethod {
     }
 
     fn trains(&self, name: &str) -> bool {
-        name != format!("heads.{CENTER_VAR}")
+        FixedCentre::trains(name)
     }
 
     fn heads(&self) -> serde_json::Value {

@@ -13,6 +13,7 @@
 //!   [`crate::score`], which the trainer's online evaluation, `conad eval` and `cargo xtask reproduce`
 //!   all call).
 
+mod centre;
 mod con2;
 mod csi;
 mod firm;

@@ -13,18 +13,18 @@
 //! bit-identical. Score: `knn2` (mean cosine to the 2 nearest training features, the ranking of
 //! MSC's summed squared distances).
 
-use candle_core::{DType, Tensor};
-use candle_nn::Init;
+use candle_core::Tensor;
 use conad_losses::{L2_EPS, Msc, MscConfig, l2_normalize, msc_center};
 use conad_models::ResNet;
 use serde::{Deserialize, Serialize};
 
+use super::centre::{FixedCentre, validate_center_after};
 use super::{
     BatchContext, BuildContext, HookContext, Method, MethodBatch, MethodParams, StepContext,
     StepOutput, pool::pool_views,
 };
 use crate::embed::embed;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::score::{ScoreDef, with_standard};
 
 /// Parameters of MSC.
@@ -49,9 +49,6 @@ impl Default for MscParams {
     }
 }
 
-/// Name of the centre variable under `heads.`.
-const CENTER_VAR: &str = "center";
-
 impl MscParams {
     fn loss_config(&self) -> MscConfig {
         MscConfig {
@@ -65,25 +62,14 @@ impl MscParams {
 impl MethodParams for MscParams {
     fn validate(&self) -> Result<()> {
         self.loss_config().validate()?;
-        if !(0.0..1.0).contains(&self.center_after) {
-            return Err(Error::invalid(
-                "method.center_after",
-                self.center_after,
-                "must be in [0, 1): the fraction of epochs before the centre is fixed",
-            ));
-        }
-        Ok(())
+        validate_center_after(self.center_after)
     }
 
     fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>> {
-        let d = ctx.encoder.feature_dim();
-        let center = ctx.heads.get_with_hints(d, CENTER_VAR, Init::Const(0.0))?;
-        let center_set = center_is_set(&center)?;
         Ok(Box::new(MscMethod {
             params: self.clone(),
             loss: Msc::new(self.loss_config())?,
-            center,
-            center_set,
+            center: FixedCentre::new(&ctx.heads, ctx.encoder.feature_dim(), self.center_after)?,
         }))
     }
 
@@ -96,39 +82,21 @@ impl MethodParams for MscParams {
     }
 }
 
-fn center_is_set(c: &Tensor) -> Result<bool> {
-    Ok(c.abs()?
-        .sum_all()?
-        .to_dtype(DType::F64)?
-        .to_scalar::<f64>()?
-        > 0.0)
-}
-
 /// MSC with its (fixed) centre.
 #[derive(Debug)]
 pub struct MscMethod {
     params: MscParams,
     loss: Msc,
-    center: Tensor,
-    center_set: bool,
-}
-
-impl MscMethod {
-    /// The epoch at whose start the centre is fixed.
-    fn center_epoch(&self, epochs: u64) -> u64 {
-        (self.params.center_after * epochs as f64).round() as u64
-    }
+    center: FixedCentre,
 }
 
 impl Method for MscMethod {
     fn before_training(&mut self, _ctx: &HookContext<'_>) -> Result<()> {
-        // A resumed run restored `heads.center` from its checkpoint after `build`.
-        self.center_set = center_is_set(&self.center)?;
-        Ok(())
+        self.center.refresh()
     }
 
     fn on_epoch_start(&mut self, ctx: &HookContext<'_>) -> Result<()> {
-        if self.center_set || ctx.epoch < self.center_epoch(ctx.epochs) {
+        if !self.center.due(ctx) {
             return Ok(());
         }
         let bank = embed(
@@ -139,22 +107,7 @@ impl Method for MscMethod {
             ctx.device,
         )?;
         let features = Tensor::from_slice(bank.as_slice(), (bank.rows(), bank.cols()), ctx.device)?;
-        let c = msc_center(&features)?;
-        let name = format!("heads.{CENTER_VAR}");
-        let vars = ctx.vars.data().lock().map_err(|_| {
-            candle_core::Error::Msg("the run's variables are poisoned by a panicked thread".into())
-        })?;
-        let var = vars
-            .get(&name)
-            .ok_or_else(|| Error::MissingVariable { name: name.clone() })?;
-        var.set(&c)?;
-        self.center = var.as_tensor().clone();
-        self.center_set = true;
-        tracing::info!(
-            epoch = ctx.epoch,
-            "MSC centre fixed from the training features"
-        );
-        Ok(())
+        self.center.fix(ctx, &msc_center(&features)?)
     }
 
     fn batch(&self, ctx: &BatchContext<'_>) -> Result<MethodBatch> {
@@ -177,10 +130,9 @@ impl Method for MscMethod {
         let x = batch.input(0, "MSC")?;
         let n = batch.source_images;
         let f = l2_normalize(&encoder.features(x, true)?, L2_EPS)?;
-        let center = self.center_set.then_some(&self.center);
-        let loss = self
-            .loss
-            .forward(&f.narrow(0, 0, n)?, &f.narrow(0, n, n)?, center)?;
+        let loss =
+            self.loss
+                .forward(&f.narrow(0, 0, n)?, &f.narrow(0, n, n)?, self.center.get())?;
         Ok(StepOutput {
             loss,
             monitored: Some(f.detach()),
@@ -188,7 +140,7 @@ impl Method for MscMethod {
     }
 
     fn trains(&self, name: &str) -> bool {
-        name != format!("heads.{CENTER_VAR}")
+        FixedCentre::trains(name)
     }
 
     fn heads(&self) -> serde_json::Value {

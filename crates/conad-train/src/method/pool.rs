@@ -4,10 +4,10 @@
 
 use candle_core::Tensor;
 use conad_augment::{Shift, ShiftedSample};
-use conad_models::MlpHeadConfig;
+use conad_models::{LinearHead, LinearHeadConfig, MlpHead, MlpHeadConfig};
 use serde::{Deserialize, Serialize};
 
-use super::BatchContext;
+use super::{BatchContext, BuildContext};
 use crate::error::{Error, Result};
 
 /// Shifted copies of the training images that enter the pool as distinct instances.
@@ -140,4 +140,32 @@ pub(crate) fn project_two_views(
     let z = conad_losses::l2_normalize(&head.forward(&features, true)?, conad_losses::L2_EPS)?;
     let (z1, z2) = (z.narrow(0, 0, n)?, z.narrow(0, n, n)?);
     Ok((z, z1, z2))
+}
+
+/// CSI's two heads on the encoder (also MIL-Conv's): projection `Linear(d→d)–ReLU–Linear(d→out)`
+/// under `heads.<projection>` and the rotation classifier `Linear(d→4)` under
+/// `heads.<rotation>`.
+pub(crate) fn projection_and_rotation_heads(
+    ctx: &BuildContext<'_>,
+    projection_dim: usize,
+    projection: &str,
+    rotation: &str,
+) -> Result<(MlpHead, LinearHead)> {
+    let d = ctx.encoder.feature_dim();
+    let proj = MlpHead::new(
+        &MlpHeadConfig {
+            out_dim: projection_dim,
+            ..MlpHeadConfig::simclr(d)
+        },
+        ctx.heads.pp(projection),
+    )?;
+    let rot = LinearHead::new(
+        &LinearHeadConfig {
+            in_dim: d,
+            num_classes: Shift::ROTATIONS.len(),
+            bias: true,
+        },
+        ctx.heads.pp(rotation),
+    )?;
+    Ok((proj, rot))
 }
