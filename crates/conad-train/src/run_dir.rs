@@ -91,10 +91,37 @@ impl RunRecord {
         })
     }
 
+    /// Differences between the recorded config and `config`, one line per key (recorded vs
+    /// given; `threads` not compared).
+    pub(crate) fn config_differences(&self, config: &TrainConfig) -> Result<Vec<String>> {
+        let trained = TrainConfig::from_toml_str(&self.config, "the run's trained record")?;
+        Ok(trained.differences(config))
+    }
+
+    /// Differences between the recorded task and `task`, one line each (recorded vs given;
+    /// `other` names where `task` comes from).
+    pub(crate) fn task_differences(&self, task: Option<&TaskRecord>, other: &str) -> Vec<String> {
+        match (&self.task, task) {
+            (Some(trained), Some(given)) => trained
+                .differences(given)
+                .into_iter()
+                .map(|d| format!("{d} (trained vs {other})"))
+                .collect(),
+            (Some(trained), None) => vec![format!(
+                "{other} has no task; the run was trained on `{}`",
+                trained.data
+            )],
+            (None, Some(given)) => vec![format!(
+                "{other} names `{}` but the run was trained without a task record",
+                given.data
+            )],
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// Errors unless `config.toml` and `task.toml` of `dir` say what this record says.
     fn check_directory(&self, dir: &Path, on_disk: &TrainConfig) -> Result<()> {
-        let trained = TrainConfig::from_toml_str(&self.config, "the run's trained record")?;
-        let differences = trained.differences(on_disk);
+        let differences = self.config_differences(on_disk)?;
         if !differences.is_empty() {
             return Err(Error::InconsistentRun {
                 path: dir.to_path_buf(),
@@ -105,22 +132,7 @@ impl RunRecord {
                     .collect(),
             });
         }
-        let differences = match (&self.task, TaskRecord::read(dir)?) {
-            (Some(trained), Some(file)) => trained
-                .differences(&file)
-                .into_iter()
-                .map(|d| format!("{d} (trained vs {TASK_FILE})"))
-                .collect(),
-            (Some(trained), None) => vec![format!(
-                "{TASK_FILE} is missing; the run was trained on `{}`",
-                trained.data
-            )],
-            (None, Some(file)) => vec![format!(
-                "{TASK_FILE} names `{}` but the run was trained without a task record",
-                file.data
-            )],
-            (None, None) => Vec::new(),
-        };
+        let differences = self.task_differences(TaskRecord::read(dir)?.as_ref(), TASK_FILE);
         if differences.is_empty() {
             Ok(())
         } else {
@@ -300,6 +312,16 @@ pub(crate) struct TrainingState {
     pub optimizer: OptimizerStateMeta,
     /// What the run was trained with.
     pub run: RunRecord,
+}
+
+impl TrainingState {
+    /// The training state stored in `ckpt` (read from `path`).
+    pub(crate) fn of(ckpt: &Checkpoint, path: &Path) -> Result<Self> {
+        serde_json::from_value(ckpt.meta.training.clone()).map_err(|e| Error::Json {
+            what: format!("training state in {}", path.display()),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// Size, shape and FNV-1a hash of a training split: a resumed run must see the same images.
@@ -557,11 +579,7 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         });
     };
     let ckpt = Checkpoint::load(&source, device)?;
-    let state: TrainingState =
-        serde_json::from_value(ckpt.meta.training.clone()).map_err(|e| Error::Json {
-            what: format!("training state in {}", source.display()),
-            message: e.to_string(),
-        })?;
+    let state = TrainingState::of(&ckpt, &source)?;
     state.run.check_directory(dir, &config)?;
     let in_channels = config
         .model

@@ -445,26 +445,13 @@ impl<'a> Session<'a> {
     fn restore(&mut self, path: &Path, resnet: &ResNetConfig) -> Result<()> {
         let ckpt = Checkpoint::load(path, &self.options.device)?;
         ckpt.check_compatible(resnet)?;
-        let state: TrainingState =
-            serde_json::from_value(ckpt.meta.training.clone()).map_err(|e| Error::Json {
-                what: format!("training state in {}", path.display()),
-                message: e.to_string(),
-            })?;
-        let trained = TrainConfig::from_toml_str(&state.run.config, "the checkpoint's record")?;
-        let mut differences = trained.differences(self.config);
-        match (&state.run.task, &self.record.task) {
-            (Some(a), Some(b)) => {
-                differences.extend(a.differences(b).into_iter().map(|d| format!("task {d}")));
-            }
-            (None, None) => {}
-            (a, b) => differences.push(format!(
-                "task: {} vs {}",
-                a.as_ref()
-                    .map_or("none".into(), |t| format!("`{}`", t.data)),
-                b.as_ref()
-                    .map_or("none".into(), |t| format!("`{}`", t.data))
-            )),
-        }
+        let state = TrainingState::of(&ckpt, path)?;
+        let mut differences = state.run.config_differences(self.config)?;
+        differences.extend(
+            state
+                .run
+                .task_differences(self.record.task.as_ref(), "this session's task"),
+        );
         if !differences.is_empty() {
             return Err(Error::RunConfigMismatch {
                 path: self.run_dir.to_path_buf(),
