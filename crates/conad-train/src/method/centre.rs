@@ -61,6 +61,23 @@ impl FixedCentre {
         !self.set && ctx.epoch >= (self.center_after * ctx.epochs as f64).round() as u64
     }
 
+    /// Encoder features (`N × d`) of every training image under the test transform, with the
+    /// encoder as it is now — what a centre is computed from.
+    pub(crate) fn training_features(ctx: &HookContext<'_>) -> Result<Tensor> {
+        let bank = crate::embed::embed(
+            ctx.encoder,
+            ctx.images,
+            ctx.test_transform,
+            ctx.batch_size,
+            ctx.device,
+        )?;
+        Ok(Tensor::from_slice(
+            bank.as_slice(),
+            (bank.rows(), bank.cols()),
+            ctx.device,
+        )?)
+    }
+
     /// Stores `c` in the run's variable and uses it from now on.
     pub(crate) fn fix(&mut self, ctx: &HookContext<'_>, c: &Tensor) -> Result<()> {
         let name = format!("heads.{CENTER_VAR}");

@@ -34,7 +34,6 @@ use super::{
     BatchContext, BuildContext, HookContext, Method, MethodBatch, MethodParams, StepContext,
     StepOutput,
 };
-use crate::embed::embed;
 use crate::error::{Error, Result};
 use crate::score::{ScoreDef, with_standard};
 
@@ -174,14 +173,7 @@ impl Method for MilConvMethod {
         if !self.center.due(ctx) {
             return Ok(());
         }
-        let bank = embed(
-            ctx.encoder,
-            ctx.images,
-            ctx.test_transform,
-            ctx.batch_size,
-            ctx.device,
-        )?;
-        let features = Tensor::from_slice(bank.as_slice(), (bank.rows(), bank.cols()), ctx.device)?;
+        let features = FixedCentre::training_features(ctx)?;
         let z = l2_normalize(&self.projection.forward(&features, false)?, L2_EPS)?;
         self.center.fix(ctx, &msc_center(&z)?)
     }

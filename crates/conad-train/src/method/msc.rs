@@ -13,7 +13,6 @@
 //! bit-identical. Score: `knn2` (mean cosine to the 2 nearest training features, the ranking of
 //! MSC's summed squared distances).
 
-use candle_core::Tensor;
 use conad_losses::{L2_EPS, Msc, MscConfig, l2_normalize, msc_center};
 use conad_models::ResNet;
 use serde::{Deserialize, Serialize};
@@ -23,7 +22,6 @@ use super::{
     BatchContext, BuildContext, HookContext, Method, MethodBatch, MethodParams, StepContext,
     StepOutput, pool::pool_views,
 };
-use crate::embed::embed;
 use crate::error::Result;
 use crate::score::{ScoreDef, with_standard};
 
@@ -99,14 +97,7 @@ impl Method for MscMethod {
         if !self.center.due(ctx) {
             return Ok(());
         }
-        let bank = embed(
-            ctx.encoder,
-            ctx.images,
-            ctx.test_transform,
-            ctx.batch_size,
-            ctx.device,
-        )?;
-        let features = Tensor::from_slice(bank.as_slice(), (bank.rows(), bank.cols()), ctx.device)?;
+        let features = FixedCentre::training_features(ctx)?;
         self.center.fix(ctx, &msc_center(&features)?)
     }
 
