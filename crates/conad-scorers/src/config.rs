@@ -110,6 +110,17 @@ pub const SCORERS: &[ScorerInfo] = &[
         default: || ScorerConfig::Ocsvm(OcSvmParams::default().kernel(OcSvmKernel::Linear)),
     },
     ScorerInfo {
+        name: "ocsvm-sigmoid",
+        aliases: &[],
+        summary: "one-class SVM with a sigmoid kernel tanh(γ x·y), γ \"scale\" (KE's scorer; anomaly = −decision function)",
+        default: || {
+            ScorerConfig::Ocsvm(OcSvmParams::default().kernel(OcSvmKernel::Sigmoid {
+                gamma: Gamma::Scale,
+                coef0: 0.0,
+            }))
+        },
+    },
+    ScorerInfo {
         name: "center",
         aliases: &["centre"],
         summary: "cosine distance to the mean training embedding",
@@ -242,13 +253,21 @@ impl ScorerConfig {
         let g = Gamma::Value { value: gamma };
         match self {
             Self::Kde(p) => Ok(Self::Kde(p.gamma(g))),
-            Self::Ocsvm(p) if matches!(p.current_kernel(), OcSvmKernel::Rbf { .. }) => {
-                Ok(Self::Ocsvm(p.kernel(OcSvmKernel::Rbf { gamma: g })))
-            }
+            Self::Ocsvm(p) => match p.current_kernel() {
+                OcSvmKernel::Rbf { .. } => Ok(Self::Ocsvm(p.kernel(OcSvmKernel::Rbf { gamma: g }))),
+                OcSvmKernel::Sigmoid { coef0, .. } => Ok(Self::Ocsvm(
+                    p.kernel(OcSvmKernel::Sigmoid { gamma: g, coef0 }),
+                )),
+                OcSvmKernel::Linear => Err(Error::OptionNotApplicable {
+                    option: "--gamma",
+                    scorer: "ocsvm-linear",
+                    hint: "--gamma applies to kde and the RBF or sigmoid ocsvm",
+                }),
+            },
             other => Err(Error::OptionNotApplicable {
                 option: "--gamma",
                 scorer: other.name(),
-                hint: "--gamma applies to kde and the RBF ocsvm",
+                hint: "--gamma applies to kde and the RBF or sigmoid ocsvm",
             }),
         }
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::embeddings::{EmbeddingMatrix, Embeddings, NORM_EPS, normalize_in_place};
 use crate::error::{Error, Result};
 use crate::rbf::{Gamma, RbfBank, rbf_log_sum, to_feature_space};
-use crate::similarity::TilePlan;
+use crate::similarity::{TilePlan, bank_times_queries_t};
 use crate::smo::{KernelFn, KernelMatrix, solve_one_class};
 use crate::traits::{AnomalyScorer, Fit, impl_param_guard};
 
@@ -31,6 +31,14 @@ pub enum OcSvmKernel {
     Rbf {
         /// Bandwidth rule.
         gamma: Gamma,
+    },
+    /// `K(x, y) = tanh(γ x·y + coef0)` (scikit-learn's `kernel="sigmoid"`; KE's scorer,
+    /// docs/reference.md §6.15: γ "scale", coef0 0).
+    Sigmoid {
+        /// γ rule.
+        gamma: Gamma,
+        /// coef0 (finite).
+        coef0: f32,
     },
 }
 
@@ -71,11 +79,11 @@ impl OcSvmValidParams {
     pub const fn tol(&self) -> f64 {
         self.tol
     }
-    /// Whether features are L2-normalised (resolved default: RBF yes, linear no).
+    /// Whether features are L2-normalised (resolved default: RBF and sigmoid yes, linear no).
     pub const fn l2_normalize(&self) -> bool {
         match self.l2_normalize {
             Some(v) => v,
-            None => matches!(self.kernel, OcSvmKernel::Rbf { .. }),
+            None => !matches!(self.kernel, OcSvmKernel::Linear),
         }
     }
 
@@ -90,8 +98,19 @@ impl OcSvmValidParams {
                 "the SMO tolerance must be finite and > 0 (default 1e-3)",
             ));
         }
-        if let OcSvmKernel::Rbf { gamma } = self.kernel {
-            gamma.validate()?;
+        match self.kernel {
+            OcSvmKernel::Linear => {}
+            OcSvmKernel::Rbf { gamma } => gamma.validate()?,
+            OcSvmKernel::Sigmoid { gamma, coef0 } => {
+                gamma.validate()?;
+                if !coef0.is_finite() {
+                    return Err(Error::invalid(
+                        "coef0",
+                        coef0,
+                        "the sigmoid kernel's coef0 must be finite (KE: 0)",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -149,7 +168,7 @@ impl OcSvmParams {
 pub struct OcSvmScorer {
     params: OcSvmValidParams,
     dim: usize,
-    /// Resolved RBF γ (0 for the linear kernel).
+    /// Resolved γ of the RBF or sigmoid kernel (0 for the linear kernel).
     gamma: f32,
     /// Support vectors (rows with α > 0) in kernel feature space, plus squared norms.
     support: RbfBank,
@@ -179,6 +198,17 @@ impl OcSvmScorer {
     /// Resolved γ (0 for the linear kernel).
     pub const fn gamma(&self) -> f32 {
         self.gamma
+    }
+    /// The kernel with its resolved γ.
+    fn kernel_fn(&self) -> KernelFn {
+        match self.params.kernel {
+            OcSvmKernel::Linear => KernelFn::Linear,
+            OcSvmKernel::Rbf { .. } => KernelFn::Rbf(self.gamma),
+            OcSvmKernel::Sigmoid { coef0, .. } => KernelFn::Sigmoid {
+                gamma: self.gamma,
+                coef0,
+            },
+        }
     }
     /// SMO iterations and whether the stopping rule was met (false = hit libsvm's max_iter).
     pub const fn convergence(&self) -> (usize, bool) {
@@ -220,6 +250,28 @@ impl OcSvmScorer {
                     s - self.rho
                 })
                 .collect()),
+            None if matches!(self.params.kernel, OcSvmKernel::Sigmoid { .. }) => {
+                let kernel = self.kernel_fn();
+                let bank = &self.support.rows;
+                let (n_sv, d) = (bank.rows(), self.dim);
+                Ok((0..queries.rows())
+                    .into_par_iter()
+                    .map(|i| {
+                        let mut row = queries.row(i).to_vec();
+                        if l2 {
+                            normalize_in_place(&mut row, NORM_EPS);
+                        }
+                        let mut dots = vec![0.0f32; n_sv];
+                        bank_times_queries_t(bank.as_slice(), n_sv, &row, 1, d, &mut dots);
+                        let s: f64 = dots
+                            .iter()
+                            .zip(&self.alpha)
+                            .map(|(&dot, &a)| a * f64::from(kernel.from_dot(dot, 0.0, 0.0)))
+                            .sum();
+                        s - self.rho
+                    })
+                    .collect())
+            }
             None => {
                 let logw: Vec<f32> = self.alpha.iter().map(|&a| a.ln() as f32).collect();
                 let ls = rbf_log_sum(
@@ -251,6 +303,10 @@ impl Fit for OcSvmValidParams {
                 let g = gamma.resolve(feats.view())?;
                 (KernelFn::Rbf(g), g)
             }
+            OcSvmKernel::Sigmoid { gamma, coef0 } => {
+                let g = gamma.resolve(feats.view())?;
+                (KernelFn::Sigmoid { gamma: g, coef0 }, g)
+            }
         };
         let cache = self.cache_mib.saturating_mul(1 << 20);
         let mut q = KernelMatrix::new(feats.as_slice(), n, d, kernel, cache);
@@ -272,7 +328,7 @@ impl Fit for OcSvmValidParams {
                 }
                 Some(w)
             }
-            KernelFn::Rbf(_) => None,
+            KernelFn::Rbf(_) | KernelFn::Sigmoid { .. } => None,
         };
         Ok(OcSvmScorer {
             params: self.clone(),

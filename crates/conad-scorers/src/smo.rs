@@ -39,6 +39,25 @@ pub(crate) enum KernelFn {
     Linear,
     /// `exp(−γ‖x−y‖²)`.
     Rbf(f32),
+    /// `tanh(γ x·y + coef0)` (scikit-learn's `kernel="sigmoid"`; not positive semi-definite,
+    /// which libsvm's second-order working-set rule tolerates through `TAU`).
+    Sigmoid {
+        /// γ.
+        gamma: f32,
+        /// coef0.
+        coef0: f32,
+    },
+}
+
+impl KernelFn {
+    /// The kernel value from the dot product `x·y` and the squared norms of `x` and `y`.
+    pub(crate) fn from_dot(self, dot: f32, sq_x: f32, sq_y: f32) -> f32 {
+        match self {
+            Self::Linear => dot,
+            Self::Rbf(g) => (-g * (sq_x + sq_y - 2.0 * dot).max(0.0)).exp(),
+            Self::Sigmoid { gamma, coef0 } => (gamma * dot + coef0).tanh(),
+        }
+    }
 }
 
 /// Source of kernel rows for the solver.
@@ -72,6 +91,10 @@ impl<'a> KernelMatrix<'a> {
         let diag: Vec<f64> = match kernel {
             KernelFn::Linear => x.chunks_exact(d).map(|r| dot64(r, r)).collect(),
             KernelFn::Rbf(_) => vec![1.0; n],
+            KernelFn::Sigmoid { .. } => sq_norms
+                .iter()
+                .map(|&s| f64::from(kernel.from_dot(s, s, s)))
+                .collect(),
         };
         let row_bytes = n.saturating_mul(4).max(1);
         let mut km = Self {
@@ -93,12 +116,12 @@ impl<'a> KernelMatrix<'a> {
     }
 
     fn apply_kernel(&self, i: usize, row: &mut [f32]) {
-        if let KernelFn::Rbf(g) = self.kernel {
-            let si = self.sq_norms[i];
-            for (v, &sj) in row.iter_mut().zip(&self.sq_norms) {
-                let d2 = (si + sj - 2.0 * *v).max(0.0);
-                *v = (-g * d2).exp();
-            }
+        if self.kernel == KernelFn::Linear {
+            return;
+        }
+        let si = self.sq_norms[i];
+        for (v, &sj) in row.iter_mut().zip(&self.sq_norms) {
+            *v = self.kernel.from_dot(*v, si, sj);
         }
     }
 
@@ -324,7 +347,11 @@ mod tests {
         let x: Vec<f32> = (0..n * d)
             .map(|i| ((i * 11) % 5) as f32 * 0.4 - 0.7)
             .collect();
-        for kernel in [KernelFn::Linear, KernelFn::Rbf(0.8)] {
+        let sigmoid = KernelFn::Sigmoid {
+            gamma: 0.6,
+            coef0: -0.2,
+        };
+        for kernel in [KernelFn::Linear, KernelFn::Rbf(0.8), sigmoid] {
             let mut dense = KernelMatrix::new(&x, n, d, kernel, 1 << 20);
             let mut cached = KernelMatrix::new(&x, n, d, kernel, 3 * n * 4);
             assert!(dense.is_dense() && !cached.is_dense());
@@ -338,6 +365,7 @@ mod tests {
                     let e = match kernel {
                         KernelFn::Linear => dot,
                         KernelFn::Rbf(g) => (-g * d2).exp(),
+                        KernelFn::Sigmoid { gamma, coef0 } => (gamma * dot + coef0).tanh(),
                     };
                     assert!((a[j] - e).abs() < 1e-5 && (b[j] - e).abs() < 1e-5);
                 }

@@ -109,6 +109,24 @@ fn config_names_options_and_errors() {
             .validate(),
         Err(Error::InvalidGamma(0.0))
     );
+    // The sigmoid kernel's γ and coef0 are checked; `--gamma` reaches it and a linear SVM refuses.
+    let sigmoid = ScorerConfig::from_name("ocsvm-sigmoid").unwrap();
+    assert_eq!(
+        sigmoid.clone().with_gamma(-1.0).unwrap().validate(),
+        Err(Error::InvalidGamma(-1.0))
+    );
+    let bad_coef0 = ScorerConfig::Ocsvm(OcSvmParams::default().kernel(OcSvmKernel::Sigmoid {
+        gamma: conad_scorers::Gamma::Scale,
+        coef0: f32::NAN,
+    }));
+    match bad_coef0.validate() {
+        Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "coef0"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ScorerConfig::from_name("ocsvm-linear").unwrap().with_gamma(1.0),
+        Err(Error::OptionNotApplicable { option: "--gamma", .. })
+    ));
     // Messages say what to do.
     let msg = Error::KExceedsBank { k: 5, bank: 2 }.to_string();
     assert!(msg.contains("k ≤ 2"), "{msg}");

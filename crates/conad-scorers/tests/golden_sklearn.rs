@@ -153,6 +153,8 @@ fn ocsvm_matches_sklearn_decision_function() {
     // linear: OneClassSVM(kernel="linear", nu=nu, tol=1e-3).fit(X).decision_function(Q)  (raw)
     // rbf:    g = c / (Xn.var() * d), c = 10 (DROC) or 1 ("scale")
     //         OneClassSVM(kernel="rbf", nu=nu, gamma=g, tol=1e-3).fit(Xn).decision_function(Qn)
+    // sigmoid: OneClassSVM(kernel="sigmoid", nu=nu, gamma="scale", coef0=0.0, tol=1e-3)
+    //         .fit(Xn).decision_function(Qn)   (KE's scorer)
     let f = fixture("ocsvm.json");
     let d = f["d"].as_u64().unwrap() as usize;
     let (x, q) = (f32s(&f["train"]), f32s(&f["queries"]));
@@ -164,11 +166,16 @@ fn ocsvm_matches_sklearn_decision_function() {
             ("rbf", Some("scale")) => OcSvmKernel::Rbf {
                 gamma: Gamma::Scale,
             },
+            ("sigmoid", Some("scale")) => OcSvmKernel::Sigmoid {
+                gamma: Gamma::Scale,
+                coef0: 0.0,
+            },
             other => panic!("{other:?}"),
         };
         let svm = OcSvmParams::default()
             .kernel(kernel)
             .nu(nu)
+            .tol(c["tol"].as_f64().unwrap())
             .fit(emb(&x, d))
             .unwrap();
         let want = f64s(&c["decision"]);
