@@ -266,7 +266,7 @@ impl OcSvmScorer {
                         let s: f64 = dots
                             .iter()
                             .zip(&self.alpha)
-                            .map(|(&dot, &a)| a * f64::from(kernel.from_dot(dot, 0.0, 0.0)))
+                            .map(|(&dot, &a)| a * f64::from(kernel.value(dot, 0.0, 0.0)))
                             .sum();
                         s - self.rho
                     })

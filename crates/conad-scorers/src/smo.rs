@@ -51,7 +51,7 @@ pub(crate) enum KernelFn {
 
 impl KernelFn {
     /// The kernel value from the dot product `x·y` and the squared norms of `x` and `y`.
-    pub(crate) fn from_dot(self, dot: f32, sq_x: f32, sq_y: f32) -> f32 {
+    pub(crate) fn value(self, dot: f32, sq_x: f32, sq_y: f32) -> f32 {
         match self {
             Self::Linear => dot,
             Self::Rbf(g) => (-g * (sq_x + sq_y - 2.0 * dot).max(0.0)).exp(),
@@ -93,7 +93,7 @@ impl<'a> KernelMatrix<'a> {
             KernelFn::Rbf(_) => vec![1.0; n],
             KernelFn::Sigmoid { .. } => sq_norms
                 .iter()
-                .map(|&s| f64::from(kernel.from_dot(s, s, s)))
+                .map(|&s| f64::from(kernel.value(s, s, s)))
                 .collect(),
         };
         let row_bytes = n.saturating_mul(4).max(1);
@@ -121,7 +121,7 @@ impl<'a> KernelMatrix<'a> {
         }
         let si = self.sq_norms[i];
         for (v, &sj) in row.iter_mut().zip(&self.sq_norms) {
-            *v = self.kernel.from_dot(*v, si, sj);
+            *v = self.kernel.value(*v, si, sj);
         }
     }
 
