@@ -145,6 +145,38 @@ def uniclr_sa_reference(h1, h2, inlier, tau, tau_w, equal=False):
     return (len(rows) * inlier_part + outlier_sum) / (2 * m), w
 
 
+def uniclr_sa_anchor_reference(h1, h2, inlier, tau, tau_w):
+    """UniCon-HA eq. 6 normalised per anchor: for inlier anchor x,
+    −Σ_{x'∈D⁺} w_x w_x' log p(x'|x) / Σ_{x'∈D⁺} w_x w_x' (the w_x w_x' the extracted eq. 6 puts
+    inside the log adds only a constant for detached weights and is left out); eq. 7 weights
+    (their scale cancels); outlier anchors as in UniCLR; mean over the 2M anchors (eq. 4)."""
+    m = len(inlier)
+    z = torch.cat([F.normalize(h1, dim=1), F.normalize(h2, dim=1)])
+    rows = [r for r in range(2 * m) if inlier[r % m]]
+    zd = z.detach()
+    w = {i: sum(torch.exp(zd[i] @ zd[j] / tau_w) for j in rows if j != i) for i in rows}
+    pos = uniclr_positives(inlier)
+    others = lambda a: [k for k in range(2 * m) if k != a]
+    total = 0.0
+    for a in range(2 * m):
+        if inlier[a % m]:
+            num = sum(w[a] * w[p] * pair_term(z, a, p, others(a), tau) for p in pos[a])
+            total = total + num / sum(w[a] * w[p] for p in pos[a])
+        else:
+            total = total + pair_term(z, a, pos[a][0], others(a), tau)
+    return total / (2 * m)
+
+
+def unicon_ha_reference(stages, inlier, tau, tau_w, lambdas):
+    """UniCon-HA eq. 9: (1/4) Σ_i λ_i L_UniCLR(T_i), soft aggregation (eq. 6) at the last stage."""
+    total = 0.0
+    for i, ((h1, h2), lam) in enumerate(zip(stages, lambdas)):
+        last = i == len(stages) - 1
+        l = uniclr_sa_anchor_reference(h1, h2, inlier, tau, tau_w) if last else uniclr_reference(h1, h2, inlier, tau)
+        total = total + lam * l
+    return total / 4
+
+
 def firm_pairwise_reference(h1, h2, labels, tau):
     """FIRMLoss: view-1 anchors, soft targets uniform over same-class inlier keys (incl. j = i)."""
     z1, z2 = F.normalize(h1, dim=1), F.normalize(h2, dim=1)
@@ -211,6 +243,18 @@ def conv_reference(h, a, b, k, tau):
     return (-torch.log(torch.exp(pos) / (torch.exp(pos) + torch.exp(neg)))).mean()
 
 
+def mil_mean_reference(h1, h2, c, tau):
+    """MIL-Conv eq. 7: NT-Xent on the re-centred features (eq. 8) − f(x)ᵀ f̄, averaged over the 2N
+    anchors (f̄ = the fixed centre c)."""
+    f1, f2 = F.normalize(h1, dim=1), F.normalize(h2, dim=1)
+    n = f1.shape[0]
+    f = torch.cat([f1, f2])
+    g = F.normalize(f - c, dim=1)
+    others = lambda a: [k for k in range(2 * n) if k != a]
+    con = sum(pair_term(g, a, (a + n) % (2 * n), others(a), tau) for a in range(2 * n)) / (2 * n)
+    return con - (f @ c).mean()
+
+
 def msc_reference(h1, h2, c, tau):
     """MSC: NT-Xent on normalise(f − c) (2N×2N, diagonal removed) + mean‖f1−c‖² + mean‖f2−c‖²."""
     f1, f2 = F.normalize(h1, dim=1), F.normalize(h2, dim=1)
@@ -262,6 +306,18 @@ def main():
     out["uniclr_sa.weights"] = uniclr_sa_reference(h1, h2, inlier_sa, 0.5, 0.5)[1].numpy()
     eq = uniclr_sa_reference(h1, h2, inlier_sa, 0.5, 0.5, equal=True)[0].item()
     assert abs(eq - uniclr_reference(h1, h2, inlier_sa, 0.5).item()) < 1e-12
+    # The same inputs under eq. 6's per-anchor normalisation (conad's default).
+    grad_case("uniclr_sa_anchor", [h1, h2], lambda x, y: uniclr_sa_anchor_reference(x, y, inlier_sa, 0.5, 0.5))
+
+    # UniCon-HA eq. 9: three stages (2, 3, 4), λ = (1, 0.5, 2), M = 8 (2 inliers), d = 5, /4.
+    inlier_ha = [True, False, False, False, True, False, False, False]
+    out["unicon_ha.inlier"] = np.array(inlier_ha, dtype=np.int64)
+    out["unicon_ha.lambdas"] = np.array([1.0, 0.5, 2.0])
+    # Cases added later draw from their own generator so the earlier cases keep their inputs.
+    g2 = torch.Generator().manual_seed(20261206)
+    grad_case("unicon_ha", [torch.randn(8, 5, generator=g2) for _ in range(6)],
+              lambda a, b, c, d, e, f: unicon_ha_reference([(a, b), (c, d), (e, f)], inlier_ha, 0.5, 0.5,
+                                                           [1.0, 0.5, 2.0]))
 
     # FIRM pairwise: N = 6, one inlier class (0) and outliers (−1), τ = 0.2.
     lab_p = [0, -1, 0, -1, -1, 0]
@@ -295,6 +351,8 @@ def main():
     out["conv.a"], out["conv.b"], out["conv.k"] = ca.numpy(), cb.numpy(), ck.numpy()
     h = torch.randn(8, 5, generator=g)
     grad_case("conv", [h], lambda x: conv_reference(x, ca, cb, ck, 0.5))
+    # Eq. 6 literally has no temperature: τ = 1 (conad's default).
+    grad_case("conv_t1", [h], lambda x: conv_reference(x, ca, cb, ck, 1.0))
     # Pseudo-normality scores (K = 2 most similar other rows) of the same normalised rows.
     z = F.normalize(h, dim=1)
     sim = z @ z.T - 10.0 * torch.eye(8)
@@ -305,6 +363,10 @@ def main():
     out["msc.center"] = c.numpy()
     grad_case("msc", [torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)],
               lambda x, y: msc_reference(x, y, c, 0.25))
+
+    # MIL-Conv's L_Mean (eq. 7): same centre, τ = 0.5, centre term −fᵀf̄.
+    grad_case("mil_mean", [torch.randn(4, 5, generator=g2), torch.randn(4, 5, generator=g2)],
+              lambda x, y: mil_mean_reference(x, y, c, 0.5))
 
     # Rotation cross-entropy: 8 rows, 4 classes.
     rot_labels = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])

@@ -140,20 +140,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// Literal MIL-Conv sampling weights (p ∝ s) are negative or all zero.
-    #[error(
-        "{set} sampling weight at row {row} is {value}: the literal reading p ∝ s needs s > 0; \
-         use `SamplingRule::Shifted` (docs/reference.md §6.16)"
-    )]
-    InvalidSamplingWeight {
-        /// `normal` (p⁺) or `abnormal` (p⁻).
-        set: &'static str,
-        /// Batch row.
-        row: usize,
-        /// The rejected weight.
-        value: f64,
-    },
-
     /// An error from the fused kernel (`InfoNceBackend::Fused`).
     #[error(transparent)]
     Kernel(#[from] conad_kernels::Error),

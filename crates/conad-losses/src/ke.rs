@@ -11,9 +11,9 @@
 //! outside the log, as eq. 1 writes it; τ = 0.2; mean over the batch's anchors. The
 //! denominator set `D(x)` is the ambiguous part (docs/reference.md §6.13), a config enum:
 //!
-//! * [`KeNegatives::OwnOnly`] (eq. 1 literally): `D(x) = {x⁺} ∪ {x⁻}`, the anchor's own
-//!   transforms only.
-//! * [`KeNegatives::InBatch`] (recommended): additionally every other row of the batch — the
+//! * [`KeNegatives::OwnOnly`] (eq. 1 literally, the default): `D(x) = {x⁺} ∪ {x⁻}`, the
+//!   anchor's own transforms only.
+//! * [`KeNegatives::InBatch`] (docs/reference.md §6.13's recommendation): additionally every other row of the batch — the
 //!   other anchors and all their transforms — is a negative (standard InfoNCE). The anchor
 //!   itself never is. The two readings differ only by these in-batch negatives.
 //!
@@ -34,10 +34,11 @@ use crate::masks::ContrastMasks;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeNegatives {
-    /// Eq. 1 literally: the anchor's own positives and negatives only.
-    OwnOnly,
-    /// Own positives and negatives plus every other row of the batch (recommended).
+    /// Eq. 1 literally: the anchor's own positives and negatives only (the default).
     #[default]
+    OwnOnly,
+    /// Own positives and negatives plus every other row of the batch (docs/reference.md
+    /// §6.13's recommendation).
     InBatch,
 }
 
@@ -55,7 +56,7 @@ impl Default for KeConfig {
     fn default() -> Self {
         Self {
             temperature: 0.2,
-            negatives: KeNegatives::InBatch,
+            negatives: KeNegatives::OwnOnly,
         }
     }
 }

@@ -79,12 +79,12 @@ pub use mil_conv::{
     ConvexCombinations, MilConv, MilConvConfig, MilConvParts, SamplingRule, SoftSampling,
     conv_loss, dirichlet_uniform, draw_combinations, pseudo_normality_scores, soft_sampling,
 };
-pub use msc::{Msc, MscConfig, MscParts, msc_center};
+pub use msc::{CenterTerm, Msc, MscConfig, MscParts, msc_center};
 pub use normalize::{L2_EPS, l2_normalize};
 pub use nt_xent::{NtXent, NtXentConfig, NtXentVariant};
 pub use rotation::{RotationCe, RotationCeConfig, shift_labels};
 pub use supcon::{SupCon, SupConConfig};
 pub use uniclr::{
-    SoftAggregationConfig, UniClr, UniClrConfig, UniClrParts, UniConHa, UniConHaConfig,
-    UniConHaParts, soft_aggregation_weights,
+    SoftAggregationConfig, SoftNormalisation, StageAverage, UniClr, UniClrConfig, UniClrParts,
+    UniConHa, UniConHaConfig, UniConHaParts, soft_aggregation_weights,
 };

@@ -8,17 +8,19 @@
 //! 1. **Pseudo-normality scores** ([`pseudo_normality_scores`]): `s_i = (1/K) Σ_{j∈N_K(i)} z_i·z_j`
 //!    over the `K` most similar *other* rows (K = 5). No gradient.
 //! 2. **Soft sampling** ([`soft_sampling`]): the `⌈0.1·N⌉` rows with the lowest `s` form the
-//!    abnormal candidates `S_a`, the rest `S_n`. [`SamplingRule::Literal`]: `p⁺ ∝ s` on `S_n`,
-//!    `p⁻ ∝ s` on `S_a` (needs `s > 0`); [`SamplingRule::Shifted`] (recommended, §6.16):
-//!    `s' = (s + 1)/2`, `p⁺ ∝ s'` on `S_n`, `p⁻ ∝ 1 − s'` on `S_a` (favouring isolated rows).
+//!    abnormal candidates `S_a`, the rest `S_n`. [`SamplingRule::Literal`] (eq. 4, the default):
+//!    `p⁺ ∝ s` on `S_n`, `p⁻ ∝ s` on `S_a`; eq. 4 is undefined for `s ≤ 0` (a cosine can be
+//!    negative), where conad gives the row probability 0 (uniform if no row of the set has
+//!    `s > 0`). [`SamplingRule::Shifted`] (docs/reference.md §6.16's reading): `s' = (s + 1)/2`,
+//!    `p⁺ ∝ s'` on `S_n`, `p⁻ ∝ 1 − s'` on `S_a` (favouring isolated rows).
 //! 3. **Convex representations** ([`draw_combinations`]): `z = normalise(Σ_{k=1..C} w_k z_{x_k})`
 //!    with `x_k` drawn with replacement from `p` and `w ~ Dirichlet(1,…,1)` (uniform on the
 //!    simplex, [`dirichlet_uniform`]); C = 4. Every draw comes from the caller's RNG (a
 //!    `conad_rng::SeedTree` stream), so a seed fixes the loss bit for bit.
 //! 4. **L_Conv** (eq. 6, [`conv_loss`]) over `M` triplets (M = N) of independent combinations
 //!    `z⁺_i, z⁺_j ~ p⁺`, `z⁻_k ~ p⁻`:
-//!    `−log( e^{z⁺_i·z⁺_j/τ} / (e^{z⁺_i·z⁺_j/τ} + e^{z⁺_i·z⁻_k/τ}) )`, τ = 0.5 (§6.17; τ = 1 is
-//!    the paper's literal form). Gradients flow through the sampled features; `s`, `p` and the
+//!    `−log( e^{z⁺_i·z⁺_j/τ} / (e^{z⁺_i·z⁺_j/τ} + e^{z⁺_i·z⁻_k/τ}) )`, τ = 1 (eq. 6 has no
+//!    temperature; τ = 0.5 is docs/reference.md §6.17's reading). Gradients flow through the sampled features; `s`, `p` and the
 //!    sampling are constants.
 //!
 //! Total objective (eq. 10): `L = L_Conv + λ₁ L_Mean + λ₂ L_Rot` ([`MilConv::total`]) with
@@ -38,10 +40,11 @@ use crate::normalize::{L2_EPS, l2_normalize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplingRule {
-    /// `p⁺ ∝ s` on `S_n`, `p⁻ ∝ s` on `S_a` (the paper's text; fails for `s ≤ 0`).
+    /// `p⁺ ∝ s` on `S_n`, `p⁻ ∝ s` on `S_a` (eq. 4); rows with `s ≤ 0` get probability 0,
+    /// a set without a positive score is sampled uniformly.
+    #[default]
     Literal,
     /// `s' = (s+1)/2`; `p⁺ ∝ s'` on `S_n`, `p⁻ ∝ 1 − s'` on `S_a`; all-zero weights → uniform.
-    #[default]
     Shifted,
 }
 
@@ -57,7 +60,7 @@ pub struct MilConvConfig {
     pub instances_per_combination: usize,
     /// `M`, triplets per batch (`None`: M = N).
     pub triplets: Option<usize>,
-    /// τ of L_Conv (0.5; 1 = literal).
+    /// τ of L_Conv (1 = eq. 6 literally; 0.5 = docs/reference.md §6.17).
     pub temperature: f64,
     /// Sampling probabilities.
     pub sampling: SamplingRule,
@@ -74,8 +77,8 @@ impl Default for MilConvConfig {
             abnormal_fraction: 0.1,
             instances_per_combination: 4,
             triplets: None,
-            temperature: 0.5,
-            sampling: SamplingRule::Shifted,
+            temperature: 1.0,
+            sampling: SamplingRule::Literal,
             mean_weight: 1.0,
             rot_weight: 1.0,
         }
@@ -165,8 +168,7 @@ pub struct SoftSampling {
 ///
 /// # Errors
 /// [`Error::BatchTooSmall`] for fewer than 2 rows; [`Error::NonFiniteInput`] for a NaN score;
-/// [`Error::InvalidConfig`] for a fraction outside (0, 1); [`Error::InvalidSamplingWeight`] for
-/// the literal rule with a score ≤ 0 (or all zero).
+/// [`Error::InvalidConfig`] for a fraction outside (0, 1).
 pub fn soft_sampling(
     scores: &[f64],
     abnormal_fraction: f64,
@@ -198,34 +200,24 @@ pub fn soft_sampling(
     let n_a = ((abnormal_fraction * n as f64).ceil() as usize).clamp(1, n - 1);
     let abnormal = order[..n_a].to_vec();
     let normal = order[n_a..].to_vec();
-    let probs = |set: &[usize], name: &'static str, f: &dyn Fn(f64) -> f64| -> Result<Vec<f64>> {
-        let w: Vec<f64> = set.iter().map(|&r| f(scores[r])).collect();
-        let non_positive = w.iter().enumerate().find(|(_, x)| **x <= 0.0);
-        if let (SamplingRule::Literal, Some((i, &value))) = (rule, non_positive) {
-            return Err(Error::InvalidSamplingWeight {
-                set: name,
-                row: set[i],
-                value,
-            });
-        }
+    let probs = |set: &[usize], f: &dyn Fn(f64) -> f64| -> Vec<f64> {
+        let w: Vec<f64> = set.iter().map(|&r| f(scores[r]).max(0.0)).collect();
         let total: f64 = w.iter().sum();
-        Ok(if total > 0.0 {
+        if total > 0.0 {
             w.iter().map(|x| x / total).collect()
         } else {
             vec![1.0 / set.len() as f64; set.len()]
-        })
+        }
     };
     let (p_positive, p_negative) = match rule {
-        SamplingRule::Literal => (
-            probs(&normal, "normal", &|s| s)?,
-            probs(&abnormal, "abnormal", &|s| s)?,
-        ),
-        SamplingRule::Shifted => (
-            probs(&normal, "normal", &|s| ((s + 1.0) / 2.0).clamp(0.0, 1.0))?,
-            probs(&abnormal, "abnormal", &|s| {
-                1.0 - ((s + 1.0) / 2.0).clamp(0.0, 1.0)
-            })?,
-        ),
+        SamplingRule::Literal => (probs(&normal, &|s| s), probs(&abnormal, &|s| s)),
+        SamplingRule::Shifted => {
+            let shifted = |s: f64| ((s + 1.0) / 2.0).clamp(0.0, 1.0);
+            (
+                probs(&normal, &shifted),
+                probs(&abnormal, &|s| 1.0 - shifted(s)),
+            )
+        }
     };
     Ok(SoftSampling {
         normal,

@@ -9,8 +9,10 @@
 //!   re-centred features `f̃ = (f − c)/‖f − c‖`; positives = the other view of the same instance.
 //!   For MIL-Conv pass CSI's 8N shifted views as `f1` = view 1 (4N rows), `f2` = view 2: the
 //!   positive of row `r` is then `r ± 4N` and other rotations are negatives (docs/reference.md §1.8).
-//! * **angular centre term**: `mean_i ‖f¹_i − c‖² + mean_i ‖f²_i − c‖²` (= `2 − 2 f·c` per row
-//!   for unit vectors), weight 1 in MSC.
+//! * **centre term** ([`CenterTerm`]), weight 1: MSC's angular loss
+//!   `mean_i ‖f¹_i − c‖² + mean_i ‖f²_i − c‖²` (= `4 − 4·mean f·c` over the 2N unit rows;
+//!   [`CenterTerm::SquaredDistance`], MSC's default) or MIL-Conv's eq. 7 term `−f(x)ᵀ f̄` averaged
+//!   over the 2N anchors ([`CenterTerm::InnerProduct`]; a quarter of MSC's gradient).
 //!
 //! Without a centre (`None`; MIL-Conv's first 15 epochs, §6.18) the loss is the plain NT-Xent
 //! and the angular term is omitted.
@@ -25,14 +27,27 @@ use crate::error::{Error, Result, check_temperature};
 use crate::info_nce::ensure_finite;
 use crate::normalize::{L2_EPS, l2_normalize};
 
+/// The form of the centre term (docs/reference.md §1.8, §6.18).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CenterTerm {
+    /// MSC's angular loss `mean ‖f¹ − c‖² + mean ‖f² − c‖²` (talreiss/Mean-Shifted-Anomaly-Detection).
+    #[default]
+    SquaredDistance,
+    /// MIL-Conv eq. 7: `−mean_{2N rows} f·c`.
+    InnerProduct,
+}
+
 /// Configuration of [`Msc`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MscConfig {
     /// τ of the contrastive term (0.25 in MSC; CSI's 0.5 in MIL-Conv's L_Mean).
     pub temperature: f64,
-    /// Weight of the angular centre term (1).
+    /// Weight of the centre term (1).
     pub center_weight: f64,
+    /// Form of the centre term.
+    pub center_term: CenterTerm,
     /// Compute path of the contrastive term.
     pub backend: InfoNceBackend,
 }
@@ -42,6 +57,7 @@ impl Default for MscConfig {
         Self {
             temperature: 0.25,
             center_weight: 1.0,
+            center_term: CenterTerm::SquaredDistance,
             backend: InfoNceBackend::Composed,
         }
     }
@@ -142,8 +158,13 @@ impl Msc {
                 }
                 let c = c.detach().reshape((1, d))?.to_dtype(f.dtype())?;
                 let diff = f.broadcast_sub(&c)?;
-                // mean over view 1 + mean over view 2 = 2 · mean over all 2N rows.
-                let angular = (diff.sqr()?.sum(D::Minus1)?.mean_all()? * 2.0)?;
+                let angular = match self.config.center_term {
+                    // mean over view 1 + mean over view 2 = 2 · mean over all 2N rows.
+                    CenterTerm::SquaredDistance => (diff.sqr()?.sum(D::Minus1)?.mean_all()? * 2.0)?,
+                    CenterTerm::InnerProduct => {
+                        f.broadcast_mul(&c)?.sum(D::Minus1)?.mean_all()?.neg()?
+                    }
+                };
                 (l2_normalize(&diff, L2_EPS)?, angular)
             }
         };

@@ -8,16 +8,22 @@
 //!   all other inlier views (`2B − 1`); outlier anchor: positive = its own other view only;
 //!   denominator = the `2M − 1` other rows; `L_out`, mean over the `2M` anchors. Identical to
 //!   FIRM's concat mask ([`crate::Firm`]) with one inlier class.
-//! * **Soft aggregation** (eqs. 6–7, docs/reference.md §6.6 reading): weights of the `I = 2B` inlier views
+//! * **Soft aggregation** (eqs. 6–7): weights of the `I = 2B` inlier views
 //!   `ω_i = Σ_{j≠i} e^{z_i·z_j/τ_ω} / Σ_k Σ_{j≠k} e^{z_k·z_j/τ_ω}` (sums over inlier views),
-//!   **detached**, rescaled to mean 1 (`ω ← I·ω`); pair weights `π_ij = ω_i ω_j`; the inlier part
-//!   `L_in = −Σ_{i∈I} Σ_{j∈P(i)} π_ij log p_ij / Σ_{i∈I} Σ_{j∈P(i)} π_ij` is normalised
-//!   **globally** over all positive pairs of the batch (not per anchor as the extracted eq. 6
-//!   reads); outlier anchors are unchanged; `loss = (I·L_in + Σ_{o} ℓ_o) / 2M`, so equal
-//!   weights give plain UniCLR.
+//!   **detached**, rescaled to mean 1 (`ω ← I·ω`); pair weights `π_ij = ω_i ω_j` on the
+//!   log-probabilities (the `w_x w_x'` eq. 6 writes inside the log only adds a constant when
+//!   the weights are detached). [`SoftNormalisation::PerAnchor`] (eq. 6, the default): anchor
+//!   `i`'s term is `−Σ_{j∈P(i)} π_ij log p_ij / Σ_{j∈P(i)} π_ij`, averaged with the other
+//!   anchors as in UniCLR (ω_i cancels, so an anchor is weighted by its partners only).
+//!   [`SoftNormalisation::Global`] (docs/reference.md §6.6's reading): the inlier part
+//!   `L_in = −Σ_{i∈I} Σ_{j∈P(i)} π_ij log p_ij / Σ_{i∈I} Σ_{j∈P(i)} π_ij` is normalised over all
+//!   positive pairs, `loss = (I·L_in + Σ_{o} ℓ_o) / 2M`. Outlier anchors are unchanged; equal
+//!   weights give plain UniCLR under both.
 //! * **Hierarchical augmentation** (eqs. 8–9; [`UniConHa`]): one UniCLR per used stage (each
-//!   with its own augmentation strength and head), `L = Σ_s λ_s L_s / S`, soft aggregation only
-//!   at the last stage (res4). Default: stages 2, 3, 4 with λ = 1 (docs/reference.md §6.7).
+//!   with its own augmentation strength and head), `L = (1/4) Σ_s λ_s L_s` (eq. 9,
+//!   [`StageAverage::Four`], the default; [`StageAverage::UsedStages`] divides by the number of
+//!   stages used, docs/reference.md §6.7), soft aggregation only at the last stage (res4).
+//!   Default: stages 2, 3, 4 with λ = 1.
 
 use candle_core::Tensor;
 use conad_kernels::RowIds;
@@ -30,17 +36,33 @@ use crate::firm::FIRM_RULES;
 use crate::info_nce::{ensure_finite, masked_log_softmax};
 use crate::masks::ContrastMasks;
 
+/// Where soft-aggregation pair weights are normalised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SoftNormalisation {
+    /// Per anchor over its positives (eq. 6).
+    #[default]
+    PerAnchor,
+    /// Over every positive pair of the batch (docs/reference.md §6.6).
+    Global,
+}
+
 /// Soft-aggregation settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SoftAggregationConfig {
     /// τ_ω, sharpness of the weight distribution (0.5).
     pub temperature: f64,
+    /// Normalisation of the pair weights.
+    pub normalisation: SoftNormalisation,
 }
 
 impl Default for SoftAggregationConfig {
     fn default() -> Self {
-        Self { temperature: 0.5 }
+        Self {
+            temperature: 0.5,
+            normalisation: SoftNormalisation::PerAnchor,
+        }
     }
 }
 
@@ -221,7 +243,7 @@ impl UniClr {
             let idx = Tensor::new(rows.as_slice(), z.device())?;
             soft_aggregation_weights(&z.detach().index_select(&idx, 0)?, sa.temperature)?
         };
-        let loss = self.weighted(&z, inlier, &weights)?;
+        let loss = self.weighted(&z, inlier, &weights, sa.normalisation)?;
         Ok(UniClrParts {
             loss,
             weights: Some(weights),
@@ -229,8 +251,8 @@ impl UniClr {
     }
 
     /// UniCLR with given inlier-view weights `ω` (row order of the inlier views in `[z¹; z²]`,
-    /// any positive scale), globally normalised as in the module docs. Equal weights give plain
-    /// UniCLR.
+    /// any positive scale), normalised as the configured soft aggregation says (per anchor
+    /// without one). Equal weights give plain UniCLR.
     ///
     /// # Errors
     /// As [`UniClr::forward_parts`]; [`Error::LabelCount`] if `weights` does not have one entry
@@ -245,10 +267,20 @@ impl UniClr {
     ) -> Result<Tensor> {
         let (m, _) = two_views(z1, z2)?;
         label_count("inlier flags", inlier.len(), m)?;
-        self.weighted(&Tensor::cat(&[z1, z2], 0)?, inlier, weights)
+        let normalisation = self
+            .config
+            .soft_aggregation
+            .map_or(SoftNormalisation::PerAnchor, |sa| sa.normalisation);
+        self.weighted(&Tensor::cat(&[z1, z2], 0)?, inlier, weights, normalisation)
     }
 
-    fn weighted(&self, z: &Tensor, inlier: &[bool], weights: &[f64]) -> Result<Tensor> {
+    fn weighted(
+        &self,
+        z: &Tensor,
+        inlier: &[bool],
+        weights: &[f64],
+        normalisation: SoftNormalisation,
+    ) -> Result<Tensor> {
         let m = inlier.len();
         let n_in = 2 * inlier.iter().filter(|&&b| b).count();
         label_count("soft-aggregation weights", weights.len(), n_in)?;
@@ -270,30 +302,36 @@ impl UniClr {
                 next += 1;
             }
         }
-        let mut total = 0.0;
-        for a in 0..rows {
-            if inlier[a % m] {
-                for b in 0..rows {
-                    if masks.weight(a, b) > 0.0 {
-                        total += weights[pos[a]] * weights[pos[b]];
-                    }
-                }
-            }
-        }
-        if n_in > 0 && total <= 0.0 {
-            return Err(Error::invalid(
-                "soft-aggregation weights",
-                format!("{weights:?}"),
-                "every positive pair has weight 0",
-            ));
-        }
+        // Σ of the pair weights: per anchor, or over every positive pair of the batch.
+        let anchor_total = |a: usize| -> f64 {
+            (0..rows)
+                .filter(|&b| masks.weight(a, b) > 0.0)
+                .map(|b| weights[pos[a]] * weights[pos[b]])
+                .sum()
+        };
+        let global: f64 = (0..rows).filter(|&a| inlier[a % m]).map(anchor_total).sum();
         let mut w = vec![0.0; rows * rows];
         for a in 0..rows {
             let count: f64 = (0..rows).map(|b| f64::from(masks.weight(a, b))).sum();
+            let total = match normalisation {
+                SoftNormalisation::PerAnchor if inlier[a % m] => anchor_total(a),
+                _ => global,
+            };
+            if inlier[a % m] && total <= 0.0 {
+                return Err(Error::invalid(
+                    "soft-aggregation weights",
+                    format!("{weights:?}"),
+                    "every positive pair of an inlier anchor has weight 0",
+                ));
+            }
             for b in 0..rows {
                 if masks.weight(a, b) > 0.0 {
                     w[a * rows + b] = if inlier[a % m] {
-                        n_in as f64 * weights[pos[a]] * weights[pos[b]] / total
+                        let scale = match normalisation {
+                            SoftNormalisation::PerAnchor => 1.0,
+                            SoftNormalisation::Global => n_in as f64,
+                        };
+                        scale * weights[pos[a]] * weights[pos[b]] / total
                     } else {
                         1.0 / count
                     };
@@ -303,6 +341,26 @@ impl UniClr {
         let log_p = masked_log_softmax(z, z, &masks, self.config.temperature)?;
         let sum = (log_p * upload(w, (rows, rows), z)?)?.sum_all()?;
         ensure_finite("UniCLR (soft aggregation)", (sum / -(rows as f64))?)
+    }
+}
+
+/// The divisor of eq. 9's stage sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageAverage {
+    /// `1/4` whatever the number of stages used (eq. 9).
+    #[default]
+    Four,
+    /// `1/S` over the `S` stages used (docs/reference.md §6.7).
+    UsedStages,
+}
+
+impl StageAverage {
+    fn divisor(self, stages: usize) -> f64 {
+        match self {
+            Self::Four => 4.0,
+            Self::UsedStages => stages as f64,
+        }
     }
 }
 
@@ -316,6 +374,8 @@ pub struct UniConHaConfig {
     pub stage_weights: Vec<f64>,
     /// Soft aggregation at the last stage (`None` disables it).
     pub soft_aggregation: Option<SoftAggregationConfig>,
+    /// Divisor of the stage sum.
+    pub stage_average: StageAverage,
     /// Compute path of the stages without soft aggregation (a soft-aggregated last stage always
     /// runs composed).
     pub backend: InfoNceBackend,
@@ -327,6 +387,7 @@ impl Default for UniConHaConfig {
             temperature: 0.5,
             stage_weights: vec![1.0; 3],
             soft_aggregation: Some(SoftAggregationConfig::default()),
+            stage_average: StageAverage::Four,
             backend: InfoNceBackend::Composed,
         }
     }
@@ -369,7 +430,7 @@ impl UniConHaConfig {
 /// The parts of a UniCon-HA evaluation.
 #[derive(Clone, Debug)]
 pub struct UniConHaParts {
-    /// `Σ_s λ_s L_s / S`.
+    /// `Σ_s λ_s L_s / 4` (or `/ S`, [`StageAverage`]).
     pub loss: Tensor,
     /// `L_s` of every stage (before λ).
     pub stages: Vec<Tensor>,
@@ -377,7 +438,7 @@ pub struct UniConHaParts {
     pub weights: Option<Vec<f64>>,
 }
 
-/// UniCLR averaged over the network stages it uses, `Σ_s λ_s L_s / S` (hierarchical
+/// UniCLR summed over the network stages it uses, `(1/4) Σ_s λ_s L_s` (hierarchical
 /// augmentation, eq. 9; docs/reference.md §1.5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct UniConHa {
@@ -407,7 +468,8 @@ impl UniConHa {
         Ok(self.forward_parts(stages, inlier)?.loss)
     }
 
-    /// One UniCLR per stage on that stage's two views, weighted by λ and averaged over stages.
+    /// One UniCLR per stage on that stage's two views, weighted by λ, summed and divided as
+    /// [`StageAverage`] says.
     ///
     /// # Shapes
     /// `stages[s]`: `(z¹, z²)`, each `M × d_s` L2-normalised, shallow to deep; `inlier`: `M` →
@@ -445,7 +507,10 @@ impl UniConHa {
             expected: s_n,
         })?;
         Ok(UniConHaParts {
-            loss: ensure_finite("UniCon-HA", (total / s_n as f64)?)?,
+            loss: ensure_finite(
+                "UniCon-HA",
+                (total / self.config.stage_average.divisor(s_n))?,
+            )?,
             stages: losses,
             weights,
         })

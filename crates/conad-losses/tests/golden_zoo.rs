@@ -7,11 +7,12 @@
 //! scale), on the composed and, where offered, the fused compute path.
 
 use candle_core::Tensor;
+use conad_losses::{CenterTerm, MilConvConfig};
 use conad_losses::{
     Con2, Con2Config, ConvexCombinations, Csi, CsiConfig, Firm, FirmConfig, FirmVariant,
     InfoNceBackend, KeConfig, KeLoss, KeNegatives, L2_EPS, Msc, MscConfig, RotationCe,
-    RotationCeConfig, SoftAggregationConfig, UniClr, UniClrConfig, conv_loss, l2_normalize,
-    pseudo_normality_scores,
+    RotationCeConfig, SoftAggregationConfig, SoftNormalisation, UniClr, UniClrConfig, UniConHa,
+    UniConHaConfig, conv_loss, l2_normalize, pseudo_normality_scores,
 };
 
 mod common;
@@ -92,13 +93,28 @@ fn uniclr_matches_reference() {
 #[test]
 fn uniclr_soft_aggregation_matches_reference() {
     let inlier: Vec<bool> = ints("uniclr_sa.inlier").iter().map(|&b| b == 1).collect();
+    // docs/reference.md §6.6's global normalisation.
     let loss = UniClr::new(UniClrConfig {
-        soft_aggregation: Some(SoftAggregationConfig { temperature: 0.5 }),
+        soft_aggregation: Some(SoftAggregationConfig {
+            temperature: 0.5,
+            normalisation: SoftNormalisation::Global,
+        }),
         ..UniClrConfig::default()
     })
     .unwrap();
     check("uniclr_sa", 2, |x| {
         loss.forward(&norm(&x[0]), &norm(&x[1]), &inlier).unwrap()
+    });
+    // Eq. 6's per-anchor normalisation, the default, on the same inputs.
+    let per_anchor = UniClr::new(UniClrConfig {
+        soft_aggregation: Some(SoftAggregationConfig::default()),
+        ..UniClrConfig::default()
+    })
+    .unwrap();
+    check("uniclr_sa_anchor", 2, |x| {
+        per_anchor
+            .forward(&norm(&x[0]), &norm(&x[1]), &inlier)
+            .unwrap()
     });
     // The detached weights themselves.
     let g = golden();
@@ -115,6 +131,22 @@ fn uniclr_soft_aggregation_matches_reference() {
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() < 1e-12, "{got:?} vs {want:?}");
     }
+}
+
+#[test]
+fn unicon_ha_matches_eq_9_reference() {
+    // (1/4) Σ λ_s L_s over stages 2, 3, 4; per-anchor soft aggregation at the last stage.
+    let inlier: Vec<bool> = ints("unicon_ha.inlier").iter().map(|&b| b == 1).collect();
+    let ha = UniConHa::new(UniConHaConfig {
+        stage_weights: vec64(&golden()["unicon_ha.lambdas"]),
+        ..UniConHaConfig::default()
+    })
+    .unwrap();
+    check("unicon_ha", 6, |x| {
+        let stages: Vec<(Tensor, Tensor)> =
+            x.chunks(2).map(|v| (norm(&v[0]), norm(&v[1]))).collect();
+        ha.forward(&stages, &inlier).unwrap()
+    });
 }
 
 #[test]
@@ -167,6 +199,12 @@ fn conv_loss_and_scores_match_reference() {
         negative: vec64(&g["conv.k"]),
     };
     check("conv", 1, |x| conv_loss(&norm(&x[0]), &comb, 0.5).unwrap());
+    // Eq. 6 without a temperature: τ = 1, the default.
+    let tau = MilConvConfig::default().temperature;
+    assert_eq!(tau, 1.0);
+    check("conv_t1", 1, |x| {
+        conv_loss(&norm(&x[0]), &comb, tau).unwrap()
+    });
     let scores = pseudo_normality_scores(&norm(&g["conv.input0"]), 2).unwrap();
     for (a, b) in scores.iter().zip(vec64(&g["conv.scores_k2"])) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
@@ -180,11 +218,25 @@ fn msc_matches_reference() {
         let msc = Msc::new(MscConfig {
             temperature: 0.25,
             center_weight: 1.0,
+            center_term: CenterTerm::SquaredDistance,
             backend,
         })
         .unwrap();
         check("msc", 2, |x| {
             msc.forward(&norm(&x[0]), &norm(&x[1]), Some(&center))
+                .unwrap()
+        });
+        // MIL-Conv's L_Mean (eq. 7): τ = 0.5, centre term −fᵀf̄.
+        let mil_mean = Msc::new(MscConfig {
+            temperature: 0.5,
+            center_weight: 1.0,
+            center_term: CenterTerm::InnerProduct,
+            backend,
+        })
+        .unwrap();
+        check("mil_mean", 2, |x| {
+            mil_mean
+                .forward(&norm(&x[0]), &norm(&x[1]), Some(&center))
                 .unwrap()
         });
     }

@@ -6,9 +6,9 @@ use conad_losses::{
     AnchorViews, Con2, Con2Config, ContrastMasks, ConvexCombinations, Csi, CsiConfig, Error, Firm,
     FirmConfig, FirmVariant, InfoNceBackend, KeConfig, KeLoss, KeNegatives, L2_EPS, MaskRules,
     MilConv, MilConvConfig, Msc, MscConfig, NtXent, NtXentConfig, PositiveRule, RotationCe,
-    RotationCeConfig, SamplingRule, SoftAggregationConfig, SupCon, SupConConfig, UniClr,
-    UniClrConfig, UniConHa, UniConHaConfig, conv_loss, dirichlet_uniform, draw_combinations,
-    l2_normalize, pseudo_normality_scores, shift_labels, soft_sampling,
+    RotationCeConfig, SamplingRule, SoftAggregationConfig, SoftNormalisation, StageAverage, SupCon,
+    SupConConfig, UniClr, UniClrConfig, UniConHa, UniConHaConfig, conv_loss, dirichlet_uniform,
+    draw_combinations, l2_normalize, pseudo_normality_scores, shift_labels, soft_sampling,
 };
 use conad_rng::SeedTree;
 use rand_distr::{Distribution, StandardNormal};
@@ -230,6 +230,66 @@ fn soft_aggregation_with_equal_weights_is_uniclr() {
     assert_eq!(w.len(), 6);
     assert!((w.iter().sum::<f64>() / 6.0 - 1.0).abs() < 1e-12);
     assert!((scalar(&parts.loss) - want).abs() > 1e-6);
+    // Both normalisations reduce to UniCLR under equal weights and differ otherwise.
+    let global = UniClr::new(UniClrConfig {
+        soft_aggregation: Some(SoftAggregationConfig {
+            normalisation: SoftNormalisation::Global,
+            ..SoftAggregationConfig::default()
+        }),
+        ..UniClrConfig::default()
+    })
+    .unwrap();
+    let g = scalar(
+        &global
+            .forward_with_weights(&z1, &z2, &inlier, &[2.0; 6])
+            .unwrap(),
+    );
+    assert!((g - want).abs() < 1e-12);
+    let g = scalar(&global.forward(&z1, &z2, &inlier).unwrap());
+    assert!((g - scalar(&parts.loss)).abs() > 1e-9);
+}
+
+#[test]
+fn per_anchor_soft_aggregation_ignores_the_anchors_own_weight() {
+    // Eq. 6 normalises per anchor: scaling one inlier view's weight changes the loss only
+    // through the terms where that view is a positive, never through its own anchor term.
+    let inlier = [true, true, false];
+    let (z1, z2) = (unit(17, 3, 4), unit(18, 3, 4));
+    let sa = UniClr::new(UniClrConfig {
+        soft_aggregation: Some(SoftAggregationConfig::default()),
+        ..UniClrConfig::default()
+    })
+    .unwrap();
+    // Inlier views (rows 0, 1, 3, 4). Hand-computed per-anchor loss from log-probabilities.
+    let z = Tensor::cat(&[&z1, &z2], 0).unwrap();
+    let zz: Vec<Vec<f64>> = z.matmul(&z.t().unwrap()).unwrap().to_vec2().unwrap();
+    let log_p = |a: usize, b: usize| {
+        let den: f64 = (0..6)
+            .filter(|&k| k != a)
+            .map(|k| (zz[a][k] / 0.5).exp())
+            .sum();
+        zz[a][b] / 0.5 - den.ln()
+    };
+    let w = [0.4, 1.0, 2.0, 0.6];
+    let rows = [0usize, 1, 3, 4];
+    let mut total = 0.0;
+    for (i, &a) in rows.iter().enumerate() {
+        let (mut num, mut den) = (0.0, 0.0);
+        for (j, &b) in rows.iter().enumerate() {
+            if a != b {
+                num += w[i] * w[j] * log_p(a, b);
+                den += w[i] * w[j];
+            }
+        }
+        total -= num / den;
+    }
+    total -= log_p(2, 5) + log_p(5, 2);
+    let got = scalar(&sa.forward_with_weights(&z1, &z2, &inlier, &w).unwrap());
+    assert!(
+        (got - total / 6.0).abs() < 1e-12,
+        "{got} vs {}",
+        total / 6.0
+    );
 }
 
 #[test]
@@ -289,8 +349,17 @@ fn unicon_ha_averages_weighted_stages_with_soft_aggregation_last() {
         scalar(&plain.forward(&stages[1].0, &stages[1].1, &inlier).unwrap()),
         scalar(&sa.forward(&stages[2].0, &stages[2].1, &inlier).unwrap()),
     ];
-    let want = (0.5 * l[0] + l[1] + 2.0 * l[2]) / 3.0;
+    // Eq. 9: (1/4) Σ λ_s L_s, also with three stages.
+    let want = (0.5 * l[0] + l[1] + 2.0 * l[2]) / 4.0;
     assert!((scalar(&parts.loss) - want).abs() < 1e-12);
+    let used = UniConHa::new(UniConHaConfig {
+        stage_weights: vec![0.5, 1.0, 2.0],
+        stage_average: StageAverage::UsedStages,
+        ..UniConHaConfig::default()
+    })
+    .unwrap();
+    let got = scalar(&used.forward(&stages, &inlier).unwrap());
+    assert!((got - want * 4.0 / 3.0).abs() < 1e-12);
     for (got, want) in parts.stages.iter().zip(&l) {
         assert!((scalar(got) - want).abs() < 1e-12);
     }
@@ -367,12 +436,13 @@ fn ke_readings_differ_only_by_in_batch_negatives() {
     let a = unit(50, n, d);
     let pos = unit(51, n * p, d).reshape((n, p, d)).unwrap();
     let neg = unit(52, n * q, d).reshape((n, q, d)).unwrap();
-    let own = KeLoss::new(KeConfig {
-        negatives: KeNegatives::OwnOnly,
+    let own = KeLoss::new(KeConfig::default()).unwrap();
+    assert_eq!(own.config().negatives, KeNegatives::OwnOnly, "eq. 1 is the default");
+    let batch = KeLoss::new(KeConfig {
+        negatives: KeNegatives::InBatch,
         ..KeConfig::default()
     })
     .unwrap();
-    let batch = KeLoss::new(KeConfig::default()).unwrap();
     let got = vec64(&batch.forward_per_anchor(&a, &pos, &neg).unwrap());
     for (i, &got_i) in got.iter().enumerate() {
         // Reading 1 for anchor i alone, with every other row of the batch appended to its negatives.
@@ -489,11 +559,19 @@ fn soft_sampling_literal_and_shifted_readings() {
     for (&r, &p) in s.normal.iter().zip(&s.p_positive) {
         assert!((p - (scores[r] + 1.0) / 2.0 / total).abs() < 1e-12);
     }
-    // The literal reading cannot weight a negative score.
-    assert!(matches!(
-        soft_sampling(&scores, 0.1, SamplingRule::Literal),
-        Err(Error::InvalidSamplingWeight { set: "abnormal", row: 3, value }) if value == -0.6
-    ));
+    // Literal (eq. 4): p ∝ s on each set; eq. 4 is undefined for s ≤ 0, which gets
+    // probability 0 (row 3, s = −0.6), so row 9 (s = 0.1) is the only negative drawn.
+    let lit = soft_sampling(&scores, 0.1, SamplingRule::Literal).unwrap();
+    assert_eq!(lit.p_negative, vec![0.0, 1.0]);
+    let total: f64 = lit.normal.iter().map(|&r| scores[r]).sum();
+    for (&r, &p) in lit.normal.iter().zip(&lit.p_positive) {
+        assert!((p - scores[r] / total).abs() < 1e-12, "row {r}: {p}");
+    }
+    // A set without a positive score is sampled uniformly.
+    let negative = [0.9, -0.2, 0.5, -0.6, 0.7];
+    let lit = soft_sampling(&negative, 0.4, SamplingRule::Literal).unwrap();
+    assert_eq!(lit.abnormal, vec![3, 1]);
+    assert_eq!(lit.p_negative, vec![0.5, 0.5]);
     let positive: Vec<f64> = scores.iter().map(|s| s + 1.0).collect();
     let lit = soft_sampling(&positive, 0.1, SamplingRule::Literal).unwrap();
     assert!((lit.p_negative[0] - 0.4 / 1.5).abs() < 1e-12);
@@ -726,7 +804,10 @@ fn bad_configs_are_rejected_with_the_value() {
         ));
         assert!(matches!(
             UniClr::new(UniClrConfig {
-                soft_aggregation: Some(SoftAggregationConfig { temperature: tau }),
+                soft_aggregation: Some(SoftAggregationConfig {
+                    temperature: tau,
+                    ..SoftAggregationConfig::default()
+                }),
                 ..UniClrConfig::default()
             }),
             Err(Error::InvalidTemperature { .. })

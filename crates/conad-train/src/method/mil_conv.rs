@@ -6,11 +6,11 @@
 //! `Linear(d→4)`. With `z` the `8N` normalised projections, the loss is
 //! `L = L_Conv + λ₁ L_Mean + λ₂ L_Rot`:
 //! - `L_Conv` (`conad_losses::MilConv`) on the `N` un-rotated first views: pseudo-normality over
-//!   the batch, soft sampling, Dirichlet convex combinations (drawn from the step's seed node, so
-//!   a seed fixes the loss bit for bit), triplet loss with τ;
+//!   the batch, soft sampling (eq. 4, `p ∝ s`), Dirichlet convex combinations (drawn from the
+//!   step's seed node, so a seed fixes the loss bit for bit), triplet loss with τ = 1 (eq. 6);
 //! - `L_Mean` (`conad_losses::Msc`): NT-Xent between the two views of the `4N` rotated items
-//!   (other rotations are negatives, as in CSI's con-SI), on `(z − c)/‖z − c‖` plus the angular
-//!   term once the centre `c` is fixed; before that on `z` (§6.18). `c` = normalise(mean of the
+//!   (other rotations are negatives, as in CSI's con-SI), on `(z − c)/‖z − c‖` plus eq. 7's
+//!   centre term `−zᵀc` once the centre `c` is fixed; before that on `z` (§6.18). `c` = normalise(mean of the
 //!   normalised projections of every (contaminated) training image under the test transform),
 //!   computed once at the start of epoch `round(center_after · epochs)` and kept in the
 //!   non-trained variable `heads.center`;
@@ -22,7 +22,7 @@
 use candle_core::Tensor;
 use conad_augment::Shift;
 use conad_losses::{
-    L2_EPS, MilConv, MilConvConfig, Msc, MscConfig, RotationCe, RotationCeConfig, SamplingRule,
+    CenterTerm, L2_EPS, MilConv, MilConvConfig, Msc, MscConfig, RotationCe, RotationCeConfig, SamplingRule,
     l2_normalize, msc_center, shift_labels,
 };
 use conad_models::{LinearHead, MlpHead, ResNet};
@@ -37,14 +37,16 @@ use super::{
 use crate::error::{Error, Result};
 use crate::score::{ScoreDef, with_standard};
 
-/// Parameters of MIL-Conv (defaults: the paper's where it states them, else docs/reference.md
-/// §6.16–§6.18).
+/// Parameters of MIL-Conv (defaults: the paper's equations where they are explicit — eq. 4's
+/// `p ∝ s`, eq. 6 without a temperature, eq. 7's `−fᵀf̄` — else docs/reference.md §6.16–§6.18,
+/// whose readings of the explicit places remain options).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MilConvParams {
-    /// τ of L_Conv (0.5, §6.17; 1 = the paper's eq. 6 without a temperature).
+    /// τ of L_Conv (1 = eq. 6, which has no temperature; 0.5 = §6.17's reading).
     pub temperature: f64,
-    /// Sampling probabilities from the pseudo-normality scores (§6.16).
+    /// Sampling probabilities from the pseudo-normality scores (`literal` = eq. 4; `shifted` =
+    /// §6.16's reading).
     pub sampling: SamplingRule,
     /// `K` neighbours of the pseudo-normality score (5).
     pub neighbours: usize,
@@ -56,6 +58,9 @@ pub struct MilConvParams {
     pub mean_temperature: f64,
     /// λ₁, weight of L_Mean (1).
     pub mean_weight: f64,
+    /// L_Mean's centre term (`inner_product` = eq. 7's `−fᵀf̄`; `squared_distance` = MSC's
+    /// `‖f − c‖²`, §6.18's reading).
+    pub center_term: CenterTerm,
     /// λ₂, weight of L_Rot (1).
     pub rot_weight: f64,
     /// Fraction of the epochs before the centre is fixed (15 of 200 = 0.075).
@@ -67,13 +72,14 @@ pub struct MilConvParams {
 impl Default for MilConvParams {
     fn default() -> Self {
         Self {
-            temperature: 0.5,
-            sampling: SamplingRule::Shifted,
+            temperature: 1.0,
+            sampling: SamplingRule::Literal,
             neighbours: 5,
             abnormal_fraction: 0.1,
             instances_per_combination: 4,
             mean_temperature: 0.5,
             mean_weight: 1.0,
+            center_term: CenterTerm::InnerProduct,
             rot_weight: 1.0,
             center_after: 0.075,
             projection_dim: 128,
@@ -101,6 +107,7 @@ impl MilConvParams {
     fn mean_config(&self) -> MscConfig {
         MscConfig {
             temperature: self.mean_temperature,
+            center_term: self.center_term,
             ..MscConfig::default()
         }
     }
