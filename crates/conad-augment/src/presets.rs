@@ -76,6 +76,32 @@ pub fn csi_eval(size: usize) -> AugmentConfig {
     csi_with_scale(size, [0.54, 0.54])
 }
 
+/// UniCon-HA's augmentation family `T_stage` (docs/reference.md §1.5 **\[PROPOSAL\]**; the
+/// paper's strengths are in its unavailable supplement): CSI's order and ops with strength
+/// growing with depth — stage 1: crop (0.8, 1), jitter (0.1, 0.1, 0.1, 0.025), grayscale p 0.05;
+/// stage 2: (0.5, 1), (0.2, 0.2, 0.2, 0.05), 0.1; stage 3: (0.25, 1), (0.3, 0.3, 0.3, 0.075),
+/// 0.15; stage 4: [`csi`] itself ((0.08, 1), (0.4, 0.4, 0.4, 0.1), 0.2). Jitter p 0.8 and
+/// horizontal flip p 0.5 everywhere; the shift slot (the virtual outliers' rotation) follows the
+/// flip. Stage 1's grayscale probability is not in the proposal; 0.05 continues its steps.
+///
+/// Returns `None` for a stage outside 1–4.
+pub fn unicon_ha_stage(size: usize, stage: usize) -> Option<AugmentConfig> {
+    let (scale, s, gray) = match stage {
+        1 => (0.8, 0.125, 0.05),
+        2 => (0.5, 0.25, 0.1),
+        3 => (0.25, 0.375, 0.15),
+        4 => (0.08, 0.5, 0.2),
+        _ => return None,
+    };
+    Some(AugmentConfig::from_steps(vec![
+        Step::HorizontalFlip { p: 0.5 },
+        Step::Shift,
+        Step::ColorJitter(ColorJitter::simclr(s, 0.8)),
+        Step::RandomGrayscale { p: gray },
+        rrc(size, [scale, 1.0], SIMCLR_RATIO),
+    ]))
+}
+
 fn csi_with_scale(size: usize, scale: [f64; 2]) -> AugmentConfig {
     AugmentConfig::from_steps(vec![
         Step::HorizontalFlip { p: 0.5 },

@@ -56,6 +56,14 @@ pub enum AugmentSpec {
         #[serde(default)]
         size: Option<usize>,
     },
+    /// [`presets::unicon_ha_stage`]: UniCon-HA's augmentation family of one network stage.
+    UniconHaStage {
+        /// Output side (default: the image side).
+        #[serde(default)]
+        size: Option<usize>,
+        /// Stage 1–4 (strength grows with the stage; 4 = CSI's pipeline).
+        stage: usize,
+    },
     /// [`presets::firm`]: FIRM's training pipeline.
     Firm {
         /// Output side (default: the image side).
@@ -116,6 +124,7 @@ pub const PRESET_NAMES: &[&str] = &[
     "supcon",
     "csi",
     "csi_eval",
+    "unicon_ha_stage",
     "firm",
     "firm_test",
     "firm_crop_ensemble",
@@ -144,6 +153,7 @@ impl AugmentSpec {
             | Self::Supcon { size, .. }
             | Self::Csi { size }
             | Self::CsiEval { size }
+            | Self::UniconHaStage { size, .. }
             | Self::Firm { size, .. }
             | Self::FirmTest { size, .. }
             | Self::FirmCropEnsemble { size, .. } => Some(size),
@@ -193,6 +203,14 @@ impl AugmentSpec {
             Self::Supcon { size, normalize } => presets::supcon(side(size)?, normalize.clone()),
             Self::Csi { size } => presets::csi(side(size)?),
             Self::CsiEval { size } => presets::csi_eval(side(size)?),
+            Self::UniconHaStage { size, stage } => presets::unicon_ha_stage(side(size)?, *stage)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "augment.stage",
+                        stage,
+                        "UniCon-HA has augmentation families for stages 1 to 4",
+                    )
+                })?,
             Self::Firm { size, normalize } => presets::firm(side(size)?, normalize.clone()),
             Self::FirmTest { size, normalize } => {
                 presets::firm_test(side(size)?, normalize.clone())

@@ -12,6 +12,7 @@ fn toml_of(name: &str) -> String {
         "resize_center_crop" => {
             format!("preset = \"{name}\"\nresize = 36\ncrop = 32\n{normalize}\n")
         }
+        "unicon_ha_stage" => format!("preset = \"{name}\"\nstage = 3\n"),
         "custom" => {
             format!("preset = \"{name}\"\nsteps = [{{ op = \"horizontal_flip\", p = 0.5 }}]\n")
         }
@@ -28,6 +29,7 @@ fn name_of(spec: &AugmentSpec) -> &'static str {
         AugmentSpec::Supcon { .. } => "supcon",
         AugmentSpec::Csi { .. } => "csi",
         AugmentSpec::CsiEval { .. } => "csi_eval",
+        AugmentSpec::UniconHaStage { .. } => "unicon_ha_stage",
         AugmentSpec::Firm { .. } => "firm",
         AugmentSpec::FirmTest { .. } => "firm_test",
         AugmentSpec::FirmCropEnsemble { .. } => "firm_crop_ensemble",
@@ -72,4 +74,20 @@ fn sizes_default_to_the_image_side_and_zero_is_rejected() {
     assert!(zero.to_augment_config(32).is_err());
     let unknown = toml::from_str::<AugmentSpec>("preset = \"simclr_imagenet\"\n").unwrap_err();
     assert!(unknown.to_string().contains("simclr_imagenet"), "{unknown}");
+}
+
+#[test]
+fn unicon_ha_stages_grow_in_strength_and_stage_4_is_csi() {
+    let stage = |k: usize| {
+        toml::from_str::<AugmentSpec>(&format!("preset = \"unicon_ha_stage\"\nstage = {k}\n"))
+            .unwrap()
+            .to_augment_config(32)
+    };
+    let csi = toml::from_str::<AugmentSpec>("preset = \"csi\"\n").unwrap();
+    assert_eq!(stage(4).unwrap(), csi.to_augment_config(32).unwrap());
+    assert_ne!(stage(3).unwrap(), stage(4).unwrap());
+    for bad in [0, 5] {
+        let e = stage(bad).unwrap_err().to_string();
+        assert!(e.contains("augment.stage") && e.contains("1 to 4"), "{e}");
+    }
 }

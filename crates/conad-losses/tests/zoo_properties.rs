@@ -437,7 +437,11 @@ fn ke_readings_differ_only_by_in_batch_negatives() {
     let pos = unit(51, n * p, d).reshape((n, p, d)).unwrap();
     let neg = unit(52, n * q, d).reshape((n, q, d)).unwrap();
     let own = KeLoss::new(KeConfig::default()).unwrap();
-    assert_eq!(own.config().negatives, KeNegatives::OwnOnly, "eq. 1 is the default");
+    assert_eq!(
+        own.config().negatives,
+        KeNegatives::OwnOnly,
+        "eq. 1 is the default"
+    );
     let batch = KeLoss::new(KeConfig {
         negatives: KeNegatives::InBatch,
         ..KeConfig::default()

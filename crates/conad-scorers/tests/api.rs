@@ -124,8 +124,13 @@ fn config_names_options_and_errors() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        ScorerConfig::from_name("ocsvm-linear").unwrap().with_gamma(1.0),
-        Err(Error::OptionNotApplicable { option: "--gamma", .. })
+        ScorerConfig::from_name("ocsvm-linear")
+            .unwrap()
+            .with_gamma(1.0),
+        Err(Error::OptionNotApplicable {
+            option: "--gamma",
+            ..
+        })
     ));
     // Messages say what to do.
     let msg = Error::KExceedsBank { k: 5, bank: 2 }.to_string();

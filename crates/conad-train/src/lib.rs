@@ -61,7 +61,8 @@ pub use method::{
     BatchContext, BuildContext, Con2Params, ContextTransform, CsiParams, DistributionShift,
     FirmParams, HookContext, METHODS, Method, MethodBatch, MethodConfig, MethodInfo, MethodParams,
     MilConvParams, MscParams, ProjectionKind, RawPixelsConfig, RotNetParams, SimClrConfig,
-    SimClrMethod, StepContext, StepOutput, SupConLabels, SupConParams, method_names,
+    SimClrMethod, StepContext, StepOutput, SupConLabels, SupConParams, UniConHaParams,
+    UniConHaStage, method_names,
 };
 pub use optim::{
     AdamConfig, LarsConfig, Optimizer, OptimizerConfig, OptimizerStateMeta, SgdConfig, StepHyper,

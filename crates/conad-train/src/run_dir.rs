@@ -41,7 +41,7 @@ use crate::method::{BuildContext, Method};
 use crate::optim::OptimizerStateMeta;
 use crate::report::History;
 use crate::report::TrainReport;
-use crate::score::{Detector, ScoringModel};
+use crate::score::{Detector, ScoreDef, ScoringModel};
 use crate::task_record::{TASK_FILE, TaskRecord};
 
 /// `RUN_DIR/config.toml`.
@@ -427,7 +427,16 @@ impl TrainedModel {
             Some(name) => self.config.method.score(name)?,
             None => self.config.method.paper_score(),
         };
-        Detector::fit(&self.scoring_model(batch), &def, &dataset_view(train)?)
+        self.fit_score(&def, train, batch)
+    }
+
+    /// Fits any score definition — one of the method's or a recipe of the caller's — on the
+    /// normal training images.
+    ///
+    /// # Errors
+    /// Embedding and fit errors (a head the method lacks included).
+    pub fn fit_score(&self, def: &ScoreDef, train: &Dataset, batch: usize) -> Result<Detector> {
+        Detector::fit(&self.scoring_model(batch), def, &dataset_view(train)?)
     }
 
     /// Anomaly scores of `images` under a fitted detector.

@@ -11,7 +11,7 @@ use common::{fresh_dir, quiet, tiny_task, weight_bits};
 use conad_train::run_dir::MODEL_FILE;
 use conad_train::{
     METHODS, MethodConfig, MilConvParams, ModelConfig, MscParams, TrainConfig, TrainOptions,
-    load_run, train_with_options,
+    UniConHaParams, load_run, train_with_options,
 };
 
 /// The tiny config of the common helpers with `method`, ResNet-18 at width 1/8; a method whose
@@ -122,6 +122,37 @@ fn mil_conv_centre_and_step_draws_resume_bit_identically() {
         center_after: 0.5,
         ..Default::default()
     }));
+}
+
+/// UniCon-HA: three stage passes per step, each with its own augmenter under its own seed node,
+/// and three stage heads — a resumed run is bit-identical to an uninterrupted one, and two
+/// stages' heads are really trained (their weights move).
+#[test]
+fn unicon_ha_stage_augmenters_and_heads_resume_bit_identically() {
+    let task = tiny_task();
+    let config = config_for(MethodConfig::new(UniConHaParams::default()), 3);
+    let full = fresh_dir("unicon_ha-full");
+    train_with_options(&config, &task, &full, &quiet()).unwrap();
+    let split = fresh_dir("unicon_ha-split");
+    let first = TrainOptions {
+        stop_after_epochs: Some(2),
+        ..quiet()
+    };
+    train_with_options(&config, &task, &split, &first).unwrap();
+    train_with_options(&config, &task, &split, &quiet()).unwrap();
+    let (a, b) = (
+        weight_bits(&full.join(MODEL_FILE)),
+        weight_bits(&split.join(MODEL_FILE)),
+    );
+    assert_eq!(a, b);
+    for stage in ["stage2", "stage3", "stage4"] {
+        assert!(
+            a.keys().any(|k| k.starts_with(&format!("heads.{stage}."))),
+            "no {stage} head in {:?}",
+            a.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(a.keys().any(|k| k.starts_with("heads.stage2.down.1.")));
 }
 
 fn centre_is_checkpointed_and_resume_is_bit_identical(method: MethodConfig) {

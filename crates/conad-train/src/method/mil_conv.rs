@@ -22,8 +22,8 @@
 use candle_core::Tensor;
 use conad_augment::Shift;
 use conad_losses::{
-    CenterTerm, L2_EPS, MilConv, MilConvConfig, Msc, MscConfig, RotationCe, RotationCeConfig, SamplingRule,
-    l2_normalize, msc_center, shift_labels,
+    CenterTerm, L2_EPS, MilConv, MilConvConfig, Msc, MscConfig, RotationCe, RotationCeConfig,
+    SamplingRule, l2_normalize, msc_center, shift_labels,
 };
 use conad_models::{LinearHead, MlpHead, ResNet};
 use serde::{Deserialize, Serialize};

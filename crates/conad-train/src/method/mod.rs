@@ -25,6 +25,7 @@ mod registry;
 mod rotnet;
 mod simclr;
 mod supcon;
+mod unicon_ha;
 
 use std::fmt;
 
@@ -45,6 +46,7 @@ pub use registry::{METHODS, MethodConfig, MethodInfo, MethodParams, method_names
 pub use rotnet::{RotNetMethod, RotNetParams};
 pub use simclr::{SimClrConfig, SimClrMethod};
 pub use supcon::{SupConLabels, SupConMethod, SupConParams};
+pub use unicon_ha::{UniConHaMethod, UniConHaParams, UniConHaStage};
 
 use crate::augment_spec::AugmentSettings;
 use crate::error::{Error, Result};

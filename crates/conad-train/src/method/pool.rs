@@ -3,7 +3,7 @@
 //! batches, and the two projection-head shapes.
 
 use candle_core::Tensor;
-use conad_augment::{Shift, ShiftedSample};
+use conad_augment::{Augmenter, Shift, ShiftedSample};
 use conad_models::{LinearHead, LinearHeadConfig, MlpHead, MlpHeadConfig};
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +101,8 @@ pub(crate) fn pool_views(
 }
 
 /// `V` views of every shift of every source image in `ctx.indices`, shift-expanded and
-/// view-major: `(V·S·N, C, H, W)`, row `(v·S + s)·N + n` (CSI's and CON2's layout).
+/// view-major: `(V·S·N, C, H, W)`, row `(v·S + s)·N + n` (CSI's and CON2's layout), under the
+/// run's augmenter.
 ///
 /// # Errors
 /// Augmentation errors.
@@ -110,11 +111,24 @@ pub(crate) fn shifted_views(
     shifts: &[Shift],
     views: usize,
 ) -> Result<Tensor> {
+    shifted_views_with(ctx, ctx.augmenter, shifts, views)
+}
+
+/// As [`shifted_views`] under `augmenter` (a method's own pipeline, e.g. a UniCon-HA stage's).
+///
+/// # Errors
+/// Augmentation errors.
+pub(crate) fn shifted_views_with(
+    ctx: &BatchContext<'_>,
+    augmenter: &Augmenter,
+    shifts: &[Shift],
+    views: usize,
+) -> Result<Tensor> {
     let n = ctx.indices.len();
-    let [c, h, w] = ctx.augmenter.view_shape(ctx.images, shifts)?;
+    let [c, h, w] = augmenter.view_shape(ctx.images, shifts)?;
     let rows = views * shifts.len() * n;
     let mut buf = vec![0f32; rows * c * h * w];
-    ctx.augmenter.augment_batch_shifted_into(
+    augmenter.augment_batch_shifted_into(
         ctx.images,
         ctx.indices,
         ctx.step.epoch,

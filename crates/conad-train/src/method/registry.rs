@@ -24,6 +24,7 @@ use super::raw_pixels::RawPixelsConfig;
 use super::rotnet::RotNetParams;
 use super::simclr::SimClrConfig;
 use super::supcon::SupConParams;
+use super::unicon_ha::UniConHaParams;
 
 /// The typed parameters of one method (serde with defaults and `deny_unknown_fields`).
 pub trait MethodParams:
@@ -193,6 +194,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo::of::<MscParams>("msc", &["mean_shifted"], "mean-shifted contrastive loss around the training-set centre + angular term (docs/reference.md §1.8)"),
     MethodInfo::of::<Con2Params>("con2", &[], "CON2: context contrasting + content alignment, S_NND / S_LH with 40 TTA (docs/reference.md §1.4, §2.6)"),
     MethodInfo::of::<FirmParams>("firm", &[], "FIRM: rotation pool, pairwise/concat loss, 8-layer head, S_cos / S_rot / S_ens (docs/reference.md §1.6)"),
+    MethodInfo::of::<UniConHaParams>("unicon_ha", &["uniconha"], "UniCon-HA: UniCLR on inliers + rotated virtual outliers at stages 2-3-4 with their own augmentations, soft aggregation at res4, feature-averaged 40-view TTA score (docs/reference.md §1.5, §2.3)"),
     MethodInfo::of::<MilConvParams>("mil_conv", &["milconv"], "MIL-Conv on contaminated data: L_Conv on convex combinations + re-centred CSI NT-Xent + rotation CE, kNN score (docs/reference.md §1.8, §4.3)"),
 ];
 

@@ -91,6 +91,19 @@ pub enum ScoreRecipe {
         /// The scorer fitted on each bank.
         scorer: ScorerConfig,
     },
+    /// Feature-averaged test-time augmentation (CSI's "ensemble of representations", which
+    /// UniCon-HA follows, §2.3): for group `g`, every image's `output` is L2-normalised under
+    /// each view of `groups[g]` and averaged; `scorer` is fitted on the training images' mean
+    /// features of group `g` and scores the test images' mean features of the same group; the
+    /// score is the mean over groups.
+    FeatureMean {
+        /// What is embedded.
+        output: Output,
+        /// Views averaged per group (training and test images alike).
+        groups: Vec<Vec<ViewSpec>>,
+        /// The scorer fitted on each group's mean training features.
+        scorer: ScorerConfig,
+    },
     /// The CSI detection score (§2.4–2.5): for each shift k and draw t < `ensemble`, the
     /// projection head's output and the shift head's logit of class k on the training pipeline
     /// with crop area fixed to `crop_scale`.
@@ -228,6 +241,59 @@ impl ScoreDef {
                 queries,
                 scorer: knn(1),
             },
+        }
+    }
+
+    /// UniCon-HA's test-time ensemble (§2.3, §6.8): `draws` random views of the training
+    /// pipeline per rotation, crop area `crop_scale` (CSI's 0.54), per-image parameters;
+    /// `features = true` averages the normalised encoder features over a rotation's views and
+    /// takes the max cosine to the same-rotation mean training features (the paper: "an
+    /// ensemble of representations" following CSI); `false` averages the per-view max-cosine
+    /// scores against the same-rotation bank of deterministic training views instead
+    /// (docs/reference.md §6.8's reading). The mean over the four rotations either way.
+    pub fn rotation_tta(
+        name: &'static str,
+        summary: &'static str,
+        draws: u64,
+        crop_scale: f64,
+        features: bool,
+    ) -> Self {
+        let view = |shift: Shift, draw: u64| ViewSpec {
+            shift,
+            augment: ViewAugment::Train {
+                draw,
+                crop_scale: Some([crop_scale, crop_scale]),
+                per_image: true,
+            },
+        };
+        let recipe = if features {
+            ScoreRecipe::FeatureMean {
+                output: Output::Encoder,
+                groups: Shift::ROTATIONS
+                    .iter()
+                    .map(|&s| (0..draws).map(|t| view(s, t)).collect())
+                    .collect(),
+                scorer: knn(1),
+            }
+        } else {
+            ScoreRecipe::Bank {
+                output: Output::Encoder,
+                banks: Shift::ROTATIONS
+                    .iter()
+                    .map(|&s| ViewSpec::test(s))
+                    .collect(),
+                queries: Shift::ROTATIONS
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(r, &s)| (0..draws).map(move |t| (view(s, t), r)))
+                    .collect(),
+                scorer: knn(1),
+            }
+        };
+        Self {
+            name,
+            summary,
+            recipe,
         }
     }
 

@@ -126,6 +126,42 @@ fn csi_features(
     Ok(out)
 }
 
+/// Every image's `output` L2-normalised under each of `views` and averaged (`n × d`).
+fn mean_features(
+    model: &ScoringModel<'_>,
+    images: &ImageBatchU8<'_>,
+    views: &[ViewSpec],
+    output: &Output,
+) -> Result<EmbeddingMatrix> {
+    let mut sum: Option<Vec<f32>> = None;
+    let mut cols = 0;
+    for view in views {
+        let m = embed_view(model, images, view, &[output])?.remove(0);
+        cols = m.cols();
+        let acc = sum.get_or_insert_with(|| vec![0.0; m.rows() * cols]);
+        for (i, dst) in acc.chunks_exact_mut(cols).enumerate() {
+            let row = m.row(i);
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            for (d, v) in dst.iter_mut().zip(row) {
+                *d += v / norm;
+            }
+        }
+    }
+    let data = sum.ok_or_else(|| {
+        Error::invalid(
+            "score.groups",
+            "[]",
+            "every feature-averaged group needs at least one view",
+        )
+    })?;
+    let k = views.len() as f32;
+    Ok(EmbeddingMatrix::new(
+        data.into_iter().map(|v| v / k).collect(),
+        images.len(),
+        cols,
+    )?)
+}
+
 fn csi_views(features: &CsiFeatures) -> Vec<CsiShiftFeatures<'_>> {
     features
         .iter()
@@ -163,6 +199,19 @@ impl Detector {
                     let bank = embed_view(model, train, view, &[output])?;
                     embedding_dim = bank[0].cols();
                     members.push(conad_scorers::Fit::fit(scorer, bank[0].view())?);
+                }
+                Fitted::Bank(TtaEnsemble::from_members(members)?)
+            }
+            ScoreRecipe::FeatureMean {
+                output,
+                groups,
+                scorer,
+            } => {
+                let mut members = Vec::with_capacity(groups.len());
+                for views in groups {
+                    let bank = mean_features(model, train, views, output)?;
+                    embedding_dim = bank.cols();
+                    members.push(conad_scorers::Fit::fit(scorer, bank.view())?);
                 }
                 Fitted::Bank(TtaEnsemble::from_members(members)?)
             }
@@ -219,6 +268,22 @@ impl Detector {
                     })
                     .collect::<Result<_>>()?;
                 let views: Vec<_> = embedded.iter().map(|(b, m)| (*b, m.view())).collect();
+                Ok(ensemble
+                    .score_assigned(&views)?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect())
+            }
+            (ScoreRecipe::FeatureMean { output, groups, .. }, Fitted::Bank(ensemble)) => {
+                let embedded: Vec<EmbeddingMatrix> = groups
+                    .iter()
+                    .map(|views| mean_features(model, images, views, output))
+                    .collect::<Result<_>>()?;
+                let views: Vec<_> = embedded
+                    .iter()
+                    .enumerate()
+                    .map(|(g, m)| (g, m.view()))
+                    .collect();
                 Ok(ensemble
                     .score_assigned(&views)?
                     .into_iter()
