@@ -25,7 +25,7 @@ use suites::{Entry, ScoreSet, Suite};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// The suite (`breastmnist`, `fmnist`).
+    /// The suite (`breastmnist`, `fmnist`, `fmnist-embedded`, `contaminated`, `cifar10`).
     #[arg(long, required_unless_present = "report")]
     pub suite: Option<String>,
     /// Suite entries to run (default: all of the suite's).
@@ -37,6 +37,9 @@ pub struct ReproduceArgs {
     /// Seeds (default: the suite's).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Vec<u64>,
+    /// Contamination ratios γ of a contaminated suite (default: the suite's), e.g. `0.1`.
+    #[arg(long, value_delimiter = ',')]
+    pub contamination: Vec<f64>,
     /// Profile of every method.
     #[arg(long, default_value = "budget")]
     pub profile: String,
@@ -101,6 +104,7 @@ struct Plan<'a> {
     label: String,
     class: u32,
     seed: u64,
+    contamination: Option<f64>,
 }
 
 pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
@@ -178,19 +182,33 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
         other => bail!("--split {other}: expected test or val"),
     };
     let results_dir = root.join("results").join(&results_name);
+    let ratios = if args.contamination.is_empty() {
+        suite.ratios()
+    } else if suite.contaminations.is_empty() {
+        bail!(
+            "suite {} is clean; --contamination applies to contaminated suites",
+            suite.name
+        )
+    } else {
+        args.contamination.iter().map(|&g| Some(g)).collect()
+    };
     let mut plans = Vec::new();
-    for e in &entries {
-        for &class in &classes {
-            for &seed in &seeds {
-                plans.push(Plan {
-                    entry: e,
-                    label: match &args.tag {
-                        Some(t) => format!("{}+{t}", e.label),
-                        None => e.label.to_string(),
-                    },
-                    class,
-                    seed,
-                });
+    for gamma in ratios {
+        for e in &entries {
+            for &class in &classes {
+                for &seed in &seeds {
+                    let label = Suite::run_label(e.label, gamma);
+                    plans.push(Plan {
+                        entry: e,
+                        label: match &args.tag {
+                            Some(t) => format!("{label}+{t}"),
+                            None => label,
+                        },
+                        class,
+                        seed,
+                        contamination: gamma,
+                    });
+                }
             }
         }
     }
@@ -263,7 +281,7 @@ fn run_one(
     let task = OneClassProtocol {
         normal_classes: vec![plan.class],
         seed: plan.seed,
-        contamination: suite.contamination,
+        contamination: plan.contamination,
         ..Default::default()
     }
     .build(data)?;
@@ -322,7 +340,7 @@ fn run_one(
         class: plan.class,
         seed: plan.seed,
         n_train: task.train.len(),
-        contamination: suite.contamination,
+        contamination: plan.contamination,
         n_test: task.test.len(),
         n_test_anomalies: task.num_test_anomalies(),
         epochs: report.epochs_completed,

@@ -73,7 +73,7 @@ fn rows(results: &[RunResult], published: &[Published], suite: &str) -> Vec<Row>
         SUITES
             .iter()
             .find(|s| s.name == suite)
-            .and_then(|s| s.entries.iter().position(|e| e.label == label))
+            .and_then(|s| s.entry_position(label))
             .unwrap_or(usize::MAX)
     };
     let mut out: Vec<Row> = groups

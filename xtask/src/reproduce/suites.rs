@@ -75,8 +75,9 @@ pub struct Suite {
     pub classes: &'static [u32],
     /// Default seeds.
     pub seeds: &'static [u64],
-    /// Contamination ratio γ of the training sets (docs/reference.md §4.3); `None` = clean.
-    pub contamination: Option<f64>,
+    /// Contamination ratios γ of the training sets (docs/reference.md §4.3), each a run of its
+    /// own labelled `<entry>-g<percent>`; empty = clean.
+    pub contaminations: &'static [f64],
     /// The methods compared.
     pub entries: &'static [Entry],
     /// Scores computed per run.
@@ -108,7 +109,7 @@ pub static SUITES: &[Suite] = &[
         data: "medmnist:{shared}/data/medmnist/breastmnist.npz",
         classes: &[1],
         seeds: &[0, 1, 2],
-        contamination: None,
+        contaminations: &[],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry::plain("simclr"),
@@ -127,7 +128,7 @@ pub static SUITES: &[Suite] = &[
         data: "fashion-mnist:/usr/share/datasets/fashion-mnist",
         classes: &[0, 2, 4, 6],
         seeds: &[0],
-        contamination: None,
+        contaminations: &[],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry {
@@ -145,7 +146,7 @@ pub static SUITES: &[Suite] = &[
         data: "embedded:fashion-mnist",
         classes: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
         seeds: &[0],
-        contamination: None,
+        contaminations: &[],
         entries: &[Entry::plain("raw_pixels"), Entry::plain("supcon")],
         scores: ScoreSet::PaperAnd(&["knn", "rot_knn"]),
     },
@@ -155,15 +156,79 @@ pub static SUITES: &[Suite] = &[
         data: "cifar10:{shared}/data/cifar10",
         classes: &[0, 3, 6],
         seeds: &[0],
-        contamination: Some(0.1),
+        contaminations: &[0.02, 0.05, 0.1],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry::plain("csi"),
+            Entry::plain("msc"),
             Entry::plain("mil_conv"),
+            Entry {
+                label: "mil_conv_spec",
+                method: "mil_conv",
+                overrides: MIL_CONV_SPEC,
+            },
+        ],
+        scores: ScoreSet::PaperAnd(&["knn"]),
+    },
+    Suite {
+        name: "cifar10",
+        summary: "one-class CIFAR-10 (the shared 3000-image-per-class copy), UniCon-HA Table 1a / FIRM Table 1a / CON2 Table 4: raw, SimCLR, CSI, UniCon-HA, FIRM, CON2",
+        data: "cifar10:{shared}/data/cifar10",
+        classes: &[0, 3],
+        seeds: &[0],
+        contaminations: &[],
+        entries: &[
+            Entry::plain("raw_pixels"),
+            Entry::plain("simclr"),
+            Entry::plain("csi"),
+            Entry::plain("unicon_ha"),
+            Entry::plain("firm"),
+            Entry::plain("con2"),
         ],
         scores: ScoreSet::PaperAnd(&["knn"]),
     },
 ];
+
+/// MIL-Conv with docs/reference.md's readings where the paper is explicit (§6.16–§6.18: shifted
+/// sampling, τ = 0.5, MSC's squared-distance centre term) — conad's defaults before the paper's
+/// literal equations became the defaults.
+const MIL_CONV_SPEC: &str = r#"
+[method]
+sampling = "shifted"
+temperature = 0.5
+center_term = "squared_distance"
+"#;
+
+impl Suite {
+    /// The contamination ratios of the suite's runs (`[None]` for a clean suite).
+    pub fn ratios(&self) -> Vec<Option<f64>> {
+        if self.contaminations.is_empty() {
+            vec![None]
+        } else {
+            self.contaminations.iter().map(|&g| Some(g)).collect()
+        }
+    }
+
+    /// The result label of `entry` at contamination `gamma`: `csi`, or `csi-g10` for γ = 10 %.
+    pub fn run_label(entry: &str, gamma: Option<f64>) -> String {
+        match gamma {
+            None => entry.to_string(),
+            Some(g) => format!("{entry}-g{}", (g * 100.0).round()),
+        }
+    }
+
+    /// Position of the entry a result label belongs to (`csi-g10+tag` → `csi`'s).
+    pub fn entry_position(&self, label: &str) -> Option<usize> {
+        let base = label.split('+').next().unwrap_or(label);
+        self.entries.iter().position(|e| {
+            e.label == base
+                || base
+                    .strip_prefix(e.label)
+                    .and_then(|rest| rest.strip_prefix("-g"))
+                    .is_some_and(|pct| pct.parse::<u32>().is_ok())
+        })
+    }
+}
 
 /// The suite `name`.
 pub fn suite(name: &str) -> Result<&'static Suite> {
@@ -179,7 +244,30 @@ pub fn suite(name: &str) -> Result<&'static Suite> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conad_train::{DistributionShift, SimClrConfig};
+    use conad_train::{DistributionShift, MilConvParams, SimClrConfig};
+
+    /// Contaminated runs are labelled per γ and still find their entry (tags too); the
+    /// `mil_conv_spec` entry restores the spec's readings on top of the paper defaults.
+    #[test]
+    fn contaminated_labels_and_the_spec_entry() {
+        let s = suite("contaminated").unwrap();
+        assert_eq!(s.ratios(), vec![Some(0.02), Some(0.05), Some(0.1)]);
+        assert_eq!(Suite::run_label("csi", Some(0.1)), "csi-g10");
+        assert_eq!(Suite::run_label("csi", None), "csi");
+        let csi = s.entries.iter().position(|e| e.label == "csi");
+        assert_eq!(s.entry_position("csi-g10"), csi);
+        assert_eq!(s.entry_position("csi-g2+tau"), csi);
+        assert_eq!(s.entry_position("csi-gx"), None);
+        let spec = s.entry_position("mil_conv_spec-g10").unwrap();
+        assert_eq!(s.entries[spec].label, "mil_conv_spec");
+        let p = s.entries[spec].config("budget").unwrap();
+        let p = p.method.params::<MilConvParams>().unwrap();
+        assert_eq!(p.temperature, 0.5);
+        let t = toml::Table::try_from(&p).unwrap();
+        assert_eq!(t["sampling"].as_str(), Some("shifted"));
+        assert_eq!(t["center_term"].as_str(), Some("squared_distance"));
+        assert_eq!(suite("cifar10").unwrap().ratios(), vec![None]);
+    }
 
     /// Every suite entry's budget and paper configs parse; the NT-Xent entry is SimCLR's profile
     /// with the rotation pool, the pairwise variant, τ 0.2 and FIRM's pipelines.
