@@ -67,6 +67,7 @@ pub mod similarity;
 mod smo;
 mod topk;
 pub mod traits;
+pub mod wasserstein;
 
 pub use center::{CenterParams, CenterScorer, CenterValidParams};
 pub use config::{FittedScorer, SCORERS, ScorerConfig, ScorerInfo, scorer_names};
@@ -86,6 +87,7 @@ pub use ocsvm::{OcSvmKernel, OcSvmParams, OcSvmScorer, OcSvmValidParams};
 pub use rbf::Gamma;
 pub use similarity::TilePlan;
 pub use traits::{AnomalyScorer, Fit, ParamGuard};
+pub use wasserstein::{Wasserstein, WassersteinMethod, wasserstein1};
 
 /// Peak resident memory of this process (`VmHWM` from `/proc/self/status`), in MiB; `None` where
 /// unavailable (non-Linux). Used by the benchmark example.

@@ -7,7 +7,7 @@
 
 use conad_scorers::{
     AnomalyScorer, Embeddings, Fit, Gamma, GaussianParams, KdeParams, KnnParams, MahalanobisParams,
-    OcSvmKernel, OcSvmParams, SsdCovariance,
+    OcSvmKernel, OcSvmParams, SsdCovariance, WassersteinMethod, wasserstein1,
 };
 use serde_json::Value;
 
@@ -231,5 +231,36 @@ fn mahalanobis_matches_ssd_numpy_formula() {
         let err = max_rel(&got, &want, scale);
         eprintln!("mahalanobis {case}: max relative error {err:.2e}");
         assert!(err < 1e-6, "{case}: relative error {err}");
+    }
+}
+
+#[test]
+fn wasserstein_matches_scipy_assignment_and_a_numpy_sinkhorn() {
+    // exact:    M = ‖a_i − b_j‖; r, c = scipy.optimize.linear_sum_assignment(M); M[r, c].mean()
+    // sinkhorn: log-domain, uniform marginals, ε = 0.05, to a 1e-13 marginal error; Σ P·M
+    //           (fixtures/scorers/generate.py)
+    let f = fixture("wasserstein.json");
+    let d = f["d"].as_u64().unwrap() as usize;
+    let (a, b, c) = (f32s(&f["a"]), f32s(&f["b"]), f32s(&f["c"]));
+    let exact = wasserstein1(emb(&a, d), emb(&b, d), WassersteinMethod::Exact).unwrap();
+    let want = f["exact_ab"].as_f64().unwrap();
+    assert!(
+        (exact.distance - want).abs() < 1e-9,
+        "{} vs {want}",
+        exact.distance
+    );
+    let sinkhorn = WassersteinMethod::Sinkhorn {
+        epsilon: 0.05,
+        max_iterations: 100_000,
+        tolerance: 1e-12,
+    };
+    for (other, key) in [(&b, "sinkhorn_ab"), (&c, "sinkhorn_ac")] {
+        let got = wasserstein1(emb(&a, d), emb(other, d), sinkhorn).unwrap();
+        let want = f[key].as_f64().unwrap();
+        assert!(
+            (got.distance - want).abs() < 1e-7,
+            "{key}: {} vs {want}",
+            got.distance
+        );
     }
 }
