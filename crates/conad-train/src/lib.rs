@@ -40,6 +40,7 @@ mod config;
 mod embed;
 mod error;
 mod evaluate;
+pub mod ke;
 pub mod method;
 pub mod optim;
 mod profiles;
@@ -59,10 +60,10 @@ pub use error::{Error, Result};
 pub use evaluate::knn_auroc;
 pub use method::{
     BatchContext, BuildContext, Con2Params, ContextTransform, CsiParams, DistributionShift,
-    FirmParams, HookContext, METHODS, Method, MethodBatch, MethodConfig, MethodInfo, MethodParams,
-    MilConvParams, MscParams, ProjectionKind, RawPixelsConfig, RotNetParams, SimClrConfig,
-    SimClrMethod, StepContext, StepOutput, SupConLabels, SupConParams, UniConHaParams,
-    UniConHaStage, method_names,
+    FirmParams, HookContext, KeParams, METHODS, Method, MethodBatch, MethodConfig, MethodInfo,
+    MethodParams, MilConvParams, MscParams, ProjectionKind, RawPixelsConfig, RotNetParams,
+    SimClrConfig, SimClrMethod, StepContext, StepOutput, SupConLabels, SupConParams,
+    UniConHaParams, UniConHaStage, method_names,
 };
 pub use optim::{
     AdamConfig, LarsConfig, Optimizer, OptimizerConfig, OptimizerStateMeta, SgdConfig, StepHyper,

@@ -48,6 +48,8 @@ pub static PROFILES: &[Profile] = &[
     Profile { method: "firm", name: "paper", text: include_str!("../profiles/firm/paper.toml") },
     Profile { method: "unicon_ha", name: "budget", text: include_str!("../profiles/unicon_ha/budget.toml") },
     Profile { method: "unicon_ha", name: "paper", text: include_str!("../profiles/unicon_ha/paper.toml") },
+    Profile { method: "ke", name: "budget", text: include_str!("../profiles/ke/budget.toml") },
+    Profile { method: "ke", name: "paper", text: include_str!("../profiles/ke/paper.toml") },
     Profile { method: "mil_conv", name: "budget", text: include_str!("../profiles/mil_conv/budget.toml") },
     Profile { method: "mil_conv", name: "paper", text: include_str!("../profiles/mil_conv/paper.toml") },
 ];

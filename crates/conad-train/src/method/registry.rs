@@ -18,6 +18,7 @@ use crate::score::ScoreDef;
 use super::con2::Con2Params;
 use super::csi::CsiParams;
 use super::firm::FirmParams;
+use super::ke::KeParams;
 use super::mil_conv::MilConvParams;
 use super::msc::MscParams;
 use super::raw_pixels::RawPixelsConfig;
@@ -195,6 +196,7 @@ pub static METHODS: &[MethodInfo] = &[
     MethodInfo::of::<Con2Params>("con2", &[], "CON2: context contrasting + content alignment, S_NND / S_LH with 40 TTA (docs/reference.md §1.4, §2.6)"),
     MethodInfo::of::<FirmParams>("firm", &[], "FIRM: rotation pool, pairwise/concat loss, 8-layer head, S_cos / S_rot / S_ens (docs/reference.md §1.6)"),
     MethodInfo::of::<UniConHaParams>("unicon_ha", &["uniconha"], "UniCon-HA: UniCLR on inliers + rotated virtual outliers at stages 2-3-4 with their own augmentations, soft aggregation at res4, feature-averaged 40-view TTA score (docs/reference.md §1.5, §2.3)"),
+    MethodInfo::of::<KeParams>("ke", &["knowledge_exposure"], "Knowledge Exposure: InfoNCE of each image against its Wasserstein-selected positive and negative transforms, sigmoid OC-SVM score (docs/reference.md §1.7)"),
     MethodInfo::of::<MilConvParams>("mil_conv", &["milconv"], "MIL-Conv on contaminated data: L_Conv on convex combinations + re-centred CSI NT-Xent + rotation CE, kNN score (docs/reference.md §1.8, §4.3)"),
 ];
 
