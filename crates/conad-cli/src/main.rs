@@ -35,6 +35,9 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Score a run's test split against its normal training images: AUROC as JSON, Markdown, ROC PNG.
     Eval(cmd::eval::EvalArgs),
+    /// Knowledge Exposure tools: `conad ke select` ranks the transformation bank for a class.
+    #[command(subcommand)]
+    Ke(cmd::ke::KeCommand),
     /// List the methods conad can train (and, with --scores, their test-time scores).
     Methods(cmd::methods::MethodsArgs),
 }
@@ -70,6 +73,7 @@ fn main() {
         Command::Train(a) => cmd::train::run(&a),
         Command::Embed(a) => cmd::embed::run(&a),
         Command::Eval(a) => cmd::eval::run(&a),
+        Command::Ke(c) => cmd::ke::run(&c),
         Command::Methods(a) => cmd::methods::run(&a),
     };
     std::process::exit(output::exit_status(result));

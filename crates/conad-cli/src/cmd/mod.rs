@@ -2,6 +2,7 @@
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod ke;
 pub mod methods;
 pub mod metrics;
 pub mod score_embeddings;

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use conad_data::OneClassProtocol;
 use conad_train::{
-    MethodConfig, ProgressMode, ResumePolicy, TaskRecord, TrainConfig, TrainOptions, method_names,
-    train_with_options,
+    KeParams, MethodConfig, ProgressMode, ResumePolicy, TaskRecord, TrainConfig, TrainOptions,
+    method_names, train_with_options,
 };
 use std::path::PathBuf;
 
@@ -50,6 +50,11 @@ pub struct TrainArgs {
     /// Contamination ratio γ of the training set (anomalies mixed into the normal images).
     #[arg(long)]
     pub contamination: Option<f64>,
+    /// Knowledge encoder of `--method ke` (a conad run directory): the class's transforms are
+    /// chosen by `conad ke select`'s ranking on the normal training images (K = 2, severity 1,
+    /// the run's seed) and recorded in the config.
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
     /// Worker threads (results do not depend on it).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -118,7 +123,42 @@ fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let config = resolve_config(args)?;
+    let mut config = resolve_config(args)?;
+    if let Some(encoder) = &args.encoder {
+        let Some(params) = config.method.params::<KeParams>() else {
+            bail!(
+                "--encoder chooses Knowledge Exposure's transforms; the method is {} (pass --method ke)",
+                config.method.name()
+            );
+        };
+        let selection = crate::cmd::ke::select(
+            encoder,
+            &args.data,
+            &args.normal_class,
+            2,
+            params.severity,
+            config.seed,
+            crate::cmd::ke::Solver::Auto,
+        )?;
+        errln!(
+            "KE transforms for this class: positives {}, negatives {} (encoder: {})",
+            selection
+                .positives
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            selection
+                .negatives
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            selection.encoder
+        );
+        config.method = MethodConfig::new(params.clone().with_selection(selection));
+        config.validate()?;
+    }
     let task_file = TaskRecord {
         data: args.data.clone(),
         protocol: OneClassProtocol {
