@@ -20,6 +20,7 @@ use conad_data::{DataSpec, LoadedData, OneClassProtocol};
 use conad_train::{ProgressMode, TrainOptions, load_run, train_with_options};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use conad_train::ke::KeProtocol;
 use results::{CurvePoint, RunResult, ScoreResult};
 use suites::{Entry, ScoreSet, Suite};
 
@@ -40,6 +41,14 @@ pub struct ReproduceArgs {
     /// Contamination ratios γ of a contaminated suite (default: the suite's), e.g. `0.1`.
     #[arg(long, value_delimiter = ',')]
     pub contamination: Vec<f64>,
+    /// KE protocols of a protocol suite (default: the suite's): `sad`, `spa`, `ssa`.
+    #[arg(long, value_delimiter = ',')]
+    pub protocols: Vec<String>,
+    /// Knowledge encoder of a protocol suite (a conad run directory); default: a SimCLR run on
+    /// every class of the suite's data, trained on first use into
+    /// `target/reproduce/<suite>/encoder` with the budget profile.
+    #[arg(long)]
+    pub encoder: Option<std::path::PathBuf>,
     /// Profile of every method.
     #[arg(long, default_value = "budget")]
     pub profile: String,
@@ -105,6 +114,7 @@ struct Plan<'a> {
     class: u32,
     seed: u64,
     contamination: Option<f64>,
+    protocol: Option<KeProtocol>,
 }
 
 pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
@@ -192,22 +202,48 @@ pub fn run(root: &Path, args: &ReproduceArgs) -> Result<()> {
     } else {
         args.contamination.iter().map(|&g| Some(g)).collect()
     };
+    let protocols: Vec<Option<KeProtocol>> = if suite.protocols.is_empty() {
+        if !args.protocols.is_empty() {
+            bail!("suite {} has no KE protocols", suite.name);
+        }
+        vec![None]
+    } else if args.protocols.is_empty() {
+        suite.protocols.iter().map(|&p| Some(p)).collect()
+    } else {
+        args.protocols
+            .iter()
+            .map(|p| {
+                suite
+                    .protocols
+                    .iter()
+                    .find(|k| k.name() == p)
+                    .map(|&k| Some(k))
+                    .with_context(|| format!("--protocols {p}: expected sad, spa or ssa"))
+            })
+            .collect::<Result<_>>()?
+    };
     let mut plans = Vec::new();
     for gamma in ratios {
-        for e in &entries {
-            for &class in &classes {
-                for &seed in &seeds {
-                    let label = Suite::run_label(e.label, gamma);
-                    plans.push(Plan {
-                        entry: e,
-                        label: match &args.tag {
-                            Some(t) => format!("{label}+{t}"),
-                            None => label,
-                        },
-                        class,
-                        seed,
-                        contamination: gamma,
-                    });
+        for &protocol in &protocols {
+            for e in &entries {
+                for &class in &classes {
+                    for &seed in &seeds {
+                        let label = match protocol {
+                            Some(p) => Suite::protocol_label(e.label, p),
+                            None => Suite::run_label(e.label, gamma),
+                        };
+                        plans.push(Plan {
+                            entry: e,
+                            label: match &args.tag {
+                                Some(t) => format!("{label}+{t}"),
+                                None => label,
+                            },
+                            class,
+                            seed,
+                            contamination: gamma,
+                            protocol,
+                        });
+                    }
                 }
             }
         }
@@ -278,21 +314,62 @@ fn run_one(
     let suite = suites::suite(args.suite.as_deref().unwrap_or_default())?;
     let mut config = apply_sets(plan.entry.config(profile)?, &args.sets)?;
     config.seed = plan.seed;
-    let task = OneClassProtocol {
+    let mut task = OneClassProtocol {
         normal_classes: vec![plan.class],
         seed: plan.seed,
         contamination: plan.contamination,
         ..Default::default()
     }
     .build(data)?;
+    // One training run per entry, class and seed, shared by the KE protocols.
+    let run_name = match plan.protocol {
+        Some(_) => plan.entry.label.to_string(),
+        None => plan.label.clone(),
+    };
     let run_dir = root
         .join("target/reproduce")
         .join(results_name)
         .join("runs")
         .join(format!(
-            "{}-{profile}-c{}-s{}",
-            plan.label, plan.class, plan.seed
+            "{run_name}-{profile}-c{}-s{}",
+            plan.class, plan.seed
         ));
+    let mut knowledge_encoder = None;
+    let test_task = match plan.protocol {
+        None => None,
+        Some(protocol) => {
+            let selection = ke_selection(
+                root,
+                results_name,
+                suite,
+                args,
+                data,
+                &task,
+                plan.class,
+                plan.seed,
+            )?;
+            knowledge_encoder = Some(selection.encoder.clone());
+            if let Some(p) = config.method.params::<conad_train::KeParams>() {
+                config.method =
+                    conad_train::MethodConfig::new(p.clone().with_selection(selection.clone()));
+            }
+            let class_name = task
+                .test
+                .class_names
+                .get(plan.class as usize)
+                .cloned()
+                .unwrap_or_default();
+            let negatives = conad_train::ke::semantic_negatives(&selection, &class_name);
+            Some(conad_train::ke::ke_test_task(
+                &task, protocol, &negatives, plan.seed,
+            )?)
+        }
+    };
+    if let Some(t) = test_task {
+        task.test = t.test;
+        task.test_is_anomaly = t.test_is_anomaly;
+        task.description = t.description;
+    }
     let options = TrainOptions {
         progress: ProgressMode::Auto,
         ..Default::default()
@@ -341,6 +418,8 @@ fn run_one(
         seed: plan.seed,
         n_train: task.train.len(),
         contamination: plan.contamination,
+        protocol: plan.protocol.map(|p| p.name().to_string()),
+        knowledge_encoder,
         n_test: task.test.len(),
         n_test_anomalies: task.num_test_anomalies(),
         epochs: report.epochs_completed,
@@ -367,6 +446,89 @@ fn run_one(
         command: command.to_string(),
         commit: results::commit(root),
     })
+}
+
+/// The KE selection of `class` with the suite's knowledge encoder, cached (and committed) as
+/// `results/<suite>/selections/c<class>-s<seed>.json`: the per-class ranking and SSA's semantic
+/// negatives are published beside the results.
+#[allow(clippy::too_many_arguments)]
+fn ke_selection(
+    root: &Path,
+    results_name: &str,
+    suite: &Suite,
+    args: &ReproduceArgs,
+    data: &LoadedData,
+    task: &conad_data::OneClassTask,
+    class: u32,
+    seed: u64,
+) -> Result<conad_train::ke::KeSelection> {
+    let file = root
+        .join("results")
+        .join(results_name)
+        .join("selections")
+        .join(format!("c{class}-s{seed}.json"));
+    if file.is_file() {
+        let text = std::fs::read_to_string(&file)?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a KE selection (delete it)", file.display()));
+    }
+    let encoder_dir = match &args.encoder {
+        Some(dir) => dir.clone(),
+        None => knowledge_encoder(root, suite, data)?,
+    };
+    let encoder = conad_train::ke::RunEncoder::load(&encoder_dir)?;
+    eprintln!(
+        "KE selection for class {class} with {} ...",
+        encoder_dir.display()
+    );
+    let selection = conad_train::ke::select_transforms(
+        &encoder,
+        &task.train,
+        2,
+        conad_augment::ke_bank::TRAIN_SEVERITY,
+        seed,
+        conad_scorers::WassersteinMethod::default(),
+    )?;
+    results::write_atomic(&file, &(serde_json::to_string_pretty(&selection)? + "\n"))?;
+    Ok(selection)
+}
+
+/// The default knowledge encoder of a protocol suite: SimCLR (budget profile, seed 0) on every
+/// class of the suite's training split, trained on first use.
+fn knowledge_encoder(root: &Path, suite: &Suite, data: &LoadedData) -> Result<std::path::PathBuf> {
+    let dir = root
+        .join("target/reproduce")
+        .join(suite.name)
+        .join("encoder");
+    let classes: Vec<u32> = (0..data.train.class_names.len() as u32).collect();
+    let task = OneClassProtocol {
+        normal_classes: classes,
+        seed: 0,
+        ..Default::default()
+    }
+    .build(data)?;
+    let mut config = conad_train::profile("simclr", "budget")?;
+    // Every class is normal: the test split has no anomalies to evaluate against.
+    config.eval_points = None;
+    config.eval_every = 0;
+    eprintln!(
+        "training the knowledge encoder (SimCLR, budget, {} images) into {} ...",
+        task.train.len(),
+        dir.display()
+    );
+    let report = train_with_options(
+        &config,
+        &task,
+        &dir,
+        &TrainOptions {
+            progress: ProgressMode::Auto,
+            ..Default::default()
+        },
+    )?;
+    if !report.completed {
+        bail!("the knowledge encoder {} stopped early", dir.display());
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]

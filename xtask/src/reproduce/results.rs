@@ -44,6 +44,12 @@ pub struct RunResult {
     /// Contamination ratio γ of the training set, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contamination: Option<f64>,
+    /// KE test protocol (`sad`, `spa`, `ssa`) of a protocol suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Knowledge encoder of the run's KE selection (KE runs and SSA test sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge_encoder: Option<String>,
     /// Test images (anomalies).
     pub n_test: usize,
     /// Anomalies among them.

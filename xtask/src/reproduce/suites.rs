@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result, bail};
 use conad_train::TrainConfig;
+use conad_train::ke::KeProtocol;
 
 /// A labelled method of a suite: `method`'s profile with `overrides` (TOML merged on top).
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +79,11 @@ pub struct Suite {
     /// Contamination ratios γ of the training sets (docs/reference.md §4.3), each a run of its
     /// own labelled `<entry>-g<percent>`; empty = clean.
     pub contaminations: &'static [f64],
+    /// KE test protocols (docs/reference.md §4.4), each a run label of its own
+    /// (`<entry>-<protocol>`, one training run shared by them); empty = the plain test split.
+    /// A protocol suite needs a knowledge encoder (`--encoder`, or one trained self-supervised
+    /// on every class of the suite's data under `target/reproduce/<suite>/encoder`).
+    pub protocols: &'static [KeProtocol],
     /// The methods compared.
     pub entries: &'static [Entry],
     /// Scores computed per run.
@@ -110,6 +116,7 @@ pub static SUITES: &[Suite] = &[
         classes: &[1],
         seeds: &[0, 1, 2],
         contaminations: &[],
+        protocols: &[],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry::plain("simclr"),
@@ -129,6 +136,7 @@ pub static SUITES: &[Suite] = &[
         classes: &[0, 2, 4, 6],
         seeds: &[0],
         contaminations: &[],
+        protocols: &[],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry {
@@ -147,6 +155,7 @@ pub static SUITES: &[Suite] = &[
         classes: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
         seeds: &[0],
         contaminations: &[],
+        protocols: &[],
         entries: &[Entry::plain("raw_pixels"), Entry::plain("supcon")],
         scores: ScoreSet::PaperAnd(&["knn", "rot_knn"]),
     },
@@ -157,6 +166,7 @@ pub static SUITES: &[Suite] = &[
         classes: &[0, 3, 6],
         seeds: &[0],
         contaminations: &[0.02, 0.05, 0.1],
+        protocols: &[],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry::plain("csi"),
@@ -177,6 +187,7 @@ pub static SUITES: &[Suite] = &[
         classes: &[0, 3],
         seeds: &[0],
         contaminations: &[],
+        protocols: &[],
         entries: &[
             Entry::plain("raw_pixels"),
             Entry::plain("simclr"),
@@ -185,6 +196,17 @@ pub static SUITES: &[Suite] = &[
             Entry::plain("firm"),
             Entry::plain("con2"),
         ],
+        scores: ScoreSet::PaperAnd(&["knn"]),
+    },
+    Suite {
+        name: "ke",
+        summary: "one-class CIFAR-10 (the shared 3000-image-per-class copy) under KE's SAD / SPA / SSA protocols, KE Table 1: KE (transforms selected with a conad SimCLR encoder trained on all CIFAR-10 training images), CSI",
+        data: "cifar10:{shared}/data/cifar10",
+        classes: &[0, 3],
+        seeds: &[0],
+        contaminations: &[],
+        protocols: &[KeProtocol::Sad, KeProtocol::Spa, KeProtocol::Ssa],
+        entries: &[Entry::plain("ke"), Entry::plain("csi")],
         scores: ScoreSet::PaperAnd(&["knn"]),
     },
 ];
@@ -217,15 +239,24 @@ impl Suite {
         }
     }
 
-    /// Position of the entry a result label belongs to (`csi-g10+tag` → `csi`'s).
+    /// The result label of `entry` under KE protocol `protocol`: `csi-spa`.
+    pub fn protocol_label(entry: &str, protocol: KeProtocol) -> String {
+        format!("{entry}-{}", protocol.name())
+    }
+
+    /// Position of the entry a result label belongs to (`csi-g10+tag`, `ke-spa` → `csi`'s,
+    /// `ke`'s).
     pub fn entry_position(&self, label: &str) -> Option<usize> {
         let base = label.split('+').next().unwrap_or(label);
         self.entries.iter().position(|e| {
-            e.label == base
-                || base
-                    .strip_prefix(e.label)
-                    .and_then(|rest| rest.strip_prefix("-g"))
+            let Some(rest) = base.strip_prefix(e.label) else {
+                return false;
+            };
+            rest.is_empty()
+                || rest
+                    .strip_prefix("-g")
                     .is_some_and(|pct| pct.parse::<u32>().is_ok())
+                || ["-sad", "-spa", "-ssa"].contains(&rest)
         })
     }
 }
@@ -263,10 +294,15 @@ mod tests {
         let p = s.entries[spec].config("budget").unwrap();
         let p = p.method.params::<MilConvParams>().unwrap();
         assert_eq!(p.temperature, 0.5);
-        let t = toml::Table::try_from(&p).unwrap();
+        let t = toml::Table::try_from(p).unwrap();
         assert_eq!(t["sampling"].as_str(), Some("shifted"));
         assert_eq!(t["center_term"].as_str(), Some("squared_distance"));
         assert_eq!(suite("cifar10").unwrap().ratios(), vec![None]);
+        let ke = suite("ke").unwrap();
+        assert_eq!(Suite::protocol_label("csi", KeProtocol::Spa), "csi-spa");
+        assert_eq!(ke.entry_position("csi-spa"), Some(1));
+        assert_eq!(ke.entry_position("ke-ssa"), Some(0));
+        assert_eq!(ke.entry_position("ke-xyz"), None);
     }
 
     /// Every suite entry's budget and paper configs parse; the NT-Xent entry is SimCLR's profile
