@@ -33,6 +33,7 @@ pub mod folder;
 pub mod gz;
 pub mod idx;
 mod info;
+pub mod mat5;
 pub mod medmnist;
 pub mod mnist;
 pub mod npy;
@@ -41,6 +42,7 @@ mod one_class;
 mod spec;
 pub mod subsample;
 pub mod superclass;
+pub mod svhn;
 
 pub use cifar::Cifar100Labels;
 pub use dataset::{Dataset, LoadedData};

@@ -6,6 +6,7 @@
 //! | `mnist:DIR` | MNIST IDX files in `DIR` |
 //! | `cifar10:DIR` | CIFAR-10 binary batches in `DIR` |
 //! | `cifar100:DIR[,labels=coarse\|coarse-csi\|fine]` | CIFAR-100 binary; default labels = the 20 official superclasses |
+//! | `svhn:DIR` | SVHN cropped digits (`train_32x32.mat`, `test_32x32.mat`) in `DIR` |
 //! | `medmnist:FILE.npz[,name=NAME]` | a MedMNIST archive; `name` overrides the name taken from the file stem |
 //! | `folder:DIR[,size=HxW][,channels=auto\|1\|3][,resize=stretch\|center-crop]` | an MVTec-like image folder ([`crate::folder`]) |
 //! | `embedded:fashion-mnist` | the Fashion-MNIST subset compiled into the library |
@@ -82,6 +83,14 @@ pub const SPEC_KINDS: &[SpecKind] = &[
         is: |d| matches!(d, DataSpec::Cifar100 { .. }),
     },
     SpecKind {
+        name: "svhn",
+        aliases: &[],
+        syntax: "svhn:DIR",
+        options: &[],
+        parse: |_, dir, _| Ok(DataSpec::Svhn(dir)),
+        is: |d| matches!(d, DataSpec::Svhn(_)),
+    },
+    SpecKind {
         name: "medmnist",
         aliases: &[],
         syntax: "medmnist:FILE.npz[,name=NAME]",
@@ -133,6 +142,8 @@ pub enum DataSpec {
         /// Label granularity.
         labels: Cifar100Labels,
     },
+    /// `svhn:DIR`.
+    Svhn(PathBuf),
     /// `medmnist:FILE.npz[,name=…]`.
     MedMnist {
         /// The archive.
@@ -170,6 +181,7 @@ impl DataSpec {
             DataSpec::Mnist(dir) => mnist::load_idx_dir(dir, MnistKind::Mnist),
             DataSpec::Cifar10(dir) => cifar::load_cifar10(dir),
             DataSpec::Cifar100 { dir, labels } => cifar::load_cifar100(dir, *labels),
+            DataSpec::Svhn(dir) => crate::svhn::load_svhn(dir),
             DataSpec::MedMnist { file, name } => medmnist::load_medmnist(file, name.as_deref()),
             DataSpec::Folder { dir, options } => folder::load_folder(dir, options),
             DataSpec::Embedded(e) => e.load(),
@@ -183,7 +195,10 @@ impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = self.kind();
         match self {
-            DataSpec::FashionMnist(p) | DataSpec::Mnist(p) | DataSpec::Cifar10(p) => {
+            DataSpec::FashionMnist(p)
+            | DataSpec::Mnist(p)
+            | DataSpec::Cifar10(p)
+            | DataSpec::Svhn(p) => {
                 write!(f, "{kind}:{}", p.display())
             }
             DataSpec::Cifar100 { dir, labels } => {
