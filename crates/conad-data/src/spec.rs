@@ -454,6 +454,7 @@ mod tests {
             DataSpec::FashionMnist(p.clone()),
             DataSpec::Mnist(p.clone()),
             DataSpec::Cifar10(p.clone()),
+            DataSpec::Svhn(p.clone()),
             DataSpec::Cifar100 {
                 dir: p.clone(),
                 labels: Cifar100Labels::Fine,
@@ -472,6 +473,7 @@ mod tests {
                 DataSpec::FashionMnist(_)
                 | DataSpec::Mnist(_)
                 | DataSpec::Cifar10(_)
+                | DataSpec::Svhn(_)
                 | DataSpec::Cifar100 { .. }
                 | DataSpec::MedMnist { .. }
                 | DataSpec::Folder { .. }
@@ -487,6 +489,7 @@ mod tests {
             "fashion-mnist:/usr/share/datasets/fashion-mnist",
             "mnist:data/mnist",
             "cifar10:/d/c10",
+            "svhn:/d/svhn",
             "cifar100:/d/c100",
             "cifar100:/d/c100,labels=coarse-csi",
             "cifar100:/d/c100,labels=fine",

@@ -48,7 +48,7 @@ fn read_split(path: &Path) -> Result<(Vec<u8>, Vec<u32>)> {
             .iter()
             .enumerate()
             .map(|(i, &l)| match l {
-                l if l == 10.0 => Ok(0),
+                10.0 => Ok(0),
                 l if (1.0..=9.0).contains(&l) && l.fract() == 0.0 => Ok(l as u32),
                 l => Err(Error::corrupt(
                     &origin,
