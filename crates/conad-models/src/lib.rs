@@ -30,6 +30,7 @@
 
 mod basic_block;
 mod checkpoint;
+mod clip;
 mod config;
 mod error;
 mod init;
@@ -45,6 +46,7 @@ pub use basic_block::BasicBlock;
 pub use checkpoint::{
     CHECKPOINT_FORMAT, CONAD_VERSION, Checkpoint, CheckpointMeta, OPTIMIZER_PREFIX,
 };
+pub use clip::{CLIP_MEAN, CLIP_STD, ClipImageEncoder, ClipVisionSpec};
 pub use config::{FULL_WIDTHS, ResNetConfig, Stage, Stem};
 pub use error::{Error, Result};
 pub use init::{SeededInit, sample_init, seeded_var_builder};

@@ -14,6 +14,7 @@ use conad_train::ke::{
 };
 
 /// Raw pixels, L2-normalised: an encoder whose distances can be reasoned about.
+#[derive(Debug)]
 struct PixelEncoder;
 
 impl KnowledgeEncoder for PixelEncoder {
@@ -162,4 +163,32 @@ fn spa_transforms_the_test_split_and_ssa_relabels_only_meaning_changed_normals()
     // With no semantic negatives SSA is SPA.
     let none = ke_test_task(&task, KeProtocol::Ssa, &[], 7).unwrap();
     assert_eq!(none.test_is_anomaly, task.test_is_anomaly);
+}
+
+#[test]
+fn clip_knowledge_encoder_embeds_any_image_set_as_unit_rows() {
+    // The tiny random CLIP tower of fixtures/models/clip-tiny (xtask/scripts/golden_clip.py):
+    // grey 8×8 images are replicated to RGB, resized to the tower's 32 px and normalised.
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/models/clip-tiny/model.safetensors");
+    let spec = format!("clip:{}", weights.display());
+    let encoder = conad_train::ke::load_knowledge_encoder(&spec).unwrap();
+    assert!(encoder.describe().contains("CLIP"), "{}", encoder.describe());
+    let task = tiny_task();
+    let a = encoder.embed(&task.train).unwrap();
+    assert_eq!((a.rows(), a.cols()), (task.train.n, 16));
+    for i in 0..a.rows() {
+        let n: f32 = a.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-5, "row {i}: norm {n}");
+    }
+    assert_eq!(a, encoder.embed(&task.train).unwrap());
+    // A selection runs on it like on any encoder.
+    let s = select_transforms(encoder.as_ref(), &task.train, 2, 1, 0, WassersteinMethod::Exact)
+        .unwrap();
+    assert!(s.encoder.contains("CLIP"));
+    // A missing file is an error naming it.
+    let e = conad_train::ke::load_knowledge_encoder("clip:/no/such/model.safetensors")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/no/such/model.safetensors"), "{e}");
 }

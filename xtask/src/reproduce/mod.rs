@@ -44,11 +44,11 @@ pub struct ReproduceArgs {
     /// KE protocols of a protocol suite (default: the suite's): `sad`, `spa`, `ssa`.
     #[arg(long, value_delimiter = ',')]
     pub protocols: Vec<String>,
-    /// Knowledge encoder of a protocol suite (a conad run directory); default: a SimCLR run on
-    /// every class of the suite's data, trained on first use into
-    /// `target/reproduce/<suite>/encoder` with the budget profile.
+    /// Knowledge encoder of a protocol suite (`clip:FILE.safetensors` or a conad run
+    /// directory); default: a SimCLR run on every class of the suite's data, trained on first
+    /// use into `target/reproduce/<suite>/encoder` with the budget profile.
     #[arg(long)]
-    pub encoder: Option<std::path::PathBuf>,
+    pub encoder: Option<String>,
     /// Profile of every method.
     #[arg(long, default_value = "budget")]
     pub profile: String,
@@ -472,17 +472,14 @@ fn ke_selection(
         return serde_json::from_str(&text)
             .with_context(|| format!("{} is not a KE selection (delete it)", file.display()));
     }
-    let encoder_dir = match &args.encoder {
-        Some(dir) => dir.clone(),
-        None => knowledge_encoder(root, suite, data)?,
+    let spec = match &args.encoder {
+        Some(spec) => spec.clone(),
+        None => knowledge_encoder(root, suite, data)?.display().to_string(),
     };
-    let encoder = conad_train::ke::RunEncoder::load(&encoder_dir)?;
-    eprintln!(
-        "KE selection for class {class} with {} ...",
-        encoder_dir.display()
-    );
+    let encoder = conad_train::ke::load_knowledge_encoder(&spec)?;
+    eprintln!("KE selection for class {class} with {spec} ...");
     let selection = conad_train::ke::select_transforms(
-        &encoder,
+        encoder.as_ref(),
         &task.train,
         2,
         conad_augment::ke_bank::TRAIN_SEVERITY,

@@ -7,8 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use conad_data::OneClassProtocol;
 use conad_scorers::WassersteinMethod;
 use conad_train::TaskRecord;
-use conad_train::ke::{KeSelection, RunEncoder, select_transforms};
-use std::path::{Path, PathBuf};
+use conad_train::ke::{KeSelection, load_knowledge_encoder, select_transforms};
 
 #[derive(Subcommand, Debug)]
 pub enum KeCommand {
@@ -30,9 +29,11 @@ pub enum Solver {
 
 #[derive(Args, Debug)]
 pub struct SelectArgs {
-    /// Knowledge encoder: a conad run directory (or a weights file inside one).
+    /// Knowledge encoder: `clip:FILE.safetensors` (CLIP's image tower under Hugging Face's
+    /// names, e.g. openai/clip-vit-base-patch32's model.safetensors with its config.json beside
+    /// it) or a conad run directory.
     #[arg(long)]
-    pub encoder: PathBuf,
+    pub encoder: String,
     /// Dataset spec (`conad data info` syntax).
     #[arg(long)]
     pub data: String,
@@ -70,7 +71,7 @@ fn method(solver: Solver) -> WassersteinMethod {
 
 /// The selection for the normal training images of `data` / `normal_class`.
 pub fn select(
-    encoder: &Path,
+    encoder: &str,
     data: &str,
     normal_class: &[u32],
     k: usize,
@@ -88,15 +89,15 @@ pub fn select(
     };
     record.protocol.validate()?;
     let (_, task) = record.build(None)?;
-    let encoder = RunEncoder::load(encoder)
-        .with_context(|| format!("loading the knowledge encoder {}", encoder.display()))?;
+    let encoder = load_knowledge_encoder(encoder)
+        .with_context(|| format!("loading the knowledge encoder {encoder}"))?;
     errln!(
         "ranking 10 transforms on {} ({} images) ...",
         task.description,
         task.train.len()
     );
     Ok(select_transforms(
-        &encoder,
+        encoder.as_ref(),
         &task.train,
         k,
         severity,

@@ -50,11 +50,12 @@ pub struct TrainArgs {
     /// Contamination ratio γ of the training set (anomalies mixed into the normal images).
     #[arg(long)]
     pub contamination: Option<f64>,
-    /// Knowledge encoder of `--method ke` (a conad run directory): the class's transforms are
+    /// Knowledge encoder of `--method ke` (`clip:FILE.safetensors` or a conad run directory,
+    /// as `conad ke select --encoder`): the class's transforms are
     /// chosen by `conad ke select`'s ranking on the normal training images (K = 2, severity 1,
     /// the run's seed) and recorded in the config.
     #[arg(long)]
-    pub encoder: Option<PathBuf>,
+    pub encoder: Option<String>,
     /// Worker threads (results do not depend on it).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -15,7 +15,7 @@ use conad_data::Dataset;
 use conad_rng::SeedTree;
 use rayon::prelude::*;
 
-pub use encoder::{KnowledgeEncoder, RunEncoder};
+pub use encoder::{ClipEncoder, KnowledgeEncoder, RunEncoder, load_knowledge_encoder};
 pub use protocol::{KeProtocol, VEHICLE_CLASSES, ke_test_task, semantic_negatives};
 pub use selection::{KeSelection, RankedTransform, select_transforms};
 
