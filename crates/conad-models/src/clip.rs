@@ -132,14 +132,14 @@ impl ClipVisionSpec {
                 "every size must be ≥ 1",
             ));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::invalid(
                 "num_attention_heads",
                 self.num_attention_heads,
                 format!("must divide hidden_size {}", self.hidden_size),
             ));
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::invalid(
                 "patch_size",
                 self.patch_size,
