@@ -173,7 +173,11 @@ fn clip_knowledge_encoder_embeds_any_image_set_as_unit_rows() {
         .join("../../fixtures/models/clip-tiny/model.safetensors");
     let spec = format!("clip:{}", weights.display());
     let encoder = conad_train::ke::load_knowledge_encoder(&spec).unwrap();
-    assert!(encoder.describe().contains("CLIP"), "{}", encoder.describe());
+    assert!(
+        encoder.describe().contains("CLIP"),
+        "{}",
+        encoder.describe()
+    );
     let task = tiny_task();
     let a = encoder.embed(&task.train).unwrap();
     assert_eq!((a.rows(), a.cols()), (task.train.n, 16));
@@ -183,8 +187,15 @@ fn clip_knowledge_encoder_embeds_any_image_set_as_unit_rows() {
     }
     assert_eq!(a, encoder.embed(&task.train).unwrap());
     // A selection runs on it like on any encoder.
-    let s = select_transforms(encoder.as_ref(), &task.train, 2, 1, 0, WassersteinMethod::Exact)
-        .unwrap();
+    let s = select_transforms(
+        encoder.as_ref(),
+        &task.train,
+        2,
+        1,
+        0,
+        WassersteinMethod::Exact,
+    )
+    .unwrap();
     assert!(s.encoder.contains("CLIP"));
     // A missing file is an error naming it.
     let e = conad_train::ke::load_knowledge_encoder("clip:/no/such/model.safetensors")

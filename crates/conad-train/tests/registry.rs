@@ -129,22 +129,8 @@ fn mil_conv_centre_and_step_draws_resume_bit_identically() {
 /// stages' heads are really trained (their weights move).
 #[test]
 fn unicon_ha_stage_augmenters_and_heads_resume_bit_identically() {
-    let task = tiny_task();
     let config = config_for(MethodConfig::new(UniConHaParams::default()), 3);
-    let full = fresh_dir("unicon_ha-full");
-    train_with_options(&config, &task, &full, &quiet()).unwrap();
-    let split = fresh_dir("unicon_ha-split");
-    let first = TrainOptions {
-        stop_after_epochs: Some(2),
-        ..quiet()
-    };
-    train_with_options(&config, &task, &split, &first).unwrap();
-    train_with_options(&config, &task, &split, &quiet()).unwrap();
-    let (a, b) = (
-        weight_bits(&full.join(MODEL_FILE)),
-        weight_bits(&split.join(MODEL_FILE)),
-    );
-    assert_eq!(a, b);
+    let a = resumed_equals_uninterrupted(&config, 2);
     for stage in ["stage2", "stage3", "stage4"] {
         assert!(
             a.keys().any(|k| k.starts_with(&format!("heads.{stage}."))),
@@ -155,24 +141,33 @@ fn unicon_ha_stage_augmenters_and_heads_resume_bit_identically() {
     assert!(a.keys().any(|k| k.starts_with("heads.stage2.down.1.")));
 }
 
-fn centre_is_checkpointed_and_resume_is_bit_identical(method: MethodConfig) {
+/// Trains `config` straight through and, in a second directory, stopped after `stop_after`
+/// epochs and resumed; asserts the final weights are bit-identical and returns them.
+fn resumed_equals_uninterrupted(
+    config: &TrainConfig,
+    stop_after: u64,
+) -> std::collections::BTreeMap<String, Vec<u32>> {
     let task = tiny_task();
-    let name = method.name();
-    let config = config_for(method, 4);
+    let name = config.method.name();
     let full = fresh_dir(&format!("{name}-full"));
-    train_with_options(&config, &task, &full, &quiet()).unwrap();
+    train_with_options(config, &task, &full, &quiet()).unwrap();
     let split = fresh_dir(&format!("{name}-split"));
     let first = TrainOptions {
-        stop_after_epochs: Some(3),
+        stop_after_epochs: Some(stop_after),
         ..quiet()
     };
-    train_with_options(&config, &task, &split, &first).unwrap();
-    train_with_options(&config, &task, &split, &quiet()).unwrap();
+    train_with_options(config, &task, &split, &first).unwrap();
+    train_with_options(config, &task, &split, &quiet()).unwrap();
     let (a, b) = (
         weight_bits(&full.join(MODEL_FILE)),
         weight_bits(&split.join(MODEL_FILE)),
     );
-    assert_eq!(a, b);
+    assert_eq!(a, b, "{name}: resumed run differs");
+    a
+}
+
+fn centre_is_checkpointed_and_resume_is_bit_identical(method: MethodConfig) {
+    let a = resumed_equals_uninterrupted(&config_for(method, 4), 3);
     let centre: Vec<f32> = a["heads.center"]
         .iter()
         .map(|&bits| f32::from_bits(bits))

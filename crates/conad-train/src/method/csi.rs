@@ -18,7 +18,7 @@ use conad_losses::{Csi, CsiConfig, L2_EPS, l2_normalize};
 use conad_models::{LinearHead, MlpHead, ResNet};
 use serde::{Deserialize, Serialize};
 
-use super::pool::{projection_and_rotation_heads, shifted_views};
+use super::pool::{projection_and_rotation_heads, shifted_views, validate_projection_and_ensemble};
 use super::{
     BatchContext, BuildContext, Method, MethodBatch, MethodParams, StepContext, StepOutput,
 };
@@ -69,17 +69,11 @@ impl CsiParams {
 impl MethodParams for CsiParams {
     fn validate(&self) -> Result<()> {
         self.loss_config().validate()?;
-        if self.projection_dim == 0 {
-            return Err(Error::invalid("method.projection_dim", 0, "must be ≥ 1"));
-        }
-        if self.score_ensemble == 0 {
-            return Err(Error::invalid(
-                "method.score_ensemble",
-                0,
-                "must be ≥ 1 (CSI uses T = 10 views per rotation)",
-            ));
-        }
-        Ok(())
+        validate_projection_and_ensemble(
+            self.projection_dim,
+            self.score_ensemble,
+            "CSI uses T = 10 views per rotation",
+        )
     }
 
     fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>> {

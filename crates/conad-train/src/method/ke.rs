@@ -34,7 +34,7 @@ use super::{
 use crate::augment_spec::AugmentSettings;
 use crate::error::{Error, Result};
 use crate::ke::KeSelection;
-use crate::score::{Output, ScoreDef, ScoreRecipe, ViewSpec, with_standard};
+use crate::score::{ScoreDef, encoder_bank, with_standard};
 
 /// Parameters of KE.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,15 +101,6 @@ fn sigmoid_ocsvm() -> ScorerConfig {
     }))
 }
 
-fn encoder_recipe(scorer: ScorerConfig) -> ScoreRecipe {
-    ScoreRecipe::Bank {
-        output: Output::Encoder,
-        banks: vec![ViewSpec::test(Shift::Identity)],
-        queries: vec![(ViewSpec::test(Shift::Identity), 0)],
-        scorer,
-    }
-}
-
 impl MethodParams for KeParams {
     fn validate(&self) -> Result<()> {
         self.loss_config().validate()?;
@@ -169,12 +160,12 @@ impl MethodParams for KeParams {
             ScoreDef {
                 name: "ke",
                 summary: "one-class SVM, sigmoid kernel, ν 0.5, γ \"scale\" on the normalised encoder features (KE's appendix; §6.15)",
-                recipe: encoder_recipe(sigmoid_ocsvm()),
+                recipe: encoder_bank(sigmoid_ocsvm()),
             },
             ScoreDef {
                 name: "ke_rbf",
                 summary: "one-class SVM, RBF kernel, ν 0.5, γ \"scale\" on the normalised encoder features (§6.15's variant)",
-                recipe: encoder_recipe(ScorerConfig::Ocsvm(OcSvmParams::default().kernel(
+                recipe: encoder_bank(ScorerConfig::Ocsvm(OcSvmParams::default().kernel(
                     OcSvmKernel::Rbf {
                         gamma: Gamma::Scale,
                     },

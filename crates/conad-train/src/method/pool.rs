@@ -183,3 +183,23 @@ pub(crate) fn projection_and_rotation_heads(
     )?;
     Ok((proj, rot))
 }
+
+/// Checks the two sizes CSI-style methods share: the projection width and `T`, the random views
+/// per image and rotation of the test-time ensemble (`what` names the method's convention).
+pub(crate) fn validate_projection_and_ensemble(
+    projection_dim: usize,
+    score_ensemble: usize,
+    what: &str,
+) -> Result<()> {
+    if projection_dim == 0 {
+        return Err(Error::invalid("method.projection_dim", 0, "must be ≥ 1"));
+    }
+    if score_ensemble == 0 {
+        return Err(Error::invalid(
+            "method.score_ensemble",
+            0,
+            format!("must be ≥ 1 ({what})"),
+        ));
+    }
+    Ok(())
+}

@@ -29,7 +29,7 @@ use conad_models::{ResNet, Stage, StageHead, StageHeadConfig};
 use conad_rng::SeedTree;
 use serde::{Deserialize, Serialize};
 
-use super::pool::shifted_views_with;
+use super::pool::{shifted_views_with, validate_projection_and_ensemble};
 use super::{
     BatchContext, BuildContext, Method, MethodBatch, MethodParams, StepContext, StepOutput,
 };
@@ -142,17 +142,11 @@ impl MethodParams for UniConHaParams {
                 )
             })?;
         }
-        if self.projection_dim == 0 {
-            return Err(Error::invalid("method.projection_dim", 0, "must be ≥ 1"));
-        }
-        if self.score_ensemble == 0 {
-            return Err(Error::invalid(
-                "method.score_ensemble",
-                0,
-                "must be ≥ 1 (UniCon-HA follows CSI: 10 views per rotation)",
-            ));
-        }
-        Ok(())
+        validate_projection_and_ensemble(
+            self.projection_dim,
+            self.score_ensemble,
+            "UniCon-HA follows CSI: 10 views per rotation",
+        )
     }
 
     fn build(&self, ctx: BuildContext<'_>) -> Result<Box<dyn Method>> {

@@ -141,7 +141,8 @@ pub struct ScoreDef {
     pub recipe: ScoreRecipe,
 }
 
-fn encoder_bank(scorer: ScorerConfig) -> ScoreRecipe {
+/// The encoder features under the test transform, `scorer` fitted on the training images.
+pub(crate) fn encoder_bank(scorer: ScorerConfig) -> ScoreRecipe {
     ScoreRecipe::Bank {
         output: Output::Encoder,
         banks: vec![ViewSpec::test(Shift::Identity)],
