@@ -497,13 +497,19 @@ fn knowledge_encoder(root: &Path, suite: &Suite, data: &LoadedData) -> Result<st
         .join("target/reproduce")
         .join(suite.name)
         .join("encoder");
-    let classes: Vec<u32> = (0..data.train.class_names.len() as u32).collect();
-    let task = OneClassProtocol {
-        normal_classes: classes,
-        seed: 0,
-        ..Default::default()
-    }
-    .build(data)?;
+    // Every training image of every class; the test split is not used (no online evaluation),
+    // so the one-class protocol (which needs anomalies in it) is bypassed.
+    let n = data.train.n;
+    let task = conad_data::OneClassTask {
+        train: data.train.clone(),
+        train_is_contaminant: vec![false; n],
+        train_source_indices: (0..n).collect(),
+        test: data.test.clone(),
+        test_is_anomaly: vec![false; data.test.n],
+        test_source_indices: (0..data.test.n).collect(),
+        normal_classes: (0..data.train.class_names.len() as u32).collect(),
+        description: format!("{}: every class of the training split", data.name),
+    };
     let mut config = conad_train::profile("simclr", "budget")?;
     // Every class is normal: the test split has no anomalies to evaluate against.
     config.eval_points = None;
