@@ -8,9 +8,9 @@
 //! - [`WassersteinMethod::Sinkhorn`]: any sizes; entropic OT (Cuturi 2013) in the log domain,
 //!   `min_P ⟨P, C⟩ − ε H(P)` with marginals `1/n`, `1/m`; returns the transport cost `⟨P, C⟩` of
 //!   the entropic plan (≥ W1, → W1 as ε → 0). Iterates until the row marginals are within
-//!   `tolerance` (L1) or `max_iterations`.
+//!   `tolerance` (L1, checked every 10 iterations) or `max_iterations`.
 //! - [`WassersteinMethod::Auto`] (the KE default): exact up to `max_exact` points per side
-//!   (2000), Sinkhorn with ε = 0.05 above.
+//!   (2000), Sinkhorn with ε = 0.05 and an L1 marginal tolerance of 1e-4 above.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,10 @@ pub fn wasserstein1(
                 WassersteinMethod::Sinkhorn {
                     epsilon,
                     max_iterations: 10_000,
-                    tolerance: 1e-6,
+                    // An L1 marginal error of 1e-4 of the unit mass: far below the gaps between
+                    // transforms' distances (≥ 1e-3 on CIFAR-10), and reached in minutes at
+                    // n = 3000 where 1e-6 was not.
+                    tolerance: 1e-4,
                 }
             }
         }
@@ -191,7 +194,11 @@ fn sinkhorn(cost: &[f64], n: usize, m: usize, eps: f64, max_iter: usize, tol: f6
             let col = (0..n).map(|i| (f[i] - cost[i * m + j]) / eps);
             *gj = eps * log_b - eps * log_sum_exp(col);
         });
-        // After the g-update the columns are exact; check the rows.
+        // After the g-update the columns are exact; check the rows every 10 iterations (the
+        // check costs as much as an update).
+        if it % 10 != 0 && it != max_iter {
+            continue;
+        }
         let err: f64 = (0..n)
             .into_par_iter()
             .map(|i| {
