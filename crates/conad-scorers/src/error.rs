@@ -129,6 +129,22 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A conformal false-positive rate that the calibration set is too small to reach.
+    #[error(
+        "{calibration} calibration images cannot reach a false-positive rate of {alpha}: the \
+         smallest conformal p-value is 1/(n + 1) = 1/{n1}, so nothing would ever be flagged; \
+         hold out at least {needed} normal images for calibration (a larger calibration \
+         fraction or more normal images) or accept a larger rate"
+    , n1 = calibration + 1)]
+    CalibrationTooSmall {
+        /// Number of calibration images.
+        calibration: usize,
+        /// The rate asked for.
+        alpha: f64,
+        /// The fewest calibration images that reach it.
+        needed: usize,
+    },
+
     /// A config field (or parameter) outside its domain. The same shape in every conad crate:
     /// `invalid config: \`field\` = value: what is accepted`.
     #[error("invalid config: `{field}` = {value}: {reason}")]

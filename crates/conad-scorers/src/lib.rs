@@ -11,6 +11,7 @@
 //! | [`OcSvmScorer`] | §2.8, §6.15 | sklearn `decision_function` | its negation |
 //! | [`CenterScorer`] | §2.9 | `cos(ẑ, c)` | `1 − cos` |
 //! | [`CsiScorer`] | §2.4, §2.5 | CSI score | its negation |
+//! | [`ConformalCalibrator`], [`ThresholdRule`] | — | split-conformal p-values, thresholds | `score > threshold` |
 //! | [`TtaEnsemble`] | §2.3, §2.6, §6.3, §6.8 | mean over augmentation groups | mean anomaly score |
 //!
 //! **Convention: every `score` returns an anomaly score — higher means more anomalous.**
@@ -46,6 +47,7 @@
 //! parallel. The fitted graph serialises with the scorer. Exact search (the default) covers the
 //! the papers' banks (≤ 60 000 × 512) in seconds.
 
+pub mod calibration;
 pub mod center;
 pub mod config;
 mod covariance;
@@ -69,6 +71,7 @@ mod topk;
 pub mod traits;
 pub mod wasserstein;
 
+pub use calibration::{ConformalCalibrator, ThresholdRule, f1_optimal_threshold};
 pub use center::{CenterParams, CenterScorer, CenterValidParams};
 pub use config::{FittedScorer, SCORERS, ScorerConfig, ScorerInfo, scorer_names};
 pub use csi::{CsiParams, CsiScorer, CsiShift, CsiShiftFeatures, CsiValidParams};
