@@ -39,6 +39,12 @@ pub struct OneClassProtocol {
     pub train_subsample: Option<Subsample>,
     /// Stratified subsample of the test split.
     pub test_subsample: Option<Subsample>,
+    /// Fraction of the normal training images held out for calibration (conformal
+    /// thresholds): drawn without replacement from `root.child("calibration")` after
+    /// subsampling and before contamination is counted; `None` = none held out (and not
+    /// serialised, so records written before the field existed read the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration_fraction: Option<f64>,
 }
 
 /// A one-class task built from a data set.
@@ -60,6 +66,11 @@ pub struct OneClassTask {
     pub test_is_anomaly: Vec<bool>,
     /// Index of each test image in the original test split.
     pub test_source_indices: Vec<usize>,
+    /// Normal training images held out for calibration (never in `train`), if the protocol
+    /// asks for them.
+    pub calibration: Option<Dataset>,
+    /// Index of each calibration image in the original training split.
+    pub calibration_source_indices: Vec<usize>,
     /// The normal classes used (sorted, deduplicated).
     pub normal_classes: Vec<u32>,
     /// A one-line human-readable description.
@@ -105,6 +116,15 @@ impl OneClassProtocol {
                 "contamination",
                 g,
                 "a ratio γ with 0 ≤ γ < 1 (e.g. 0.05 for 5%)",
+            ));
+        }
+        if let Some(f) = self.calibration_fraction
+            && !(f > 0.0 && f < 1.0)
+        {
+            return Err(Error::invalid(
+                "calibration_fraction",
+                f,
+                "a fraction of the normal training images strictly between 0 and 1 (e.g. 0.2)",
             ));
         }
         for s in [&self.train_subsample, &self.test_subsample]
@@ -188,6 +208,29 @@ impl OneClassProtocol {
                 }
             }
         }
+        let mut calibration_source_indices = Vec::new();
+        if let Some(f) = self.calibration_fraction {
+            let n_cal = (f * normal_idx.len() as f64).round() as usize;
+            if n_cal == 0 || n_cal >= normal_idx.len() {
+                return Err(Error::invalid(
+                    "calibration_fraction",
+                    f,
+                    format!(
+                        "a fraction that leaves at least one of the {} normal training images on \
+                         each side (it gives {n_cal} for calibration)",
+                        normal_idx.len()
+                    ),
+                ));
+            }
+            let mut held: Vec<usize> =
+                sample_without_replacement(normal_idx.len(), n_cal, root.child("calibration"))
+                    .into_iter()
+                    .map(|j| normal_idx[j])
+                    .collect();
+            held.sort_unstable();
+            normal_idx.retain(|i| held.binary_search(i).is_err());
+            calibration_source_indices = held;
+        }
         let n_norm = normal_idx.len();
 
         let gamma = self.contamination.unwrap_or(0.0);
@@ -252,10 +295,18 @@ impl OneClassProtocol {
             )
         };
         let description = format!(
-            "{}: one-class, normal = {{{}}}; train = {n_norm} normal{contamination_desc}; test = {normals} normal / \
+            "{}: one-class, normal = {{{}}}; train = {n_norm} normal{contamination_desc}{}; test = {normals} normal / \
              {anomalies} anomalous{}",
             data.name,
             normal_desc.join(", "),
+            if calibration_source_indices.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; calibration = {} normal held out",
+                    calibration_source_indices.len()
+                )
+            },
             if self.train_subsample.is_some() || self.test_subsample.is_some() {
                 format!(
                     " (subsampled: train {:?}, test {:?}, seed {})",
@@ -272,6 +323,9 @@ impl OneClassProtocol {
             test: test.select(&test_source_indices),
             test_is_anomaly,
             test_source_indices,
+            calibration: (!calibration_source_indices.is_empty())
+                .then(|| train.select(&calibration_source_indices)),
+            calibration_source_indices,
             normal_classes: normal,
             description,
         })

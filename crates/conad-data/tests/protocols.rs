@@ -103,6 +103,7 @@ fn subsampling_train_and_test() {
         seed: 5,
         train_subsample: Some(Subsample::PerClass(50)),
         test_subsample: Some(Subsample::Fraction(0.1)),
+        calibration_fraction: None,
     };
     let task = p.build(fmnist()).unwrap();
     let normals = task.train_is_contaminant.iter().filter(|&&c| !c).count();
@@ -273,6 +274,7 @@ fn protocol_serde_roundtrip() {
         seed: 4,
         train_subsample: Some(Subsample::PerClass(100)),
         test_subsample: None,
+        calibration_fraction: None,
     };
     let json = serde_json::to_string(&p).unwrap();
     assert_eq!(
@@ -281,4 +283,46 @@ fn protocol_serde_roundtrip() {
     );
     assert_eq!(serde_json::from_str::<OneClassProtocol>(&json).unwrap(), p);
     assert!(serde_json::from_str::<OneClassProtocol>(r#"{"normal":[1]}"#).is_err());
+}
+
+#[test]
+fn calibration_hold_out_is_disjoint_seeded_and_counted_before_contamination() {
+    let p = OneClassProtocol {
+        calibration_fraction: Some(0.2),
+        ..protocol(&[3], Some(0.1), 4)
+    };
+    let task = p.build(fmnist()).unwrap();
+    let cal = task.calibration.as_ref().unwrap();
+    // 300 normal images: round(0.2 · 300) = 60 held out, 240 left to train on.
+    assert_eq!(cal.len(), 60);
+    assert!(cal.labels.iter().all(|&l| l == 3));
+    let normals = task.train_is_contaminant.iter().filter(|&&c| !c).count();
+    assert_eq!(normals, 240);
+    assert_eq!(task.num_contaminants(), contamination_count(0.1, 240));
+    for (k, &i) in task.calibration_source_indices.iter().enumerate() {
+        assert!(!task.train_source_indices.contains(&i), "image {i} in both");
+        assert_eq!(cal.image(k), fmnist().train.image(i));
+    }
+    // Same seed, same hold-out; another seed, another one.
+    assert_eq!(
+        p.build(fmnist()).unwrap().calibration_source_indices,
+        task.calibration_source_indices
+    );
+    let other = OneClassProtocol { seed: 5, ..p.clone() }.build(fmnist()).unwrap();
+    assert_ne!(other.calibration_source_indices, task.calibration_source_indices);
+    assert!(task.description.contains("calibration = 60 normal held out"));
+}
+
+#[test]
+fn calibration_fraction_outside_0_1_is_an_error() {
+    for f in [0.0, 1.0, -0.5, f64::NAN, 0.001] {
+        let p = OneClassProtocol {
+            calibration_fraction: Some(f),
+            ..protocol(&[3], None, 0)
+        };
+        match p.build(fmnist()) {
+            Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "calibration_fraction"),
+            other => panic!("fraction {f}: {other:?}"),
+        }
+    }
 }

@@ -169,10 +169,10 @@ pub enum Error {
         needed: usize,
     },
 
-    /// A detector was asked to score with fitted state of another score recipe.
-    #[error("detector `{score}` holds fitted state of another recipe; fit it again")]
-    DetectorRecipeMismatch {
-        /// The detector's score.
+    /// A fitted score was asked to score with fitted state of another score recipe.
+    #[error("fitted score `{score}` holds state of another recipe; fit it again")]
+    FittedScoreRecipeMismatch {
+        /// The score.
         score: String,
     },
 

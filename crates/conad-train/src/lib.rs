@@ -7,7 +7,7 @@
 //! | optimisers on candle `Var`s (in-place CPU update) | [`Optimizer`], [`OptimizerConfig`], [`SgdConfig`], [`AdamConfig`], [`LarsConfig`] | `optim/` |
 //! | per-step schedules (cosine, warm-up, OneCycle, CSI) | [`LrSchedule`], [`SchedulePoint`] | `schedule.rs` |
 //! | methods and their registry (one file per method, one line each in [`METHODS`]) | [`Method`], [`MethodParams`], [`MethodConfig`], [`METHODS`] | `method/` |
-//! | test-time scores owned by the methods, fitted detectors | [`ScoreDef`], [`ScoreRecipe`], [`Detector`] | `score/` |
+//! | test-time scores owned by the methods, fitted scores | [`ScoreDef`], [`ScoreRecipe`], [`FittedScore`] | `score/` |
 //! | typed TOML config | [`TrainConfig`], [`ModelConfig`], [`AugmentSpec`], [`EvalConfig`] | `config.rs`, `augment_spec.rs` |
 //! | the loop | [`train`], [`train_with_options`], [`TrainOptions`], [`TrainReport`] | `trainer.rs`, `report.rs` |
 //! | run directory (crash-safe, self-checking), loading, embedding | [`load_run`], [`TrainedModel`], [`RunRecord`], [`TaskRecord`], [`embed()`] | `run_dir.rs`, `task_record.rs`, `embed.rs` |
@@ -74,6 +74,6 @@ pub use progress::ProgressMode;
 pub use report::{EpochRecord, EvalPoint, History, LearningCurve, TrainReport};
 pub use run_dir::{RunRecord, TrainedModel, load_run, load_run_on};
 pub use schedule::{LrSchedule, SchedulePoint, ScheduleValue};
-pub use score::{Detector, Output, ScoreDef, ScoreRecipe, ScoringModel, ViewAugment, ViewSpec};
+pub use score::{FittedScore, Output, ScoreDef, ScoreRecipe, ScoringModel, ViewAugment, ViewSpec};
 pub use task_record::{TASK_FILE, TaskRecord};
 pub use trainer::{ResumePolicy, TrainOptions, train, train_with_method, train_with_options};

@@ -41,7 +41,7 @@ use crate::method::{BuildContext, Method};
 use crate::optim::OptimizerStateMeta;
 use crate::report::History;
 use crate::report::TrainReport;
-use crate::score::{Detector, ScoreDef, ScoringModel};
+use crate::score::{FittedScore, ScoreDef, ScoringModel};
 use crate::task_record::{TASK_FILE, TaskRecord};
 
 /// `RUN_DIR/config.toml`.
@@ -417,12 +417,12 @@ impl TrainedModel {
     ///
     /// # Errors
     /// [`Error::UnknownScore`], embedding and fit errors.
-    pub fn fit_detector(
+    pub fn fit_named_score(
         &self,
         score: Option<&str>,
         train: &Dataset,
         batch: usize,
-    ) -> Result<Detector> {
+    ) -> Result<FittedScore> {
         let def = match score {
             Some(name) => self.config.method.score(name)?,
             None => self.config.method.paper_score(),
@@ -435,15 +435,15 @@ impl TrainedModel {
     ///
     /// # Errors
     /// Embedding and fit errors (a head the method lacks included).
-    pub fn fit_score(&self, def: &ScoreDef, train: &Dataset, batch: usize) -> Result<Detector> {
-        Detector::fit(&self.scoring_model(batch), def, &dataset_view(train)?)
+    pub fn fit_score(&self, def: &ScoreDef, train: &Dataset, batch: usize) -> Result<FittedScore> {
+        FittedScore::fit(&self.scoring_model(batch), def, &dataset_view(train)?)
     }
 
     /// Anomaly scores of `images` under a fitted detector.
     ///
     /// # Errors
     /// Embedding and scoring errors.
-    pub fn score(&self, detector: &Detector, images: &Dataset, batch: usize) -> Result<Vec<f64>> {
+    pub fn score(&self, detector: &FittedScore, images: &Dataset, batch: usize) -> Result<Vec<f64>> {
         detector.score(&self.scoring_model(batch), &dataset_view(images)?)
     }
 

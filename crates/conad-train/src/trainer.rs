@@ -52,7 +52,7 @@ use crate::run_dir::{
     inspect_run_dir, write_json,
 };
 use crate::schedule::SchedulePoint;
-use crate::score::{Detector, ScoreDef, ScoringModel};
+use crate::score::{FittedScore, ScoreDef, ScoringModel};
 use crate::task_record::TaskRecord;
 
 /// What to do when the run directory already holds a run.
@@ -240,7 +240,7 @@ pub(crate) fn score_auroc(
     def: &ScoreDef,
     task: &OneClassTask,
 ) -> Result<f64> {
-    let detector = Detector::fit(model, def, &dataset_view(&task.train)?)?;
+    let detector = FittedScore::fit(model, def, &dataset_view(&task.train)?)?;
     let scores = detector.score(model, &dataset_view(&task.test)?)?;
     Ok(conad_eval::auroc(&scores, &task.test_is_anomaly)?)
 }

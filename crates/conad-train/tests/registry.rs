@@ -79,7 +79,7 @@ fn every_registered_method_trains_reloads_and_scores() {
         assert_eq!(method.paper_score(), scores[0]);
         for score in &scores {
             let detector = model
-                .fit_detector(Some(score.name), &task.train, 5)
+                .fit_named_score(Some(score.name), &task.train, 5)
                 .unwrap_or_else(|e| panic!("{name}/{}: fit failed: {e}", score.name));
             let s = model
                 .score(&detector, &task.test, 5)
@@ -93,7 +93,7 @@ fn every_registered_method_trains_reloads_and_scores() {
         }
         // An unknown score is a typed error listing the method's scores.
         let err = model
-            .fit_detector(Some("no-such-score"), &task.train, 5)
+            .fit_named_score(Some("no-such-score"), &task.train, 5)
             .unwrap_err();
         assert!(err.to_string().contains(scores[0].name), "{err}");
         tested.insert(name);

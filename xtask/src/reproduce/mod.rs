@@ -397,7 +397,7 @@ fn run_one(
             continue;
         }
         let t = Instant::now();
-        let detector = model.fit_detector(Some(name), &task.train, 256)?;
+        let detector = model.fit_named_score(Some(name), &task.train, 256)?;
         let s = model.score(&detector, &task.test, 256)?;
         let auroc = conad_eval::auroc(&s, &task.test_is_anomaly)?;
         scores.insert(
@@ -509,6 +509,8 @@ fn knowledge_encoder(root: &Path, suite: &Suite, data: &LoadedData) -> Result<st
         test: data.test.clone(),
         test_is_anomaly: vec![false; data.test.n],
         test_source_indices: (0..data.test.n).collect(),
+        calibration: None,
+        calibration_source_indices: Vec::new(),
         normal_classes: (0..data.train.class_names.len() as u32).collect(),
         description: format!("{}: every class of the training split", data.name),
     };

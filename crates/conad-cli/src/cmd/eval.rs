@@ -1,7 +1,7 @@
 //! `conad eval --run RUN_DIR`: rebuild the run's one-class task (`RUN/task.toml`), fit the
 //! method's test-time score on its normal training images with the trained model (encoder and
 //! heads, eval mode) and score the test split — the same library code as the trainer's online
-//! evaluation (`conad_train::Detector`). Default: the method's paper score; `--score NAME` picks
+//! evaluation (`conad_train::FittedScore`). Default: the method's paper score; `--score NAME` picks
 //! any score the method lists (`conad methods --scores`). Writes `metrics.json` (AUROC, AUPR,
 //! FPR@95, the score, the profile, epochs and training seconds), `metrics.md`, `roc.png` and
 //! `scores.csv` (`index,class,label,score`, label 1 = anomaly: `conad metrics` reads it) to
@@ -129,7 +129,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let (loaded, task) = run_task(&model, &args.run)?.build(args.data.as_deref())?;
     model.check_training_data(&task.train)?;
     let detector = model
-        .fit_detector(args.score.as_deref(), &task.train, args.batch_size)
+        .fit_named_score(args.score.as_deref(), &task.train, args.batch_size)
         .context("fitting the score on the normal training images")?;
     let scores = model
         .score(&detector, &task.test, args.batch_size)

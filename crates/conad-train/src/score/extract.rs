@@ -8,7 +8,7 @@ use conad_rng::SeedTree;
 use conad_scorers::EmbeddingMatrix;
 
 use super::defs::{Output, ViewAugment, ViewSpec};
-use super::detector::ScoringModel;
+use super::fitted::ScoringModel;
 use crate::error::{Error, Result};
 use crate::run_dir::TEST_TRANSFORM_SEED;
 

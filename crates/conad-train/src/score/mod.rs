@@ -1,8 +1,8 @@
 //! Test-time scores owned by the methods (docs/reference.md §2): a [`ScoreDef`] names a score and its
 //! [`ScoreRecipe`] — which views of the images to embed, which output (encoder features or a
-//! head), and how to turn them into one anomaly score per image. A [`Detector`] is a recipe fitted
+//! head), and how to turn them into one anomaly score per image. A [`FittedScore`] is a recipe fitted
 //! on the normal training images with a frozen model; the trainer's online evaluation,
-//! `conad eval` and `cargo xtask reproduce` all go through [`Detector::fit`] and [`Detector::score`].
+//! `conad eval` and `cargo xtask reproduce` all go through [`FittedScore::fit`] and [`FittedScore::score`].
 //!
 //! Every score returned is an **anomaly score** (higher = more anomalous), as in
 //! `conad-scorers`.
@@ -15,9 +15,9 @@
 //! | [`ScoreRecipe::ShiftLikelihood`] | `−Σ_k log softmax(head(shift_k x))_k` | §1.9 |
 
 mod defs;
-mod detector;
+mod fitted;
 mod extract;
 
 pub use defs::{Output, ScoreDef, ScoreRecipe, ViewAugment, ViewSpec, standard_scores};
 pub(crate) use defs::{encoder_bank, with_standard};
-pub use detector::{Detector, ScoringModel};
+pub use fitted::{FittedScore, ScoringModel};

@@ -57,6 +57,8 @@ pub fn tiny_task() -> OneClassTask {
         test: images(6, side, &test_flags, 2),
         test_is_anomaly: test_flags,
         test_source_indices: (0..6).collect(),
+        calibration: None,
+        calibration_source_indices: Vec::new(),
         normal_classes: vec![0],
         description: "synthetic blobs vs noise".into(),
     }

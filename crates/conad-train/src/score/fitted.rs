@@ -41,7 +41,7 @@ enum Fitted {
 
 /// A score fitted on the normal training images of one run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Detector {
+pub struct FittedScore {
     /// Name of the score.
     pub score: String,
     /// Dimension of the embeddings the score works on (0 when it reads logits only).
@@ -179,7 +179,7 @@ fn csi_params(ensemble: usize, logits: bool, balance: bool) -> conad_scorers::Cs
         .balance(balance)
 }
 
-impl Detector {
+impl FittedScore {
     /// Fits `def` on the normal training images `train`.
     ///
     /// # Errors
@@ -251,7 +251,7 @@ impl Detector {
     /// Anomaly scores (higher = more anomalous) of `images`, one per image.
     ///
     /// # Errors
-    /// Embedding and scoring errors; [`Error::DetectorRecipeMismatch`] if the fitted state does not match
+    /// Embedding and scoring errors; [`Error::FittedScoreRecipeMismatch`] if the fitted state does not match
     /// the recipe (a corrupted detector).
     pub fn score(&self, model: &ScoringModel<'_>, images: &ImageBatchU8<'_>) -> Result<Vec<f64>> {
         match (&self.recipe, &self.fitted) {
@@ -343,7 +343,7 @@ impl Detector {
                 }
                 Ok(total)
             }
-            _ => Err(Error::DetectorRecipeMismatch {
+            _ => Err(Error::FittedScoreRecipeMismatch {
                 score: self.score.clone(),
             }),
         }
