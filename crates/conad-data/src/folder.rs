@@ -95,11 +95,11 @@ impl FolderOptions {
 }
 
 /// One decoded image before channel unification.
-struct Decoded {
-    pixels: Vec<u8>,
-    height: usize,
-    width: usize,
-    channels: usize,
+pub(crate) struct Decoded {
+    pub(crate) pixels: Vec<u8>,
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) channels: usize,
 }
 
 fn visible_entries(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
@@ -125,7 +125,7 @@ fn describe(entries: &[(String, PathBuf, bool)]) -> Vec<String> {
         .collect()
 }
 
-fn is_image(name: &str) -> bool {
+pub(crate) fn is_image(name: &str) -> bool {
     name.rsplit_once('.')
         .is_some_and(|(_, ext)| IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
 }
@@ -182,7 +182,7 @@ pub fn rgb_to_luma(r: u8, g: u8, b: u8) -> u8 {
     ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
 }
 
-fn decode(path: &Path) -> Result<Decoded> {
+pub(crate) fn decode(path: &Path) -> Result<Decoded> {
     let err = |message: String| Error::ImageDecode {
         path: path.to_path_buf(),
         message,
@@ -224,7 +224,7 @@ fn decode(path: &Path) -> Result<Decoded> {
     })
 }
 
-fn to_channels(d: Decoded, channels: usize) -> Decoded {
+pub(crate) fn to_channels(d: Decoded, channels: usize) -> Decoded {
     match (d.channels, channels) {
         (1, 3) => Decoded {
             pixels: d.pixels.iter().flat_map(|&p| [p, p, p]).collect(),
@@ -290,7 +290,7 @@ pub fn resize_center_crop(
     out
 }
 
-fn fit(d: Decoded, options: &FolderOptions) -> Decoded {
+pub(crate) fn fit(d: Decoded, options: &FolderOptions) -> Decoded {
     let Some((th, tw)) = options.size else {
         return d;
     };
