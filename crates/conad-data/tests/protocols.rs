@@ -308,9 +308,20 @@ fn calibration_hold_out_is_disjoint_seeded_and_counted_before_contamination() {
         p.build(fmnist()).unwrap().calibration_source_indices,
         task.calibration_source_indices
     );
-    let other = OneClassProtocol { seed: 5, ..p.clone() }.build(fmnist()).unwrap();
-    assert_ne!(other.calibration_source_indices, task.calibration_source_indices);
-    assert!(task.description.contains("calibration = 60 normal held out"));
+    let other = OneClassProtocol {
+        seed: 5,
+        ..p.clone()
+    }
+    .build(fmnist())
+    .unwrap();
+    assert_ne!(
+        other.calibration_source_indices,
+        task.calibration_source_indices
+    );
+    assert!(
+        task.description
+            .contains("calibration = 60 normal held out")
+    );
 }
 
 #[test]

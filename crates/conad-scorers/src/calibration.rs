@@ -385,7 +385,10 @@ mod tests {
         ));
         let c = ConformalCalibrator::fit(&[1.0]).unwrap();
         for alpha in [0.0, 1.0, -0.1, f64::NAN] {
-            assert!(matches!(c.threshold(alpha), Err(Error::InvalidConfig { .. })));
+            assert!(matches!(
+                c.threshold(alpha),
+                Err(Error::InvalidConfig { .. })
+            ));
         }
         assert!(ThresholdRule::manual(f64::NAN).is_err());
     }

@@ -263,6 +263,55 @@ pub enum Error {
         files: Vec<String>,
     },
 
+    /// A detector needs normal images held out of training to calibrate its threshold.
+    #[error(
+        "{what} has no calibration images: every normal training image was used for training, \
+         so none is left to calibrate the threshold on; fit through `conad fit` (which holds out \
+         --calibration-fraction of the normal images, 0.2 by default) or set \
+         `OneClassProtocol::calibration_fraction`"
+    )]
+    NoCalibrationImages {
+        /// The task or run.
+        what: String,
+    },
+
+    /// A file that is not a conad detector.
+    #[error("{} is not a conad detector: {reason}", path.display())]
+    NotADetector {
+        /// The file.
+        path: PathBuf,
+        /// Why (and what it is instead, when known).
+        reason: String,
+    },
+
+    /// A detector written in another file format version.
+    #[error(
+        "{} is a detector in format `{found}`, this build reads `{expected}`; refit it with this \
+         conad (`conad fit … --run RUN_DIR` reuses its training run) or use the conad version \
+         that wrote it",
+        path.display()
+    )]
+    DetectorFormat {
+        /// The file.
+        path: PathBuf,
+        /// Format found.
+        found: String,
+        /// Format this build reads.
+        expected: String,
+    },
+
+    /// Images given to a detector whose size or channels differ from its preprocessing.
+    #[error(
+        "the detector takes {expected:?} (H, W, C) images, got {found:?}; prepare them with \
+         `Detector::preprocessing().prepare` (or `.load` for files) or use `score_image`"
+    )]
+    DetectorInputShape {
+        /// (height, width, channels) the detector takes.
+        expected: (usize, usize, usize),
+        /// What was given.
+        found: (usize, usize, usize),
+    },
+
     /// The directory holds no loadable run.
     #[error("{} is not a conad run directory: {reason}", path.display())]
     NotARun {

@@ -8,6 +8,7 @@
 //! | per-step schedules (cosine, warm-up, OneCycle, CSI) | [`LrSchedule`], [`SchedulePoint`] | `schedule.rs` |
 //! | methods and their registry (one file per method, one line each in [`METHODS`]) | [`Method`], [`MethodParams`], [`MethodConfig`], [`METHODS`] | `method/` |
 //! | test-time scores owned by the methods, fitted scores | [`ScoreDef`], [`ScoreRecipe`], [`FittedScore`] | `score/` |
+//! | detectors for the user's images: one self-contained file, conformal thresholds, nearest normal images | [`detector::Detector`] | `detector/` |
 //! | typed TOML config | [`TrainConfig`], [`ModelConfig`], [`AugmentSpec`], [`EvalConfig`] | `config.rs`, `augment_spec.rs` |
 //! | the loop | [`train`], [`train_with_options`], [`TrainOptions`], [`TrainReport`] | `trainer.rs`, `report.rs` |
 //! | run directory (crash-safe, self-checking), loading, embedding | [`load_run`], [`TrainedModel`], [`RunRecord`], [`TaskRecord`], [`embed()`] | `run_dir.rs`, `task_record.rs`, `embed.rs` |
@@ -37,6 +38,7 @@
 mod augment_spec;
 mod collapse;
 mod config;
+pub mod detector;
 mod embed;
 mod error;
 mod evaluate;

@@ -443,7 +443,12 @@ impl TrainedModel {
     ///
     /// # Errors
     /// Embedding and scoring errors.
-    pub fn score(&self, detector: &FittedScore, images: &Dataset, batch: usize) -> Result<Vec<f64>> {
+    pub fn score(
+        &self,
+        detector: &FittedScore,
+        images: &Dataset,
+        batch: usize,
+    ) -> Result<Vec<f64>> {
         detector.score(&self.scoring_model(batch), &dataset_view(images)?)
     }
 
@@ -534,7 +539,6 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
         });
     }
     let config = TrainConfig::from_toml_file(&config_path)?;
-    let method_seed = crate::method::method_seed(&SeedTree::new(config.seed));
     if !config.method.trains() {
         let report_path = dir.join(REPORT_FILE);
         if !report_path.is_file() {
@@ -552,24 +556,8 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
             ),
         })?;
         report.run.check_directory(dir, &config)?;
-        let varmap = VarMap::new();
-        let resnet = config.model.resnet(config.model.in_channels.unwrap_or(3));
-        let method = config.method.build(BuildContext {
-            encoder: &resnet,
-            heads: VarBuilder::from_varmap(&varmap, DType::F32, device).pp("heads"),
-            augment: &config.augment,
-            seed: method_seed,
-        })?;
-        return Ok(TrainedModel {
-            config,
-            encoder: None,
-            method,
-            epochs: 0,
-            device: device.clone(),
-            source: None,
-            task: report.run.task,
-            trained_on: None,
-        });
+        let task = report.run.task;
+        return TrainedModel::from_weights(config, None, device, None, task, None);
     }
     let model = dir.join(MODEL_FILE);
     let checkpoint = dir.join(CHECKPOINT_FILE);
@@ -590,28 +578,75 @@ pub fn load_run_on(run_dir: impl AsRef<Path>, device: &Device) -> Result<Trained
     let ckpt = Checkpoint::load(&source, device)?;
     let state = TrainingState::of(&ckpt, &source)?;
     state.run.check_directory(dir, &config)?;
-    let in_channels = config
-        .model
-        .in_channels
-        .unwrap_or(ckpt.meta.encoder.in_channels);
-    let resnet = config.model.resnet(in_channels);
-    ckpt.check_compatible(&resnet)?;
-    let vb = ckpt.var_builder(DType::F32, device);
-    let encoder = ResNet::new(&resnet, vb.pp("encoder"))?;
-    let method = config.method.build(BuildContext {
-        encoder: &resnet,
-        heads: vb.pp("heads"),
-        augment: &config.augment,
-        seed: method_seed,
-    })?;
-    Ok(TrainedModel {
+    let task = state.run.task;
+    TrainedModel::from_weights(
         config,
-        encoder: Some(encoder),
-        method,
-        epochs: ckpt.meta.epoch,
-        device: device.clone(),
-        source: Some(source),
-        task: state.run.task,
-        trained_on: Some(state.data),
-    })
+        Some(&ckpt),
+        device,
+        Some(source),
+        task,
+        Some(state.data),
+    )
+}
+
+impl TrainedModel {
+    /// Builds the model of `config` from `weights` (`None` for the raw-pixel method, which has
+    /// none): the encoder under `encoder.`, the method's heads under `heads.`.
+    ///
+    /// # Errors
+    /// Checkpoint version or architecture mismatch, missing tensors, method build errors.
+    pub(crate) fn from_weights(
+        config: TrainConfig,
+        weights: Option<&Checkpoint>,
+        device: &Device,
+        source: Option<PathBuf>,
+        task: Option<TaskRecord>,
+        trained_on: Option<String>,
+    ) -> Result<Self> {
+        let method_seed = crate::method::method_seed(&SeedTree::new(config.seed));
+        let Some(ckpt) = weights else {
+            let varmap = VarMap::new();
+            let resnet = config.model.resnet(config.model.in_channels.unwrap_or(3));
+            let method = config.method.build(BuildContext {
+                encoder: &resnet,
+                heads: VarBuilder::from_varmap(&varmap, DType::F32, device).pp("heads"),
+                augment: &config.augment,
+                seed: method_seed,
+            })?;
+            return Ok(Self {
+                config,
+                encoder: None,
+                method,
+                epochs: 0,
+                device: device.clone(),
+                source,
+                task,
+                trained_on,
+            });
+        };
+        let in_channels = config
+            .model
+            .in_channels
+            .unwrap_or(ckpt.meta.encoder.in_channels);
+        let resnet = config.model.resnet(in_channels);
+        ckpt.check_compatible(&resnet)?;
+        let vb = ckpt.var_builder(DType::F32, device);
+        let encoder = ResNet::new(&resnet, vb.pp("encoder"))?;
+        let method = config.method.build(BuildContext {
+            encoder: &resnet,
+            heads: vb.pp("heads"),
+            augment: &config.augment,
+            seed: method_seed,
+        })?;
+        Ok(Self {
+            config,
+            encoder: Some(encoder),
+            method,
+            epochs: ckpt.meta.epoch,
+            device: device.clone(),
+            source,
+            task,
+            trained_on,
+        })
+    }
 }

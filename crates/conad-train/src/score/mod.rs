@@ -15,8 +15,8 @@
 //! | [`ScoreRecipe::ShiftLikelihood`] | `−Σ_k log softmax(head(shift_k x))_k` | §1.9 |
 
 mod defs;
-mod fitted;
 mod extract;
+mod fitted;
 
 pub use defs::{Output, ScoreDef, ScoreRecipe, ViewAugment, ViewSpec, standard_scores};
 pub(crate) use defs::{encoder_bank, with_standard};
