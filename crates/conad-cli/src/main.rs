@@ -6,6 +6,7 @@
 
 mod cmd;
 mod output;
+mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,11 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Score a run's test split against its normal training images: AUROC as JSON, Markdown, ROC PNG.
     Eval(cmd::eval::EvalArgs),
+    /// Fit a detector on normal images: train (holding out calibration images), calibrate the
+    /// threshold, write ONE self-contained detector file.
+    Fit(cmd::fit::FitArgs),
+    /// Score image files and folders with a detector file: per-image CSV, optional HTML report.
+    Score(cmd::score::ScoreArgs),
     /// Knowledge Exposure tools: `conad ke select` ranks the transformation bank for a class.
     #[command(subcommand)]
     Ke(cmd::ke::KeCommand),
@@ -73,6 +79,8 @@ fn main() {
         Command::Train(a) => cmd::train::run(&a),
         Command::Embed(a) => cmd::embed::run(&a),
         Command::Eval(a) => cmd::eval::run(&a),
+        Command::Fit(a) => cmd::fit::run(&a),
+        Command::Score(a) => cmd::score::run(&a),
         Command::Ke(c) => cmd::ke::run(&c),
         Command::Methods(a) => cmd::methods::run(&a),
     };

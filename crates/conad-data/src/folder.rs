@@ -310,6 +310,24 @@ pub(crate) fn fit(d: Decoded, options: &FolderOptions) -> Decoded {
     }
 }
 
+/// The normal training images of an image folder (`train/good/` or `train/normal/`), in the
+/// order [`load_folder`] reads them: image `i` of the training split is file `i`.
+///
+/// # Errors
+/// [`Error::BadFolderLayout`] without a normal training folder or images in it.
+pub fn training_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let train_dir = dir.join("train");
+    let entries = visible_entries(&train_dir)?;
+    let (_, normal) = normal_folder(&train_dir, &entries, true)?.ok_or_else(|| {
+        Error::BadFolderLayout {
+            dir: train_dir.clone(),
+            expected: "good/".into(),
+            found: describe(&entries),
+        }
+    })?;
+    class_images(&normal, &mut Vec::new())
+}
+
 /// Loads an image folder (see the module docs for the layout and options).
 ///
 /// # Errors

@@ -1,13 +1,31 @@
 //! `conad data info SPEC`: per-split, per-class counts, image shape and channels.
+//! `conad data export SPEC --out DIR`: a one-class task as PNG files in the `folder:` layout
+//! (`DIR/train/good/`, `DIR/test/good/`, `DIR/test/<class>/`), e.g. BreastMNIST for `conad fit`.
 use crate::output::outln;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use conad_data::{DataSpec, DatasetInfo};
+use conad_data::{DataSpec, DatasetInfo, OneClassProtocol};
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Print per-split, per-class counts, image shape and channels of a dataset.
     Info(InfoArgs),
+    /// Write a one-class task as PNG files in the `folder:` layout (train/good, test/good,
+    /// test/<anomalous class>): normal training images, normal and anomalous test images.
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Dataset spec, e.g. `medmnist:breastmnist.npz`.
+    pub spec: String,
+    /// Normal class label(s), comma-separated; omitted = the data set's conventional normal class.
+    #[arg(long = "normal-class", value_delimiter = ',')]
+    pub normal_class: Vec<u32>,
+    /// Output folder (must not exist, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -23,6 +41,7 @@ pub struct InfoArgs {
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::Info(args) => info(&args),
+        DataCommand::Export(args) => export(&args),
     }
 }
 
@@ -38,4 +57,91 @@ fn info(args: &InfoArgs) -> Result<()> {
         crate::output::write_stdout(format_args!("{info}"))?;
     }
     Ok(())
+}
+
+/// A class name as a folder name: letters, digits, `-` and `_` kept, runs of anything else
+/// become one `_`.
+fn folder_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches('_').to_string();
+    if out.is_empty() { "class".into() } else { out }
+}
+
+fn write_png(path: &Path, pixels: &[u8], (h, w, c): (usize, usize, usize)) -> Result<()> {
+    let colour = if c == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        pixels,
+        w as u32,
+        h as u32,
+        colour,
+    )
+    .with_context(|| format!("encoding {}", path.display()))?;
+    Ok(conad_fs::write_atomic(path, &png)?)
+}
+
+fn export(args: &ExportArgs) -> Result<()> {
+    if args.out.exists()
+        && std::fs::read_dir(&args.out)
+            .with_context(|| format!("reading {}", args.out.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "--out {} exists and is not empty; give a new folder",
+            args.out.display()
+        );
+    }
+    let spec: DataSpec = args.spec.parse()?;
+    let data = spec
+        .load()
+        .with_context(|| format!("loading {}", args.spec))?;
+    let task = OneClassProtocol::new(args.normal_class.clone()).build(&data)?;
+    let names = data.class_names();
+    let shape = (task.train.height, task.train.width, task.train.channels);
+    let mut written = 0usize;
+    let mut put = |dir: PathBuf, file: String, pixels: &[u8]| -> Result<()> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_png(&dir.join(file), pixels, shape)?;
+        written += 1;
+        Ok(())
+    };
+    for (k, &i) in task.train_source_indices.iter().enumerate() {
+        put(args.out.join("train/good"), format!("train_{i:06}.png"), task.train.image(k))?;
+    }
+    for (k, &i) in task.test_source_indices.iter().enumerate() {
+        let class = if task.test_is_anomaly[k] {
+            folder_name(&names[task.test.labels[k] as usize])
+        } else {
+            "good".to_string()
+        };
+        put(args.out.join("test").join(class), format!("test_{i:06}.png"), task.test.image(k))?;
+    }
+    outln!("{}: {written} PNG files → {}", task.description, args.out.display())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_name;
+
+    #[test]
+    fn class_names_become_folder_names() {
+        assert_eq!(folder_name("malignant"), "malignant");
+        assert_eq!(folder_name("normal, benign"), "normal_benign");
+        assert_eq!(folder_name("T-shirt/top"), "T-shirt_top");
+        assert_eq!(folder_name("///"), "class");
+    }
 }

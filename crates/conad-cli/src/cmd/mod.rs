@@ -2,9 +2,11 @@
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod fit;
 pub mod ke;
 pub mod methods;
 pub mod metrics;
+pub mod score;
 pub mod score_embeddings;
 pub mod scorer_args;
 pub mod train;

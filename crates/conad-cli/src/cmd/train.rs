@@ -12,19 +12,14 @@ use conad_train::{
 };
 use std::path::PathBuf;
 
-#[derive(Args, Debug)]
-pub struct TrainArgs {
+/// The training recipe: method, profile or config file, and the flags that override it
+/// (shared by `conad train` and `conad fit`).
+#[derive(Args, Debug, Clone)]
+pub struct RecipeArgs {
     /// Method from the registry (`conad methods`); `raw` = raw-pixel kNN floor. Overrides the
     /// config file's `[method]` unless both name the same method (then the file's parameters win).
     #[arg(long)]
     pub method: Option<String>,
-    /// Dataset spec (`conad data info` syntax), e.g. `embedded:fashion-mnist`.
-    #[arg(long)]
-    pub data: String,
-    /// Normal class label(s), comma-separated; omitted = the data set's conventional normal class
-    /// (MedMNIST, image folders).
-    #[arg(long = "normal-class", value_delimiter = ',')]
-    pub normal_class: Vec<u32>,
     /// Start from the method's preset: `budget` (CPU, equal compute across methods; the
     /// default with `--method` and no `--config`) or `paper` (the paper's recipe, for GPUs).
     #[arg(long)]
@@ -47,6 +42,22 @@ pub struct TrainArgs {
     /// Online kNN evaluation on the test split every this many epochs (0 = never).
     #[arg(long)]
     pub eval_every: Option<u64>,
+    /// Worker threads (results do not depend on it).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Dataset spec (`conad data info` syntax), e.g. `embedded:fashion-mnist`.
+    #[arg(long)]
+    pub data: String,
+    /// Normal class label(s), comma-separated; omitted = the data set's conventional normal class
+    /// (MedMNIST, image folders).
+    #[arg(long = "normal-class", value_delimiter = ',')]
+    pub normal_class: Vec<u32>,
     /// Contamination ratio γ of the training set (anomalies mixed into the normal images).
     #[arg(long)]
     pub contamination: Option<f64>,
@@ -56,9 +67,6 @@ pub struct TrainArgs {
     /// the run's seed) and recorded in the config.
     #[arg(long)]
     pub encoder: Option<String>,
-    /// Worker threads (results do not depend on it).
-    #[arg(long)]
-    pub threads: Option<usize>,
     /// The run directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -71,7 +79,7 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
+pub fn resolve_config(args: &RecipeArgs) -> Result<TrainConfig> {
     let mut config = match (&args.config, &args.method, &args.profile) {
         (Some(path), _, _) => TrainConfig::from_toml_file(path)?,
         (None, Some(method), profile) => {
@@ -124,7 +132,7 @@ fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let mut config = resolve_config(args)?;
+    let mut config = resolve_config(&args.recipe)?;
     if let Some(encoder) = &args.encoder {
         let Some(params) = config.method.params::<KeParams>() else {
             bail!(
