@@ -123,7 +123,11 @@ fn csv_has_one_row_per_readable_image_and_the_corrupt_one_is_counted() {
     let rows: Vec<&str> = lines.collect();
     // 1000 test images of the folder + the copied one; the broken PNG is skipped.
     assert_eq!(rows.len(), 1001);
-    assert!(f.score_stderr.contains("1001 images scored"), "{}", f.score_stderr);
+    assert!(
+        f.score_stderr.contains("1001 images scored"),
+        "{}",
+        f.score_stderr
+    );
     assert!(f.score_stderr.contains("1 skipped"), "{}", f.score_stderr);
     assert!(f.score_stderr.contains("broken.png"), "{}", f.score_stderr);
     // The path with a comma is quoted; nearest-normal names are training files.
@@ -191,7 +195,10 @@ fn bad_inputs_give_one_line_errors() {
     let model = work().join("trouser.conad.run/model.safetensors");
     let o = conad(&["score", "--detector", &model.display().to_string(), "x.png"]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success() && err.contains("not a conad detector"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("not a conad detector"),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     // α below what 60 calibration images reach.
     let o = conad(&[
@@ -221,7 +228,26 @@ fn reusing_the_finished_run_gives_the_same_detector() {
         "--out",
         &again.display().to_string(),
     ]));
-    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&f.detector).unwrap());
+    // Same tensors (content hash) and metadata; the header's key order may differ (the
+    // safetensors crate keeps metadata in a HashMap).
+    let header = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        let h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+        let meta = &h["__metadata__"];
+        let conad: serde_json::Value =
+            serde_json::from_str(meta["conad"].as_str().unwrap()).unwrap();
+        (
+            meta["content_hash"].as_str().unwrap().to_string(),
+            conad,
+            b.len(),
+        )
+    };
+    let (hash_a, meta_a, len_a) = header(&again);
+    let (hash_b, meta_b, len_b) = header(&f.detector);
+    assert_eq!(hash_a, hash_b);
+    assert!(meta_a == meta_b, "the detector records differ");
+    assert_eq!(len_a, len_b);
 }
 
 /// Headless Chromium renders the report; the screenshot must show the histogram's two colours,
@@ -230,7 +256,12 @@ fn reusing_the_finished_run_gives_the_same_detector() {
 fn chromium_renders_the_report() {
     let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
     else {
         println!("skipped: no chromium on this machine (apt-get install -y chromium)");
         return;
@@ -250,7 +281,11 @@ fn chromium_renders_the_report() {
         ])
         .output()
         .unwrap();
-    assert!(shot.is_file(), "no screenshot: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        shot.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let img = image::open(&shot).unwrap().to_rgb8();
     let count = |target: [u8; 3], tol: i32| {
         img.pixels()
@@ -268,9 +303,18 @@ fn chromium_renders_the_report() {
         .pixels()
         .filter(|p| p[0] == p[1] && p[1] == p[2] && p[0] > 20 && p[0] < 200)
         .count();
-    println!("screenshot {}: normal {normal}, anomalous {anomalous}, curves {curves}, grey {grey}", shot.display());
-    assert!(normal > 300, "histogram's normal bars missing ({normal} px)");
-    assert!(anomalous > 300, "histogram's anomalous bars missing ({anomalous} px)");
+    println!(
+        "screenshot {}: normal {normal}, anomalous {anomalous}, curves {curves}, grey {grey}",
+        shot.display()
+    );
+    assert!(
+        normal > 300,
+        "histogram's normal bars missing ({normal} px)"
+    );
+    assert!(
+        anomalous > 300,
+        "histogram's anomalous bars missing ({anomalous} px)"
+    );
     assert!(curves > 300, "ROC/PR curves missing ({curves} px)");
     assert!(grey > 5000, "thumbnails missing ({grey} px)");
 }

@@ -318,13 +318,12 @@ pub(crate) fn fit(d: Decoded, options: &FolderOptions) -> Decoded {
 pub fn training_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let train_dir = dir.join("train");
     let entries = visible_entries(&train_dir)?;
-    let (_, normal) = normal_folder(&train_dir, &entries, true)?.ok_or_else(|| {
-        Error::BadFolderLayout {
+    let (_, normal) =
+        normal_folder(&train_dir, &entries, true)?.ok_or_else(|| Error::BadFolderLayout {
             dir: train_dir.clone(),
             expected: "good/".into(),
             found: describe(&entries),
-        }
-    })?;
+        })?;
     class_images(&normal, &mut Vec::new())
 }
 

@@ -119,7 +119,11 @@ fn export(args: &ExportArgs) -> Result<()> {
         Ok(())
     };
     for (k, &i) in task.train_source_indices.iter().enumerate() {
-        put(args.out.join("train/good"), format!("train_{i:06}.png"), task.train.image(k))?;
+        put(
+            args.out.join("train/good"),
+            format!("train_{i:06}.png"),
+            task.train.image(k),
+        )?;
     }
     for (k, &i) in task.test_source_indices.iter().enumerate() {
         let class = if task.test_is_anomaly[k] {
@@ -127,9 +131,17 @@ fn export(args: &ExportArgs) -> Result<()> {
         } else {
             "good".to_string()
         };
-        put(args.out.join("test").join(class), format!("test_{i:06}.png"), task.test.image(k))?;
+        put(
+            args.out.join("test").join(class),
+            format!("test_{i:06}.png"),
+            task.test.image(k),
+        )?;
     }
-    outln!("{}: {written} PNG files → {}", task.description, args.out.display())?;
+    outln!(
+        "{}: {written} PNG files → {}",
+        task.description,
+        args.out.display()
+    )?;
     Ok(())
 }
 

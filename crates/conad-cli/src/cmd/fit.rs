@@ -78,8 +78,7 @@ fn recipe_and_task(args: &FitArgs, run: &Path) -> Result<(TrainConfig, TaskRecor
     let r = &args.recipe;
     let recipe_given = r.method.is_some() || r.config.is_some() || r.profile.is_some();
     if !recipe_given && run.join(conad_train::run_dir::CONFIG_FILE).is_file() && !args.overwrite {
-        let config =
-            TrainConfig::from_toml_file(&run.join(conad_train::run_dir::CONFIG_FILE))?;
+        let config = TrainConfig::from_toml_file(&run.join(conad_train::run_dir::CONFIG_FILE))?;
         let Some(task) = TaskRecord::read(run)? else {
             bail!(
                 "{} was trained without a task record; refit with --data and --method",
@@ -123,9 +122,15 @@ fn recipe_and_task(args: &FitArgs, run: &Path) -> Result<(TrainConfig, TaskRecor
 }
 
 pub fn run(args: &FitArgs) -> Result<()> {
-    let run_dir = args.run.clone().unwrap_or_else(|| default_run_dir(&args.out));
+    let run_dir = args
+        .run
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&args.out));
     if args.out.is_dir() {
-        bail!("--out {} is a directory; give a file name such as det.conad", args.out.display());
+        bail!(
+            "--out {} is a directory; give a file name such as det.conad",
+            args.out.display()
+        );
     }
     let (config, task_record) = recipe_and_task(args, &run_dir)?;
     let spec: DataSpec = task_record.data.parse()?;
@@ -146,8 +151,14 @@ pub fn run(args: &FitArgs) -> Result<()> {
         task: Some(task_record.clone()),
         ..Default::default()
     };
-    let report = conad_train::train_with_options(&config, &task, &run_dir, &options)
-        .with_context(|| format!("training {} into {}", config.method.name(), run_dir.display()))?;
+    let report =
+        conad_train::train_with_options(&config, &task, &run_dir, &options).with_context(|| {
+            format!(
+                "training {} into {}",
+                config.method.name(),
+                run_dir.display()
+            )
+        })?;
     let model = load_run(&run_dir)?;
 
     let threshold = match (args.fpr, args.threshold, &args.f1_data) {

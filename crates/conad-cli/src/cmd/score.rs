@@ -12,8 +12,8 @@ use crate::output::{errln, outln};
 use crate::report::{ReportInput, ScoredImage, render};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use conad_data::folder::NORMAL_FOLDER_NAMES;
 use conad_data::find_image_files;
+use conad_data::folder::NORMAL_FOLDER_NAMES;
 use conad_train::detector::Detector;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
@@ -125,9 +125,9 @@ fn progress(total: u64) -> ProgressBar {
         ProgressDrawTarget::hidden()
     };
     let bar = ProgressBar::with_draw_target(Some(total), target);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images  ETA {eta}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images  ETA {eta}",
+    ) {
         bar.set_style(style);
     }
     bar

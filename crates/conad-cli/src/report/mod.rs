@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use conad_eval::{DropIntermediate, average_precision, auroc, fpr_at_95_tpr, roc_curve};
+use conad_eval::{DropIntermediate, auroc, average_precision, fpr_at_95_tpr, roc_curve};
 use conad_train::detector::{Detector, Verdict};
 
 /// One scored image.
@@ -197,16 +197,9 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
 
     // Figures.
     let scores: Vec<f64> = input.images.iter().map(|i| i.verdict.score).collect();
-    let all_labelled = labelled.len() == n && n > 0;
-    let labels: Option<Vec<bool>> =
-        all_labelled.then(|| input.images.iter().map(|i| i.label.unwrap_or(false)).collect());
+    let labels: Vec<Option<bool>> = input.images.iter().map(|i| i.label).collect();
     h.push_str("<h2 id=\"scores\">Score distribution</h2><div class=\"figs\">");
-    h.push_str(&svg::histogram(
-        &scores,
-        labels.as_deref(),
-        rule.threshold(),
-        40,
-    ));
+    h.push_str(&svg::histogram(&scores, &labels, rule.threshold(), 40));
     h.push_str("</div>");
 
     // Top anomalies.
@@ -253,13 +246,12 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
     }
     h.push_str("</table>");
 
-    // Quality with labels.
-    if let Some(labels) = &labels
-        && labels.iter().any(|&l| l)
-        && labels.iter().any(|&l| !l)
-    {
-        let flags: Vec<bool> = input.images.iter().map(|i| i.verdict.is_anomaly).collect();
-        let q = quality(&scores, labels, &flags)?;
+    // Quality on the labelled images.
+    let l_scores: Vec<f64> = labelled.iter().map(|x| x.0).collect();
+    let l_labels: Vec<bool> = labelled.iter().map(|x| x.1).collect();
+    let l_flags: Vec<bool> = labelled.iter().map(|x| x.2).collect();
+    if l_labels.iter().any(|&l| l) && l_labels.iter().any(|&l| !l) {
+        let q = quality(&l_scores, &l_labels, &l_flags)?;
         let pos = q.tp + q.fn_;
         let neg = q.fp + q.tn;
         let precision = if q.tp + q.fp == 0 {

@@ -78,7 +78,10 @@ mod tests {
         }
         let mut bytes = Vec::new();
         for q in bits.chunks(4) {
-            let n = q.iter().enumerate().fold(0u32, |n, (k, v)| n | (v << (18 - 6 * k)));
+            let n = q
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (k, v)| n | (v << (18 - 6 * k)));
             for k in 0..q.len() - 1 {
                 bytes.push((n >> (16 - 8 * k)) as u8);
             }

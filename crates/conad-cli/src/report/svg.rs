@@ -9,13 +9,16 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 44.0;
-/// Colours: normal images, anomalies (or all images when unlabelled), the threshold.
+/// Colours: normal images, anomalies, unlabelled images, the threshold.
 pub const NORMAL: &str = "#3b7dd8";
 pub const ANOMALY: &str = "#d8543b";
+pub const UNLABELLED: &str = "#8a8a8a";
 pub const THRESHOLD: &str = "#111111";
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn frame(out: &mut String, title: &str, x_label: &str, y_label: &str) {
@@ -72,8 +75,9 @@ fn format_tick(x: f64) -> String {
     }
 }
 
-/// Histogram of `scores` (split by `labels` when given) with a vertical line at `threshold`.
-pub fn histogram(scores: &[f64], labels: Option<&[bool]>, threshold: f64, bins: usize) -> String {
+/// Stacked histogram of `scores` by label (`None` = unlabelled) with a vertical line at
+/// `threshold`.
+pub fn histogram(scores: &[f64], labels: &[Option<bool>], threshold: f64, bins: usize) -> String {
     let finite = || scores.iter().copied().filter(|s| s.is_finite());
     let mut lo = finite().fold(f64::INFINITY, f64::min);
     let mut hi = finite().fold(f64::NEG_INFINITY, f64::max);
@@ -89,17 +93,21 @@ pub fn histogram(scores: &[f64], labels: Option<&[bool]>, threshold: f64, bins: 
     }
     let bins = bins.max(1);
     let width = (hi - lo) / bins as f64;
-    let mut counts = [vec![0usize; bins], vec![0usize; bins]];
+    let mut counts = [vec![0usize; bins], vec![0usize; bins], vec![0usize; bins]];
     for (i, &s) in scores.iter().enumerate() {
         if !s.is_finite() {
             continue;
         }
         let b = (((s - lo) / width) as usize).min(bins - 1);
-        let group = usize::from(labels.is_none_or(|l| l[i]));
+        let group = match labels.get(i).copied().flatten() {
+            Some(false) => 0,
+            Some(true) => 1,
+            None => 2,
+        };
         counts[group][b] += 1;
     }
     let top = (0..bins)
-        .map(|b| counts[0][b] + counts[1][b])
+        .map(|b| counts[0][b] + counts[1][b] + counts[2][b])
         .max()
         .unwrap_or(1)
         .max(1) as f64
@@ -110,9 +118,9 @@ pub fn histogram(scores: &[f64], labels: Option<&[bool]>, threshold: f64, bins: 
     for b in 0..bins {
         let x0 = px(lo + width * b as f64, lo, hi);
         let x1 = px(lo + width * (b + 1) as f64, lo, hi);
-        // Stacked: normal at the bottom, anomalies (or all) above.
+        // Stacked: normal at the bottom, then anomalies, then unlabelled images.
         let mut base = 0usize;
-        for (group, colour) in [(0, NORMAL), (1, ANOMALY)] {
+        for (group, colour) in [(0, NORMAL), (1, ANOMALY), (2, UNLABELLED)] {
             let c = counts[group][b];
             if c == 0 {
                 continue;
@@ -129,19 +137,28 @@ pub fn histogram(scores: &[f64], labels: Option<&[bool]>, threshold: f64, bins: 
     }
     if threshold.is_finite() {
         let x = px(threshold, lo, hi);
+        // The label sits right of the line, or left of it near the right edge.
+        let (label_x, anchor) = if x > W - RIGHT - 70.0 {
+            (x - 4.0, "end")
+        } else {
+            (x + 4.0, "start")
+        };
         let _ = write!(
             out,
-            r#"<line x1="{x:.2}" y1="{TOP}" x2="{x:.2}" y2="{}" stroke="{THRESHOLD}" stroke-width="2" stroke-dasharray="6 3"/><text x="{:.2}" y="{}" font-size="11">threshold</text>"#,
+            r#"<line x1="{x:.2}" y1="{TOP}" x2="{x:.2}" y2="{}" stroke="{THRESHOLD}" stroke-width="2" stroke-dasharray="6 3"/><text x="{label_x:.2}" y="{}" font-size="11" text-anchor="{anchor}">threshold</text>"#,
             H - BOTTOM,
-            x + 4.0,
-            TOP + 14.0
+            H - BOTTOM - 6.0
         );
     }
-    let legend: &[(&str, &str)] = if labels.is_some() {
-        &[("normal", NORMAL), ("anomalous", ANOMALY)]
-    } else {
-        &[("scored images", ANOMALY)]
-    };
+    let legend: Vec<(&str, &str)> = [
+        ("normal", NORMAL, 0),
+        ("anomalous", ANOMALY, 1),
+        ("unlabelled", UNLABELLED, 2),
+    ]
+    .into_iter()
+    .filter(|(_, _, g)| counts[*g].iter().any(|&c| c > 0))
+    .map(|(n, c, _)| (n, c))
+    .collect();
     for (k, (name, colour)) in legend.iter().enumerate() {
         let y = TOP + 14.0 + 16.0 * k as f64;
         let _ = write!(
@@ -211,14 +228,29 @@ mod tests {
     fn histogram_counts_every_finite_score_once_and_draws_the_threshold() {
         let scores = [0.0, 0.1, 0.1, 0.9, 1.0, f64::NAN];
         let labels = [false, false, false, true, true, true];
-        let svg = histogram(&scores, Some(&labels), 0.5, 2);
+        let labels: Vec<Option<bool>> = labels.iter().map(|&l| Some(l)).collect();
+        let svg = histogram(&scores, &labels, 0.5, 2);
         // Two bins: [0, .5) holds 3 normal, [.5, 1] holds 2 anomalies; one bar each.
-        assert_eq!(svg.matches(&format!(r#"fill="{NORMAL}" fill-opacity"#)).count(), 1);
-        assert_eq!(svg.matches(&format!(r#"fill="{ANOMALY}" fill-opacity"#)).count(), 1);
+        assert_eq!(
+            svg.matches(&format!(r#"fill="{NORMAL}" fill-opacity"#))
+                .count(),
+            1
+        );
+        assert_eq!(
+            svg.matches(&format!(r#"fill="{ANOMALY}" fill-opacity"#))
+                .count(),
+            1
+        );
         assert!(svg.contains("stroke-dasharray=\"6 3\""));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        let unlabelled = histogram(&scores, None, f64::NEG_INFINITY, 2);
+        let unlabelled = histogram(&scores, &[None; 6], f64::NEG_INFINITY, 2);
         assert!(!unlabelled.contains("threshold</text>"));
-        assert_eq!(unlabelled.matches("fill-opacity").count(), 2);
+        assert_eq!(
+            unlabelled
+                .matches(&format!(r#"fill="{UNLABELLED}" fill-opacity"#))
+                .count(),
+            2
+        );
+        assert!(unlabelled.contains(">unlabelled<") && !unlabelled.contains(">normal<"));
     }
 }
