@@ -89,6 +89,16 @@ fn fit_save_load_score_bit_identically() {
         assert_eq!(v.is_anomaly, v.p_value < 0.1, "{v:?}");
         assert!((0.0..=1.0).contains(&v.p_value));
     }
+    // The detector's one-forward path gives the scores of the generic score code.
+    let model = load_run(dir.join("run")).unwrap();
+    let fitted = model.fit_named_score(None, &task.train, 16).unwrap();
+    assert!(fitted.reads_encoder_test_features());
+    let generic = model.score(&fitted, test, 16).unwrap();
+    let fast: Vec<f64> = before.iter().map(|v| v.score).collect();
+    assert_eq!(
+        generic.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+        fast.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+    );
     let path = dir.join("det.conad");
     detector.save(&path).unwrap();
     let loaded = Detector::load(&path).unwrap();

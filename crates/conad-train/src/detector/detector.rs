@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
-use conad_augment::ImageBatchU8;
+use conad_augment::{ImageBatchU8, Shift};
 use conad_data::{Dataset, ImagePreprocessing, OneClassTask, ResizePolicy, folder};
 use conad_models::{CONAD_VERSION, Checkpoint, CheckpointMeta};
 use conad_scorers::{ConformalCalibrator, EmbeddingMatrix, ThresholdRule, f1_optimal_threshold};
@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use super::record::{DETECTOR_FORMAT, DetectorRecord};
 use crate::error::{Error, Result};
-use crate::run_dir::TrainedModel;
-use crate::score::FittedScore;
+use crate::run_dir::{TrainedModel, dataset_view};
+use crate::score::{FittedScore, Output, ScoringModel, ViewSpec, embed_view};
 
 /// Longest side of the training-image thumbnails a detector keeps for explanations.
 pub(super) const THUMBNAIL_SIDE: usize = 64;
@@ -133,6 +133,17 @@ pub struct Detector {
     pub(super) batch_size: usize,
 }
 
+/// Encoder features (raw pixels for the raw-pixel method) of the test view.
+fn test_features(model: &ScoringModel<'_>, images: &ImageBatchU8<'_>) -> Result<EmbeddingMatrix> {
+    Ok(embed_view(
+        model,
+        images,
+        &ViewSpec::test(Shift::Identity),
+        &[&Output::Encoder],
+    )?
+    .remove(0))
+}
+
 /// Rows scaled to unit L2 norm (zero rows stay zero).
 pub(super) fn normalise_rows(m: EmbeddingMatrix) -> Result<EmbeddingMatrix> {
     let (rows, cols) = (m.rows(), m.cols());
@@ -178,7 +189,10 @@ impl Detector {
                 f1_optimal_threshold(&model.score(&fitted, &images, batch)?, &is_anomaly)?
             }
         };
-        let neighbours = normalise_rows(model.embed(&task.train, batch)?)?;
+        let neighbours = normalise_rows(test_features(
+            &model.scoring_model(batch),
+            &dataset_view(&task.train)?,
+        )?)?;
         let training_names = match options.training_names {
             Some(names) if names.len() == task.train.n => names,
             Some(names) => {
@@ -328,10 +342,16 @@ impl Detector {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let scores = self
-            .fitted
-            .score(&self.model.scoring_model(self.batch_size), images)?;
-        let features = normalise_rows(self.model.embed_images(images, self.batch_size)?)?;
+        let model = self.model.scoring_model(self.batch_size);
+        let features = test_features(&model, images)?;
+        // One forward pass when the score reads the same features (kNN and the other
+        // encoder-feature scores); the score's own views otherwise.
+        let scores = if self.fitted.reads_encoder_test_features() {
+            self.fitted.score_encoder_features(&features)?
+        } else {
+            self.fitted.score(&model, images)?
+        };
+        let features = normalise_rows(features)?;
         let nearest: Vec<(usize, f32)> = (0..features.rows())
             .into_par_iter()
             .map(|q| self.nearest(features.row(q)))

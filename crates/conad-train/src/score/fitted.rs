@@ -248,6 +248,36 @@ impl FittedScore {
         })
     }
 
+    /// True when the score is a scorer over the encoder features of the test view alone (kNN,
+    /// Gaussian, KDE, … on `Output::Encoder`): then [`FittedScore::score_encoder_features`]
+    /// scores features computed once for other uses too.
+    pub fn reads_encoder_test_features(&self) -> bool {
+        let test = ViewSpec::test(Shift::Identity);
+        matches!(
+            (&self.recipe, &self.fitted),
+            (ScoreRecipe::Bank { output: Output::Encoder, banks, queries, .. }, Fitted::Bank(_))
+                if banks.as_slice() == [test.clone()] && queries.as_slice() == [(test, 0)]
+        )
+    }
+
+    /// Scores encoder features of the test view (see
+    /// [`FittedScore::reads_encoder_test_features`]).
+    ///
+    /// # Errors
+    /// [`Error::FittedScoreRecipeMismatch`] for another recipe; scorer errors.
+    pub fn score_encoder_features(&self, features: &EmbeddingMatrix) -> Result<Vec<f64>> {
+        match &self.fitted {
+            Fitted::Bank(ensemble) if self.reads_encoder_test_features() => Ok(ensemble
+                .score_assigned(&[(0, features.view())])?
+                .into_iter()
+                .map(f64::from)
+                .collect()),
+            _ => Err(Error::FittedScoreRecipeMismatch {
+                score: self.score.clone(),
+            }),
+        }
+    }
+
     /// Anomaly scores (higher = more anomalous) of `images`, one per image.
     ///
     /// # Errors

@@ -20,4 +20,5 @@ mod fitted;
 
 pub use defs::{Output, ScoreDef, ScoreRecipe, ViewAugment, ViewSpec, standard_scores};
 pub(crate) use defs::{encoder_bank, with_standard};
+pub(crate) use extract::embed_view;
 pub use fitted::{FittedScore, ScoringModel};
