@@ -15,6 +15,7 @@ mod conv;
 mod infonce;
 mod load;
 mod runner;
+mod score;
 mod scorers;
 mod train;
 
@@ -50,6 +51,8 @@ pub enum BenchName {
     Infonce,
     /// Loading all of Fashion-MNIST (70,000 images) with conad-data.
     Load,
+    /// Scoring images with a ResNet-18 detector (latency, throughput; 28, 32, 224 px) vs PyTorch.
+    Score,
     /// kNN max-cosine (50,000 × 512 bank, 10,000 queries) vs numpy + OpenBLAS and faiss; S_LH fit.
     Scorers,
     /// One ResNet-18 SimCLR training step (B = 32 × 2 views) vs PyTorch, four configurations.
@@ -63,6 +66,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         BenchName::Conv => conv::spec(root, &args),
         BenchName::Infonce => infonce::spec(root, &args),
         BenchName::Load => load::spec(root, &args)?,
+        BenchName::Score => score::spec(root, &args),
         BenchName::Scorers => scorers::spec(root, &args),
         BenchName::Train => train::spec(root, &args),
     };

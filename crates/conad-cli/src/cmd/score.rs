@@ -8,6 +8,11 @@
 //! `DIR/test/<class>/`) is scored on `DIR/test/` with `good/` and `normal/` as the normal
 //! images and every other class folder anomalous; `--labels FILE.csv` (`path,label`, label 1 =
 //! anomaly) gives labels for any files.
+//!
+//! Memory: the model, one batch of images and the list of file names; with `--report`, also
+//! ~150 bytes per image (score, p-value, decision, path) for the histogram and the metrics.
+//! Measured (docs/detectors.md): 100,000 images in 41 s at 66 MB peak RSS, 52 s at 79 MB with
+//! a report.
 use crate::output::{errln, outln};
 use crate::report::{ReportInput, ScoredImage, render};
 use anyhow::{Context, Result, bail};
@@ -188,8 +193,9 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     };
     sink.write_line("path,score,p_value,is_anomaly,nearest_normal,similarity")?;
     let bar = progress(inputs.len() as u64);
-    let mut scored: Vec<ScoredImage> = Vec::with_capacity(inputs.len());
+    let mut scored: Vec<ScoredImage> = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
+    let (mut scored_count, mut flagged) = (0usize, 0usize);
     for chunk in inputs.chunks(args.batch_size.max(1)) {
         let decoded: Vec<Result<Vec<u8>, String>> = chunk
             .par_iter()
@@ -227,20 +233,23 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
                 csv_field(&nearest),
                 v.similarity
             ))?;
-            scored.push(ScoredImage {
-                path,
-                verdict: v,
-                label,
-            });
+            scored_count += 1;
+            flagged += usize::from(v.is_anomaly);
+            // Per-image records only for the report (memory otherwise bounded by the batch).
+            if args.report.is_some() {
+                scored.push(ScoredImage {
+                    path,
+                    verdict: v,
+                    label,
+                });
+            }
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     sink.finish()?;
-    let flagged = scored.iter().filter(|s| s.verdict.is_anomaly).count();
     errln!(
-        "{} images scored, {flagged} flagged anomalous ({} rule, threshold {:.6}), {} skipped{}",
-        scored.len(),
+        "{scored_count} images scored, {flagged} flagged anomalous ({} rule, threshold {:.6}), {} skipped{}",
         detector.threshold().mode(),
         detector.threshold().threshold(),
         skipped.len(),
