@@ -21,7 +21,9 @@ use conad_data::{Dataset, OneClassTask};
 use conad_models::Stem;
 use conad_rng::SeedTree;
 use conad_train::detector::{Detector, DetectorFit, ThresholdChoice};
-use conad_train::{MethodConfig, ModelConfig, ProgressMode, SimClrConfig, TrainConfig, TrainOptions};
+use conad_train::{
+    MethodConfig, ModelConfig, ProgressMode, SimClrConfig, TrainConfig, TrainOptions,
+};
 use rand::Rng;
 
 struct Args {
@@ -80,10 +82,22 @@ fn parse_args() -> Args {
     }
     let large = a.side > 64;
     if a.bank == 0 {
-        a.bank = if a.quick { 32 } else if large { 256 } else { 1000 };
+        a.bank = if a.quick {
+            32
+        } else if large {
+            256
+        } else {
+            1000
+        };
     }
     if a.images == 0 {
-        a.images = if a.quick { 8 } else if large { 64 } else { 256 };
+        a.images = if a.quick {
+            8
+        } else if large {
+            64
+        } else {
+            256
+        };
     }
     if a.quick {
         a.reps = 2;
@@ -96,7 +110,10 @@ fn images(n: usize, side: usize, channels: usize, seed: u64) -> Dataset {
     let mut pixels = Vec::with_capacity(n * side * side * channels);
     for i in 0..n {
         let mut rng = SeedTree::new(seed).index(i as u64).rng();
-        let (cy, cx) = (rng.random_range(0..side) as f64, rng.random_range(0..side) as f64);
+        let (cy, cx) = (
+            rng.random_range(0..side) as f64,
+            rng.random_range(0..side) as f64,
+        );
         let r2 = (side as f64 / 4.0).powi(2);
         for y in 0..side {
             for x in 0..side {
@@ -119,10 +136,7 @@ fn images(n: usize, side: usize, channels: usize, seed: u64) -> Dataset {
 }
 
 fn detector(a: &Args) -> Detector {
-    let tag = format!(
-        "det-{}x{}x{}-bank{}",
-        a.side, a.side, a.channels, a.bank
-    );
+    let tag = format!("det-{}x{}x{}-bank{}", a.side, a.side, a.channels, a.bank);
     let file = a.cache.join(format!("{tag}.conad"));
     if let Ok(d) = Detector::load(&file) {
         return d;
@@ -149,7 +163,11 @@ fn detector(a: &Args) -> Detector {
         method: MethodConfig::new(SimClrConfig::default()),
         model: ModelConfig {
             width_multiplier: 1.0,
-            stem: if a.side > 64 { Stem::ImageNet } else { Stem::Cifar },
+            stem: if a.side > 64 {
+                Stem::ImageNet
+            } else {
+                Stem::Cifar
+            },
             ..Default::default()
         },
         epochs: 1,
@@ -158,7 +176,10 @@ fn detector(a: &Args) -> Detector {
         ..Default::default()
     };
     let run = a.cache.join(format!("{tag}.run"));
-    eprintln!("training the benchmark detector {tag} (1 epoch, {} images) ...", a.bank);
+    eprintln!(
+        "training the benchmark detector {tag} (1 epoch, {} images) ...",
+        a.bank
+    );
     conad_train::train_with_options(
         &config,
         &task,
@@ -174,7 +195,7 @@ fn detector(a: &Args) -> Detector {
         model,
         &task,
         DetectorFit {
-            threshold: ThresholdChoice::Conformal { alpha: 0.1 },
+            threshold: ThresholdChoice::Conformal { alpha: 0.2 },
             ..Default::default()
         },
     )

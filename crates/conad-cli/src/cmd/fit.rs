@@ -134,7 +134,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
     }
     let (config, task_record) = recipe_and_task(args, &run_dir)?;
     let spec: DataSpec = task_record.data.parse()?;
-    let (_, task) = task_record.build(None)?;
+    let (loaded, task) = task_record.build(None)?;
     errln!(
         "{}: training on {} images, {} held out for calibration",
         task.description,
@@ -183,6 +183,14 @@ pub fn run(args: &FitArgs) -> Result<()> {
     let (resize, training_names) = match &spec {
         DataSpec::Folder { dir, options } => {
             let files = conad_data::folder::training_files(dir)?;
+            if files.len() != loaded.train.n {
+                bail!(
+                    "{} changed while fitting: {} training images were loaded, {} are there now",
+                    dir.display(),
+                    loaded.train.n,
+                    files.len()
+                );
+            }
             let names = task
                 .train_source_indices
                 .iter()

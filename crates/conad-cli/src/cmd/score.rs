@@ -263,11 +263,14 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         // The top anomalies, decoded again (only these images are kept for the report).
         let mut order: Vec<usize> = (0..scored.len()).collect();
         order.sort_by(|&a, &b| scored[b].verdict.score.total_cmp(&scored[a].verdict.score));
-        let top = order
-            .into_iter()
-            .take(args.top)
-            .map(|i| Ok((i, prep.load(Path::new(&scored[i].path))?)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut top = Vec::with_capacity(args.top);
+        for i in order.into_iter().take(args.top) {
+            match prep.load(Path::new(&scored[i].path)) {
+                Ok(pixels) => top.push((i, pixels)),
+                // Deleted or changed since it was scored: the report leaves it out.
+                Err(e) => errln!("warning: {} left out of the report: {e}", scored[i].path),
+            }
+        }
         let html = render(&ReportInput {
             detector: &detector,
             detector_path: &args.detector,
