@@ -93,7 +93,8 @@ pub fn histogram(scores: &[f64], labels: &[Option<bool>], threshold: f64, bins: 
     }
     let bins = bins.max(1);
     let width = (hi - lo) / bins as f64;
-    let mut counts = [vec![0usize; bins], vec![0usize; bins], vec![0usize; bins]];
+    // counts[bin][group], group 0 normal, 1 anomalous, 2 unlabelled.
+    let mut counts = vec![[0usize; 3]; bins];
     for (i, &s) in scores.iter().enumerate() {
         if !s.is_finite() {
             continue;
@@ -104,10 +105,11 @@ pub fn histogram(scores: &[f64], labels: &[Option<bool>], threshold: f64, bins: 
             Some(true) => 1,
             None => 2,
         };
-        counts[group][b] += 1;
+        counts[b][group] += 1;
     }
-    let top = (0..bins)
-        .map(|b| counts[0][b] + counts[1][b] + counts[2][b])
+    let top = counts
+        .iter()
+        .map(|c| c.iter().sum::<usize>())
         .max()
         .unwrap_or(1)
         .max(1) as f64
@@ -115,13 +117,13 @@ pub fn histogram(scores: &[f64], labels: &[Option<bool>], threshold: f64, bins: 
     let mut out = String::new();
     frame(&mut out, "Anomaly scores", "anomaly score", "images");
     tick_labels(&mut out, lo, hi, top, |y| format!("{y:.0}"));
-    for b in 0..bins {
+    for (b, bin) in counts.iter().enumerate() {
         let x0 = px(lo + width * b as f64, lo, hi);
         let x1 = px(lo + width * (b + 1) as f64, lo, hi);
         // Stacked: normal at the bottom, then anomalies, then unlabelled images.
         let mut base = 0usize;
         for (group, colour) in [(0, NORMAL), (1, ANOMALY), (2, UNLABELLED)] {
-            let c = counts[group][b];
+            let c = bin[group];
             if c == 0 {
                 continue;
             }
@@ -156,7 +158,7 @@ pub fn histogram(scores: &[f64], labels: &[Option<bool>], threshold: f64, bins: 
         ("unlabelled", UNLABELLED, 2),
     ]
     .into_iter()
-    .filter(|(_, _, g)| counts[*g].iter().any(|&c| c > 0))
+    .filter(|(_, _, g)| counts.iter().any(|c| c[*g] > 0))
     .map(|(n, c, _)| (n, c))
     .collect();
     for (k, (name, colour)) in legend.iter().enumerate() {
