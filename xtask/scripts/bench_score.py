@@ -16,52 +16,8 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False),
-                                            nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
-
-
-class ResNet18(nn.Module):
-    def __init__(self, in_channels, imagenet_stem):
-        super().__init__()
-        widths = [64, 128, 256, 512]
-        if imagenet_stem:
-            self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-        self.pool = imagenet_stem
-        self.bn1 = nn.BatchNorm2d(64)
-        layers, cin = [], 64
-        for i, w in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            layers.append(nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
-            cin = w
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        if self.pool:
-            x = F.max_pool2d(x, 3, 2, 1)
-        x = self.layers(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+from torch_resnet import ResNet18
 
 
 def main():
@@ -79,7 +35,7 @@ def main():
     reps = 2 if a.quick else a.reps
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    net = ResNet18(a.channels, large).eval()
+    net = ResNet18(a.channels, 1.0, large).eval()
     rng = np.random.default_rng(0)
     bank = rng.standard_normal((bank_n, 512)).astype(np.float32)
     bank /= np.linalg.norm(bank, axis=1, keepdims=True)

@@ -22,47 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False),
-                                            nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
-
-
-class ResNet18Cifar(nn.Module):
-    def __init__(self, in_channels, width):
-        super().__init__()
-        widths = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        layers, cin = [], widths[0]
-        for i, w in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            layers.append(nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
-            cin = w
-        self.layers = nn.Sequential(*layers)
-        self.dim = widths[-1]
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layers(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+from torch_resnet import ResNet18
 
 
 def nt_xent(z, tau):
@@ -87,7 +47,7 @@ def main():
         a.steps, a.width, a.batch, a.side = 1, 1.0 / 16.0, 4, 8
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    encoder = ResNet18Cifar(a.channels, a.width)
+    encoder = ResNet18(a.channels, a.width)
     d = encoder.dim
     head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 128))
     params = list(encoder.parameters()) + list(head.parameters())

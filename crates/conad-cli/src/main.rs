@@ -6,6 +6,7 @@
 
 mod cmd;
 mod output;
+mod png;
 mod report;
 
 use clap::{Parser, Subcommand};

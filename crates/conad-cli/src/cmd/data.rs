@@ -75,20 +75,8 @@ fn folder_name(name: &str) -> String {
 }
 
 fn write_png(path: &Path, pixels: &[u8], (h, w, c): (usize, usize, usize)) -> Result<()> {
-    let colour = if c == 1 {
-        image::ExtendedColorType::L8
-    } else {
-        image::ExtendedColorType::Rgb8
-    };
-    let mut png = Vec::new();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new(&mut png),
-        pixels,
-        w as u32,
-        h as u32,
-        colour,
-    )
-    .with_context(|| format!("encoding {}", path.display()))?;
+    let png = crate::png::encode(pixels, h, w, c)
+        .with_context(|| format!("encoding {}", path.display()))?;
     Ok(conad_fs::write_atomic(path, &png)?)
 }
 

@@ -3,13 +3,13 @@
 //! self-contained detector file (`conad_train::detector`). The training run lives in `--run`
 //! (default `OUT.run/`): an interrupted fit resumes from its last checkpoint with the same
 //! command, and a finished run is reused.
-use crate::cmd::train::{RecipeArgs, resolve_config};
+use crate::cmd::train::{RecipeArgs, resolve_config, session_options};
 use crate::output::{errln, outln};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use conad_data::{DataSpec, OneClassProtocol, ResizePolicy};
 use conad_train::detector::{Detector, DetectorFit, ThresholdChoice};
-use conad_train::{ProgressMode, ResumePolicy, TaskRecord, TrainConfig, TrainOptions, load_run};
+use conad_train::{TaskRecord, TrainConfig, load_run};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -141,16 +141,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
         task.train.len(),
         task.calibration.as_ref().map_or(0, |c| c.len())
     );
-    let options = TrainOptions {
-        resume: if args.overwrite {
-            ResumePolicy::Overwrite
-        } else {
-            ResumePolicy::IfPresent
-        },
-        progress: ProgressMode::Auto,
-        task: Some(task_record.clone()),
-        ..Default::default()
-    };
+    let options = session_options(args.overwrite, &task_record);
     let report =
         conad_train::train_with_options(&config, &task, &run_dir, &options).with_context(|| {
             format!(

@@ -131,6 +131,21 @@ pub fn resolve_config(args: &RecipeArgs) -> Result<TrainConfig> {
     Ok(config)
 }
 
+/// A CLI training session: resume a run in place unless `overwrite`, progress bar on a
+/// terminal, the task recorded in the run.
+pub fn session_options(overwrite: bool, task: &TaskRecord) -> TrainOptions {
+    TrainOptions {
+        resume: if overwrite {
+            ResumePolicy::Overwrite
+        } else {
+            ResumePolicy::IfPresent
+        },
+        progress: ProgressMode::Auto,
+        task: Some(task.clone()),
+        ..Default::default()
+    }
+}
+
 pub fn run(args: &TrainArgs) -> Result<()> {
     let mut config = resolve_config(&args.recipe)?;
     if let Some(encoder) = &args.encoder {
@@ -186,16 +201,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         task.test.len(),
         task.num_test_anomalies()
     );
-    let options = TrainOptions {
-        resume: if args.overwrite {
-            ResumePolicy::Overwrite
-        } else {
-            ResumePolicy::IfPresent
-        },
-        progress: ProgressMode::Auto,
-        task: Some(task_file.clone()),
-        ..Default::default()
-    };
+    let options = session_options(args.overwrite, &task_file);
     let report = train_with_options(&config, &task, &args.out, &options).with_context(|| {
         format!(
             "training {} into {}",

@@ -3,8 +3,9 @@
 //! calibration, the score histogram with the threshold, the top anomalies beside their nearest
 //! normal training images, and — when labels are known — ROC / PR curves and metrics.
 
-mod png;
 mod svg;
+
+use crate::png;
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -162,6 +162,18 @@ fn mean_features(
     )?)
 }
 
+/// Mean anomaly score over query views, each against its assigned bank.
+fn score_bank(
+    ensemble: &TtaEnsemble<FittedScorer>,
+    views: &[(usize, conad_scorers::Embeddings<'_>)],
+) -> Result<Vec<f64>> {
+    Ok(ensemble
+        .score_assigned(views)?
+        .into_iter()
+        .map(f64::from)
+        .collect())
+}
+
 fn csi_views(features: &CsiFeatures) -> Vec<CsiShiftFeatures<'_>> {
     features
         .iter()
@@ -267,11 +279,9 @@ impl FittedScore {
     /// [`Error::FittedScoreRecipeMismatch`] for another recipe; scorer errors.
     pub fn score_encoder_features(&self, features: &EmbeddingMatrix) -> Result<Vec<f64>> {
         match &self.fitted {
-            Fitted::Bank(ensemble) if self.reads_encoder_test_features() => Ok(ensemble
-                .score_assigned(&[(0, features.view())])?
-                .into_iter()
-                .map(f64::from)
-                .collect()),
+            Fitted::Bank(ensemble) if self.reads_encoder_test_features() => {
+                score_bank(ensemble, &[(0, features.view())])
+            }
             _ => Err(Error::FittedScoreRecipeMismatch {
                 score: self.score.clone(),
             }),
@@ -298,11 +308,7 @@ impl FittedScore {
                     })
                     .collect::<Result<_>>()?;
                 let views: Vec<_> = embedded.iter().map(|(b, m)| (*b, m.view())).collect();
-                Ok(ensemble
-                    .score_assigned(&views)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect())
+                score_bank(ensemble, &views)
             }
             (ScoreRecipe::FeatureMean { output, groups, .. }, Fitted::Bank(ensemble)) => {
                 let embedded: Vec<EmbeddingMatrix> = groups
@@ -314,11 +320,7 @@ impl FittedScore {
                     .enumerate()
                     .map(|(g, m)| (g, m.view()))
                     .collect();
-                Ok(ensemble
-                    .score_assigned(&views)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect())
+                score_bank(ensemble, &views)
             }
             (
                 ScoreRecipe::Csi {

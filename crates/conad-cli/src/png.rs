@@ -1,4 +1,5 @@
-//! Images as `data:` URIs (PNG, base64) so the report is one self-contained file.
+//! PNG encoding of HWC u8 images (`conad data export`) and `data:` URIs (PNG, base64) that
+//! make the HTML report one self-contained file.
 
 use anyhow::{Context, Result};
 
@@ -25,8 +26,11 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// A `data:image/png;base64,…` URI of an HWC u8 image with 1 or 3 channels.
-pub fn data_uri(pixels: &[u8], height: usize, width: usize, channels: usize) -> Result<String> {
+/// PNG bytes of an HWC u8 image with 1 or 3 channels.
+///
+/// # Errors
+/// The encoder's errors (a buffer that does not match the shape).
+pub fn encode(pixels: &[u8], height: usize, width: usize, channels: usize) -> Result<Vec<u8>> {
     let colour = if channels == 1 {
         image::ExtendedColorType::L8
     } else {
@@ -40,8 +44,19 @@ pub fn data_uri(pixels: &[u8], height: usize, width: usize, channels: usize) -> 
         height as u32,
         colour,
     )
-    .context("encoding a thumbnail as PNG")?;
-    Ok(format!("data:image/png;base64,{}", base64(&png)))
+    .context("encoding an image as PNG")?;
+    Ok(png)
+}
+
+/// A `data:image/png;base64,…` URI of an HWC u8 image with 1 or 3 channels.
+///
+/// # Errors
+/// As [`encode`].
+pub fn data_uri(pixels: &[u8], height: usize, width: usize, channels: usize) -> Result<String> {
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64(&encode(pixels, height, width, channels)?)
+    ))
 }
 
 #[cfg(test)]

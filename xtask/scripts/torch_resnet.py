@@ -1,0 +1,57 @@
+"""The PyTorch ResNet-18 the benchmark references compare conad's against (imported by
+`bench_train.py`, `bench_score.py`): BasicBlock stages of widths 64/128/256/512 times the width
+multiplier, the CIFAR stem (3x3 stride-1 convolution, no max-pool) or the ImageNet stem (7x7
+stride-2 convolution, 3x3 stride-2 max-pool), global average pooling, Kaiming-normal (fan-out)
+convolution weights. The architecture of `conad_models::ResNet`.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False),
+                                            nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    def __init__(self, in_channels, width=1.0, imagenet_stem=False):
+        super().__init__()
+        widths = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+        if imagenet_stem:
+            self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.pool = imagenet_stem
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
+            cin = w
+        self.layers = nn.Sequential(*layers)
+        self.dim = widths[-1]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        if self.pool:
+            x = F.max_pool2d(x, 3, 2, 1)
+        x = self.layers(x)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
