@@ -12,6 +12,7 @@
 mod augment;
 mod auroc;
 mod conv;
+mod epoch;
 mod infonce;
 mod load;
 mod runner;
@@ -47,6 +48,8 @@ pub enum BenchName {
     Augment,
     /// Per-layer ResNet-18 convolution speed (forward, grad-input, grad-weight) vs PyTorch.
     Conv,
+    /// Whole SimCLR epochs on BreastMNIST (width 1/4, batch 64 × 2) vs PyTorch + torchvision + DataLoader.
+    Epoch,
     /// Fused InfoNCE (conad-kernels) vs the same loss composed from candle ops (conad-losses).
     Infonce,
     /// Loading all of Fashion-MNIST (70,000 images) with conad-data.
@@ -64,6 +67,7 @@ pub fn run(root: &Path, args: BenchArgs) -> Result<()> {
         BenchName::Augment => augment::spec(root, &args),
         BenchName::Auroc => auroc::spec(root, &args),
         BenchName::Conv => conv::spec(root, &args),
+        BenchName::Epoch => epoch::spec(root, &args),
         BenchName::Infonce => infonce::spec(root, &args),
         BenchName::Load => load::spec(root, &args)?,
         BenchName::Score => score::spec(root, &args),
