@@ -22,6 +22,7 @@ use conad_train::{
     StepContext, StepHyper,
 };
 use rand::Rng;
+use rayon::prelude::*;
 
 struct Args {
     quick: bool,
@@ -92,6 +93,76 @@ fn parse_args() -> Args {
         a.side = 8;
     }
     a
+}
+
+/// Multiply-adds of every convolution of the CIFAR-stem ResNet-18 for one image of
+/// `side × side` (3×3 stem, four stages of two BasicBlocks, 1×1 projection shortcuts).
+fn conv_macs(resnet: &ResNetConfig, side: usize) -> f64 {
+    let widths = resnet.stage_widths();
+    let conv =
+        |cin: usize, cout: usize, k: usize, out: usize| (cin * cout * k * k * out * out) as f64;
+    let mut macs = conv(resnet.in_channels, widths[0], 3, side);
+    let (mut cin, mut s) = (widths[0], side);
+    for (i, &w) in widths.iter().enumerate() {
+        if i > 0 {
+            s = s.div_ceil(2);
+        }
+        // First block: 3×3 (strided), 3×3, and a 1×1 projection when the shape changes.
+        macs += conv(cin, w, 3, s) + conv(w, w, 3, s);
+        if i > 0 || cin != w {
+            macs += conv(cin, w, 1, s);
+        }
+        // Second block: two 3×3.
+        macs += 2.0 * conv(w, w, 3, s);
+        cin = w;
+    }
+    macs
+}
+
+/// Peak f32 multiply-add rate of this machine on every rayon thread: a loop of independent
+/// AVX-512 FMAs (16 lanes, 12 accumulators to cover the latency) per thread, in GFLOP/s (2 flops
+/// per multiply-add); `None` without AVX-512F.
+fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        const ITERS: u64 = 20_000_000;
+        const ACC: u64 = 12;
+        #[target_feature(enable = "avx512f")]
+        fn fma_loop(seed: f32) -> f32 {
+            use std::arch::x86_64::*;
+            let a = _mm512_set1_ps(1.000_000_1);
+            let b = _mm512_set1_ps(seed * 1e-9);
+            let mut acc = [_mm512_set1_ps(seed); ACC as usize];
+            for _ in 0..ITERS {
+                for x in &mut acc {
+                    *x = _mm512_fmadd_ps(*x, a, b);
+                }
+            }
+            let mut total = _mm512_setzero_ps();
+            for x in acc {
+                total = _mm512_add_ps(total, x);
+            }
+            _mm512_reduce_add_ps(total)
+        }
+        let threads = rayon::current_num_threads();
+        let t = Instant::now();
+        let sums: Vec<f32> = (0..threads)
+            .into_par_iter()
+            .map(|k| {
+                // SAFETY: AVX-512F was detected above.
+                unsafe { fma_loop(k as f32 + 1.0) }
+            })
+            .collect();
+        let secs = t.elapsed().as_secs_f64();
+        std::hint::black_box(sums);
+        let flops = 2.0 * (ITERS * ACC * 16) as f64 * threads as f64;
+        Some(flops / secs / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -187,8 +258,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let views = 2 * args.batch;
     let step_s = median(step_t);
+    // Convolution work of a step: forward, input gradient (not for the stem) and weight
+    // gradient, 2 flops per multiply-add.
+    let fwd_macs = conv_macs(&resnet, args.side);
+    let stem_macs = (args.channels * resnet.stage_widths()[0] * 9 * args.side * args.side) as f64;
+    let step_gflop = 2.0 * views as f64 * (3.0 * fwd_macs - stem_macs) / 1e9;
+    let effective = step_gflop / step_s;
+    let peak = if args.quick { None } else { fma_peak_gflops() };
+    eprintln!(
+        "convolution work {step_gflop:.2} GFLOP per step: {effective:.1} GF/s effective{}",
+        peak.map_or_else(String::new, |p| format!(
+            ", {:.1} % of the {p:.0} GF/s FMA peak measured on {} threads",
+            100.0 * effective / p,
+            rayon::current_num_threads()
+        ))
+    );
+    let peak_fields = peak.map_or_else(String::new, |p| {
+        format!(
+            ",\"peak_gflops\":{p:.1},\"peak_fraction\":{:.4}",
+            effective / p
+        )
+    });
     println!(
-        "{{\"bench\":\"train_step\",\"case\":\"simclr_w{}_{}x{}x{}_b{}x2\",\"impl\":\"conad\",\"seconds\":{step_s:.6},\"images_per_second\":{:.3},\"source_images_per_second\":{:.3},\"augment_s\":{:.6},\"forward_s\":{:.6},\"backward_s\":{:.6},\"optimizer_s\":{:.6}}}",
+        "{{\"bench\":\"train_step\",\"case\":\"simclr_w{}_{}x{}x{}_b{}x2\",\"impl\":\"conad\",\"seconds\":{step_s:.6},\"images_per_second\":{:.3},\"source_images_per_second\":{:.3},\"augment_s\":{:.6},\"forward_s\":{:.6},\"backward_s\":{:.6},\"optimizer_s\":{:.6},\"conv_gflop\":{step_gflop:.4},\"effective_gflops\":{effective:.2}{peak_fields}}}",
         args.width,
         args.side,
         args.side,
@@ -199,7 +291,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(aug_t),
         median(fwd_t),
         median(bwd_t),
-        median(opt_t)
+        median(opt_t),
     );
 
     // The optimiser update alone on the same gradients: conad's in-place pass vs candle-nn's
