@@ -80,6 +80,14 @@ fn fit_save_load_score_bit_identically() {
     assert_eq!(cal.len(), 15);
     assert_eq!(detector.threshold().threshold(), cal[14]);
     assert_eq!(detector.record().format, DETECTOR_FORMAT);
+    // Versions: conad's and, from Cargo.lock, candle's and the GEMM's.
+    let versions = &detector.record().versions;
+    for name in ["conad", "candle-core", "candle-nn", "gemm", "safetensors"] {
+        assert!(
+            versions.contains_key(name),
+            "{name} missing from {versions:?}"
+        );
+    }
     assert_eq!(detector.record().score, "knn"); // SimCLR's paper score
 
     let test = &task.test;

@@ -133,6 +133,18 @@ pub struct Detector {
     pub(super) batch_size: usize,
 }
 
+/// conad's version and those of the crates behind its numbers (from `Cargo.lock` at build
+/// time, `build.rs`).
+fn versions() -> BTreeMap<String, String> {
+    let mut v = BTreeMap::from([("conad".to_string(), CONAD_VERSION.to_string())]);
+    for entry in env!("CONAD_LOCKED_VERSIONS").split(';') {
+        if let Some((name, version)) = entry.split_once(' ') {
+            v.insert(name.to_string(), version.to_string());
+        }
+    }
+    v
+}
+
 /// Encoder features (raw pixels for the raw-pixel method) of the test view.
 fn test_features(model: &ScoringModel<'_>, images: &ImageBatchU8<'_>) -> Result<EmbeddingMatrix> {
     Ok(embed_view(
@@ -225,7 +237,7 @@ impl Detector {
         };
         let record = DetectorRecord {
             format: DETECTOR_FORMAT.to_string(),
-            versions: BTreeMap::from([("conad".to_string(), CONAD_VERSION.to_string())]),
+            versions: versions(),
             method: model.config().method.name().to_string(),
             score: fitted.score.clone(),
             config: model.config().to_toml_string()?,
