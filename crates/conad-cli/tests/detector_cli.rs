@@ -318,3 +318,77 @@ fn chromium_renders_the_report() {
     assert!(curves > 300, "ROC/PR curves missing ({curves} px)");
     assert!(grey > 5000, "thumbnails missing ({grey} px)");
 }
+
+/// `conad fit` killed before any of its file-system mutations (config, task, checkpoints,
+/// history, model, report, the detector) leaves either no detector or a complete one, and the
+/// same command run again resumes and writes the detector an uninterrupted fit writes.
+#[test]
+fn an_interrupted_fit_resumes_to_the_same_detector() {
+    let f = fixture();
+    let dir = work().join("interrupted");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = |p: &Path| p.display().to_string();
+    let data = format!("folder:{}", s(&f.folder));
+    let fit = |run: &Path, out: &Path, abort_at: Option<u64>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_conad"));
+        c.args([
+            "fit",
+            "--data",
+            &data,
+            "--method",
+            "simclr",
+            "--epochs",
+            "2",
+            "--width",
+            "0.125",
+            "--batch-size",
+            "32",
+            "--eval-every",
+            "0",
+            "--fpr",
+            "0.05",
+            "--run",
+            &s(run),
+            "--out",
+            &s(out),
+        ]);
+        if let Some(n) = abort_at {
+            c.env("CONAD_TEST_ABORT_AT_FS_OP", n.to_string());
+        }
+        c.output().unwrap()
+    };
+    let content = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        let h: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+        let meta = &h["__metadata__"];
+        (
+            meta["content_hash"].as_str().unwrap().to_string(),
+            serde_json::from_str::<serde_json::Value>(meta["conad"].as_str().unwrap()).unwrap(),
+        )
+    };
+    let reference = dir.join("reference.conad");
+    ok(&fit(&dir.join("reference.run"), &reference, None));
+    let expected = content(&reference);
+    let mut aborted = 0;
+    for n in 1..=40u64 {
+        let run = dir.join(format!("run-{n}"));
+        let out = dir.join(format!("det-{n}.conad"));
+        let o = fit(&run, &out, Some(n));
+        if o.status.success() {
+            break;
+        }
+        aborted += 1;
+        // Killed: no detector yet, or (killed after publishing it) a complete one.
+        if out.exists() {
+            assert_eq!(content(&out), expected, "abort at {n}: a partial detector");
+        }
+        ok(&fit(&run, &out, None));
+        assert_eq!(content(&out), expected, "abort at {n}: resumed fit differs");
+    }
+    assert!(
+        aborted >= 5,
+        "only {aborted} file-system mutations were interrupted"
+    );
+}

@@ -231,7 +231,9 @@ pub(crate) fn inspect_run_dir(
         .find(|p| p.is_file());
     if !config_path.is_file() {
         let files = present_run_files(dir);
-        if files.is_empty() {
+        // Nothing, or only the task record of a start killed before its config was written
+        // (`commit_run_dir` writes `task.toml` then `config.toml`): no training to lose.
+        if files.is_empty() || files == [TASK_FILE] {
             return Ok(afresh);
         }
         return Err(Error::IncompleteRun {
