@@ -3,9 +3,8 @@
 //! `relu`, whose backward is several tensor passes plus a gradient accumulation).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
-use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slice};
 use crate::error::{Error, Result};
 
 /// Elements per parallel task.
@@ -37,14 +36,12 @@ impl CustomOp2 for AddReluOp {
         }
         let a = storage_slice(self.name(), s1, l1)?;
         let b = storage_slice(self.name(), s2, l2)?;
-        let mut y = par_zeros(a.len());
-        y.par_chunks_mut(BLOCK)
-            .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
-            .for_each(|(y, (a, b))| {
-                for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
-                    *o = (u + v).max(0.0);
-                }
-            });
+        let y = par_fill_chunks(a.len(), BLOCK, |k, y| {
+            let (a, b) = (&a[k * BLOCK..][..y.len()], &b[k * BLOCK..][..y.len()]);
+            for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
+                *o = (u + v).max(0.0);
+            }
+        });
         Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
     }
 
@@ -57,15 +54,13 @@ impl CustomOp2 for AddReluOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = with_tensor_slice(self.name(), y, |ys| {
             with_tensor_slice(self.name(), dy, |dys| {
-                let mut g = par_zeros(ys.len());
-                g.par_chunks_mut(BLOCK)
-                    .zip(ys.par_chunks(BLOCK).zip(dys.par_chunks(BLOCK)))
-                    .for_each(|(g, (ys, dys))| {
-                        for ((o, &yv), &dv) in g.iter_mut().zip(ys).zip(dys) {
-                            *o = if yv > 0.0 { dv } else { 0.0 };
-                        }
-                    });
-                Ok(g)
+                Ok(par_fill_chunks(ys.len(), BLOCK, |k, g| {
+                    let ys = &ys[k * BLOCK..][..g.len()];
+                    let dys = &dys[k * BLOCK..][..g.len()];
+                    for ((o, &yv), &dv) in g.iter_mut().zip(ys).zip(dys) {
+                        *o = if yv > 0.0 { dv } else { 0.0 };
+                    }
+                }))
             })
         })?;
         let g = cpu_tensor(g, y.dims())?;

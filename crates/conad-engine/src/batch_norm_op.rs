@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slice};
 use crate::simd::avx512_fn;
 
 /// Per-channel batch statistics of an `N × C × H × W` tensor.
@@ -170,17 +170,13 @@ pub(crate) fn map_planes(
     channels: usize,
     f: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let mut out = par_zeros(len);
     let per_task = planes_per_task(pixels);
-    out.par_chunks_mut((pixels * per_task).max(1))
-        .enumerate()
-        .for_each(|(task, outs)| {
-            for (j, plane_out) in outs.chunks_mut(pixels.max(1)).enumerate() {
-                let plane = task * per_task + j;
-                f(plane, plane % channels, plane_out);
-            }
-        });
-    out
+    par_fill_chunks(len, (pixels * per_task).max(1), |task, outs| {
+        for (j, plane_out) in outs.chunks_mut(pixels.max(1)).enumerate() {
+            let plane = task * per_task + j;
+            f(plane, plane % channels, plane_out);
+        }
+    })
 }
 
 /// `1/√(σ² + ε)` per channel.

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::conv_forward::conv_forward;
 use crate::conv_grad_input::chunk_grad_input;
 use crate::conv_grad_weight::chunk_grad_weight;
-use crate::cpu_data::par_zeros;
+use crate::cpu_data::{par_fill_chunks_with, par_zeros};
 use crate::direct_conv;
 use crate::direct_grad_weight;
 use crate::geometry::ConvGeometry;
@@ -94,51 +94,53 @@ fn im2col_backward(
     let ipc = g.images_per_chunk();
     let group_imgs = ipc * g.chunks_per_group();
     let groups = g.batch.div_ceil(group_imgs);
-    let mut dx = par_zeros(if need_dx { g.batch * in_img } else { 0 });
-    let dx_parts: Vec<&mut [f32]> = if need_dx {
-        dx.chunks_mut(group_imgs * in_img).collect()
-    } else {
-        (0..groups).map(|_| <&mut [f32]>::default()).collect()
-    };
-    let partials: Vec<Vec<f32>> = dx_parts
-        .into_par_iter()
-        .enumerate()
-        .map(|(gi, dx_group)| {
-            let mut dw_acc = par_zeros(if need_dw { kk * cout } else { 0 });
-            let first_img = gi * group_imgs;
-            let group_n = group_imgs.min(g.batch - first_img);
-            let mut done = 0;
-            while done < group_n {
-                let n = ipc.min(group_n - done);
-                let img0 = first_img + done;
-                let ncols = n * howo;
-                let dy_chunk = &dy[img0 * out_img..][..n * out_img];
-                let mut dy_buf = None;
-                let dy_mat = if n == 1 {
-                    MatRef::row_major(dy_chunk, howo)
-                } else {
-                    let buf = dy_buf.insert(ScratchBuf::take(cout * ncols));
-                    for img in 0..n {
-                        for co in 0..cout {
-                            buf[co * ncols + img * howo..][..howo]
-                                .copy_from_slice(&dy_chunk[(img * cout + co) * howo..][..howo]);
-                        }
+    // One group of images: its input gradient into `dx_group` (when needed), its weight-gradient
+    // partial returned.
+    let group = |gi: usize, dx_group: &mut [f32]| -> Vec<f32> {
+        let mut dw_acc = par_zeros(if need_dw { kk * cout } else { 0 });
+        let first_img = gi * group_imgs;
+        let group_n = group_imgs.min(g.batch - first_img);
+        let mut done = 0;
+        while done < group_n {
+            let n = ipc.min(group_n - done);
+            let img0 = first_img + done;
+            let ncols = n * howo;
+            let dy_chunk = &dy[img0 * out_img..][..n * out_img];
+            let mut dy_buf = None;
+            let dy_mat = if n == 1 {
+                MatRef::row_major(dy_chunk, howo)
+            } else {
+                let buf = dy_buf.insert(ScratchBuf::take(cout * ncols));
+                for img in 0..n {
+                    for co in 0..cout {
+                        buf[co * ncols + img * howo..][..howo]
+                            .copy_from_slice(&dy_chunk[(img * cout + co) * howo..][..howo]);
                     }
-                    MatRef::row_major(buf, ncols)
-                };
-                if need_dx {
-                    let dx_chunk = &mut dx_group[done * in_img..][..n * in_img];
-                    chunk_grad_input(g, n, w, dy_mat, dx_chunk);
                 }
-                if need_dw {
-                    let x_chunk = &x[img0 * in_img..][..n * in_img];
-                    chunk_grad_weight(g, n, x_chunk, dy_mat, &mut dw_acc, done > 0);
-                }
-                done += n;
+                MatRef::row_major(buf, ncols)
+            };
+            if need_dx {
+                let dx_chunk = &mut dx_group[done * in_img..][..n * in_img];
+                chunk_grad_input(g, n, w, dy_mat, dx_chunk);
             }
-            dw_acc
-        })
-        .collect();
+            if need_dw {
+                let x_chunk = &x[img0 * in_img..][..n * in_img];
+                chunk_grad_weight(g, n, x_chunk, dy_mat, &mut dw_acc, done > 0);
+            }
+            done += n;
+        }
+        dw_acc
+    };
+    // The input gradient's groups are zeroed inside their own tasks (`par_fill_chunks_with`).
+    let (dx, partials) = if need_dx {
+        par_fill_chunks_with(g.batch * in_img, group_imgs * in_img, group)
+    } else {
+        let partials = (0..groups)
+            .into_par_iter()
+            .map(|gi| group(gi, &mut []))
+            .collect();
+        (Vec::new(), partials)
+    };
     let dw = need_dw.then(|| {
         let mut sum = par_zeros(kk * cout);
         sum.par_chunks_mut(4096).enumerate().for_each(|(b, out)| {

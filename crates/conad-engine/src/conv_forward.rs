@@ -5,9 +5,7 @@
 //! Winograd ([`crate::winograd`]) and other stride-1 "same" layers on wide maps the direct kernel
 //! of [`crate::direct_conv`] instead.
 
-use rayon::prelude::*;
-
-use crate::cpu_data::par_zeros;
+use crate::cpu_data::par_fill_chunks;
 
 use crate::direct_conv;
 use crate::geometry::ConvGeometry;
@@ -34,35 +32,31 @@ pub(crate) fn im2col_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let in_img = g.in_channels * g.in_pixels();
     let out_img = cout * howo;
     let ipc = g.images_per_chunk();
-    let mut y = par_zeros(g.batch * out_img);
-    y.par_chunks_mut(ipc * out_img)
-        .enumerate()
-        .for_each(|(chunk, y_chunk)| {
-            let n = y_chunk.len() / out_img;
-            let x_chunk = &x[chunk * ipc * in_img..][..n * in_img];
-            let ncols = n * howo;
-            let mut cols_buf = None;
-            let cols: &[f32] = if g.is_pointwise() && n == 1 {
-                x_chunk
-            } else {
-                let cols = cols_buf.insert(ScratchBuf::take(kk * ncols));
-                im2col(g, x_chunk, n, cols);
-                cols
-            };
-            let lhs = MatRef::row_major(w, kk);
-            let rhs = MatRef::row_major(cols, ncols);
-            if n == 1 {
-                gemm_into(cout, ncols, kk, y_chunk, ncols, 1, false, lhs, rhs);
-            } else {
-                let mut out_buf = ScratchBuf::take(cout * ncols);
-                gemm_into(cout, ncols, kk, &mut out_buf, ncols, 1, false, lhs, rhs);
-                for img in 0..n {
-                    for co in 0..cout {
-                        y_chunk[(img * cout + co) * howo..][..howo]
-                            .copy_from_slice(&out_buf[co * ncols + img * howo..][..howo]);
-                    }
+    par_fill_chunks(g.batch * out_img, ipc * out_img, |chunk, y_chunk| {
+        let n = y_chunk.len() / out_img;
+        let x_chunk = &x[chunk * ipc * in_img..][..n * in_img];
+        let ncols = n * howo;
+        let mut cols_buf = None;
+        let cols: &[f32] = if g.is_pointwise() && n == 1 {
+            x_chunk
+        } else {
+            let cols = cols_buf.insert(ScratchBuf::take(kk * ncols));
+            im2col(g, x_chunk, n, cols);
+            cols
+        };
+        let lhs = MatRef::row_major(w, kk);
+        let rhs = MatRef::row_major(cols, ncols);
+        if n == 1 {
+            gemm_into(cout, ncols, kk, y_chunk, ncols, 1, false, lhs, rhs);
+        } else {
+            let mut out_buf = ScratchBuf::take(cout * ncols);
+            gemm_into(cout, ncols, kk, &mut out_buf, ncols, 1, false, lhs, rhs);
+            for img in 0..n {
+                for co in 0..cout {
+                    y_chunk[(img * cout + co) * howo..][..howo]
+                        .copy_from_slice(&out_buf[co * ncols + img * howo..][..howo]);
                 }
             }
-        });
-    y
+        }
+    })
 }

@@ -62,3 +62,73 @@ pub fn par_zeros(len: usize) -> Vec<f32> {
     unsafe { v.set_len(len) };
     v
 }
+
+/// A fresh buffer of `len` values cut into `chunk`-value pieces (the last may be shorter); each
+/// piece is zeroed and then handed to `f(index, piece)` **in the same parallel task**, so the
+/// zero-fill writes cache lines the kernel is about to write instead of making a separate pass
+/// over memory ([`par_zeros`] then `par_chunks_mut`). The result is what that pair gives, bit
+/// for bit, for any `f` that writes only its own piece. Measured: separate zero-fills were up to
+/// 8 % of a width-1/4 training step (docs/engine.md).
+pub fn par_fill_chunks(len: usize, chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    par_fill_chunks_with(len, chunk, f).0
+}
+
+/// [`par_fill_chunks`] whose kernel also returns a value per piece (in piece order).
+pub fn par_fill_chunks_with<R: Send>(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) -> R + Sync,
+) -> (Vec<f32>, Vec<R>) {
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    let results = v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .map(|(i, piece)| {
+            for x in piece.iter_mut() {
+                x.write(0.0);
+            }
+            // SAFETY: every element of `piece` was initialised just above, and
+            // `MaybeUninit<f32>` has the layout of `f32`.
+            let piece = unsafe { &mut *(std::ptr::from_mut(piece) as *mut [f32]) };
+            f(i, piece)
+        })
+        .collect();
+    // SAFETY: the pieces cover all `len` elements and each was initialised before `f` ran (a
+    // panic in `f` propagates out of `collect` before this line, dropping `v` with length 0).
+    unsafe { v.set_len(len) };
+    (v, results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_fill_chunks_zeroes_every_piece_before_the_kernel_runs() {
+        // A kernel that accumulates (reads before writing) sees zeros, and every piece, the
+        // short last one included, is visited once with its own index.
+        let v = par_fill_chunks(10, 4, |i, piece| {
+            for (j, x) in piece.iter_mut().enumerate() {
+                *x += (i * 100 + j) as f32;
+            }
+        });
+        assert_eq!(v, vec![0., 1., 2., 3., 100., 101., 102., 103., 200., 201.]);
+        assert!(par_fill_chunks(0, 4, |_, _| unreachable!()).is_empty());
+        // Equal to par_zeros + par_chunks_mut on a larger buffer.
+        let mut reference = par_zeros(100_003);
+        reference
+            .par_chunks_mut(777)
+            .enumerate()
+            .for_each(|(i, p)| {
+                p.iter_mut()
+                    .enumerate()
+                    .for_each(|(j, x)| *x += (i ^ j) as f32)
+            });
+        let ours = par_fill_chunks(100_003, 777, |i, p| {
+            p.iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x += (i ^ j) as f32)
+        });
+        assert_eq!(ours, reference);
+    }
+}

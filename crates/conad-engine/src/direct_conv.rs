@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_data::par_zeros;
+use crate::cpu_data::par_fill_chunks;
 use crate::geometry::ConvGeometry;
 use crate::scratch::ScratchBuf;
 
@@ -132,24 +132,21 @@ pub fn direct_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let packed = pack_weights(g, w, mr);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
-    let mut y = par_zeros(g.batch * out_img);
-    y.par_chunks_mut(out_img)
-        .zip(x.par_chunks(in_img))
-        .for_each(|(y_img, x_img)| {
-            let mut pad = ScratchBuf::take(g.in_channels * t.pad_height * t.pad_width);
-            pad_image(g, &t, x_img, &mut pad);
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `applies` checked AVX-512F at run time; the kernel's loads stay inside
-            // `pad` (padded planes with `k − 1` slack columns) and its stores inside `y_img`.
-            unsafe {
-                if mr == 8 {
-                    avx512::image::<8>(g, &t, &packed, &pad, y_img)
-                } else {
-                    avx512::image::<12>(g, &t, &packed, &pad, y_img)
-                }
-            };
-        });
-    y
+    par_fill_chunks(g.batch * out_img, out_img, |img, y_img| {
+        let x_img = &x[img * in_img..][..in_img];
+        let mut pad = ScratchBuf::take(g.in_channels * t.pad_height * t.pad_width);
+        pad_image(g, &t, x_img, &mut pad);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `applies` checked AVX-512F at run time; the kernel's loads stay inside
+        // `pad` (padded planes with `k − 1` slack columns) and its stores inside `y_img`.
+        unsafe {
+            if mr == 8 {
+                avx512::image::<8>(g, &t, &packed, &pad, y_img)
+            } else {
+                avx512::image::<12>(g, &t, &packed, &pad, y_img)
+            }
+        };
+    })
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -12,14 +12,13 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::batch_norm::BatchNorm2d;
 use crate::batch_norm_op::{BatchNormStats, batch_norm_backward, batch_norm_forward};
 use crate::conv_backward::conv_backward;
 use crate::conv_forward::conv_forward;
 use crate::conv2d::Conv2d;
-use crate::cpu_data::{cpu_tensor, par_zeros, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_fill_chunks, par_zeros, storage_slice, with_tensor_slice};
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
 use crate::simd::avx512_fn;
@@ -93,31 +92,22 @@ fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
 
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
-    let mut out = par_zeros(a.len());
-    out.par_chunks_mut(SPAN)
-        .zip(a.par_chunks(SPAN).zip(b.par_chunks(SPAN)))
-        .for_each(|(o, (a, b))| {
-            for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
-                *o = f(u, v);
-            }
-        });
-    out
+    par_fill_chunks(a.len(), SPAN, |k, o| {
+        let (a, b) = (&a[k * SPAN..][..o.len()], &b[k * SPAN..][..o.len()]);
+        for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
+            *o = f(u, v);
+        }
+    })
 }
 
 /// `out[i] = a[i] + (y[i] > 0 ? dy[i] : 0)`: the identity shortcut's input gradient plus the
 /// main branch's, through the final ReLU.
 fn add_masked(a: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
-    let mut out = par_zeros(a.len());
-    out.par_chunks_mut(SPAN)
-        .zip(
-            a.par_chunks(SPAN)
-                .zip(y.par_chunks(SPAN).zip(dy.par_chunks(SPAN))),
-        )
-        .for_each(|(o, (a, (y, d)))| {
-            add_masked_span(o, a, y, d);
-        });
-    out
+    par_fill_chunks(a.len(), SPAN, |k, o| {
+        let r = k * SPAN..k * SPAN + o.len();
+        add_masked_span(o, &a[r.clone()], &y[r.clone()], &dy[r]);
+    })
 }
 
 avx512_fn! {

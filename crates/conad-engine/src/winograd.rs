@@ -40,7 +40,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_data::par_zeros;
+use crate::cpu_data::{par_fill_chunks, par_zeros};
 use crate::geometry::{ConvGeometry, MAX_GROUPS};
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
@@ -275,17 +275,15 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
     let ipc = images_per_chunk(g);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
-    let mut y = par_zeros(g.batch * out_img);
-    y.par_chunks_mut(ipc * out_img)
-        .zip(x.par_chunks(ipc * in_img))
-        .for_each(|(y_chunk, x_chunk)| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
-            unsafe {
-                avx512::chunk(g, u, kernel, x_chunk, y_chunk)
-            };
-        });
-    y
+    par_fill_chunks(g.batch * out_img, ipc * out_img, |k, y_chunk| {
+        let images = y_chunk.len() / out_img;
+        let x_chunk = &x[k * ipc * in_img..][..images * in_img];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
+        unsafe {
+            avx512::chunk(g, u, kernel, x_chunk, y_chunk)
+        };
+    })
 }
 
 /// The 16 GEMMs of one chunk: `m[ξ]` (`O × T`, row-major) `= U_ξ · V_ξ`, with `V_ξ` stored
