@@ -392,3 +392,58 @@ fn an_interrupted_fit_resumes_to_the_same_detector() {
         "only {aborted} file-system mutations were interrupted"
     );
 }
+
+/// The headline use: a folder holding only normal images (`DIR/train/good/`, no `test/`) is
+/// enough to fit a detector, which then scores new files.
+#[test]
+fn a_folder_of_normal_images_only_is_enough_to_fit() {
+    let f = fixture();
+    let dir = work().join("normal-only");
+    let _ = std::fs::remove_dir_all(&dir);
+    let good = dir.join("data/train/good");
+    std::fs::create_dir_all(&good).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(f.folder.join("train/good"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    for p in names.iter().take(120) {
+        std::fs::copy(p, good.join(p.file_name().unwrap())).unwrap();
+    }
+    let s = |p: &Path| p.display().to_string();
+    let det = dir.join("det.conad");
+    let o = conad(&[
+        "fit",
+        "--data",
+        &format!("folder:{}", s(&dir.join("data"))),
+        "--method",
+        "simclr",
+        "--epochs",
+        "1",
+        "--width",
+        "0.125",
+        "--batch-size",
+        "32",
+        "--calibration-fraction",
+        "0.25",
+        "--fpr",
+        "0.1",
+        "--out",
+        &s(&det),
+    ]);
+    let out = ok(&o);
+    assert!(out.contains("90 training images"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("without online evaluation"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let csv = ok(&conad(&[
+        "score",
+        "--detector",
+        &s(&det),
+        &s(&f.folder.join("test/Bag")),
+    ]));
+    assert_eq!(csv.lines().count(), 101); // header + the 100 bag images
+}

@@ -6,6 +6,8 @@
 //!   train/good/*.png|jpg|jpeg|bmp     normal training images      (the folder may be named `normal`)
 //!   test/good/*                       normal test images          (optional; `normal` accepted too)
 //!   test/<anomaly type>/*             one folder per anomaly type; its name becomes a class name
+//!                                     (test/ itself is optional: without it the test split is
+//!                                     empty, for fitting a detector on normal images only)
 //!   (anything else in DIR, e.g. MVTec's ground_truth/, is ignored)
 //! ```
 //! Class 0 is the normal class (named after its folder, `good` or `normal`); anomaly types follow
@@ -345,14 +347,16 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<LoadedData> {
     }
     let top = visible_entries(dir)?;
     let has = |name: &str| top.iter().any(|(n, _, d)| *d && n == name);
-    if !has("train") || !has("test") {
+    if !has("train") {
         return Err(Error::BadFolderLayout {
             dir: dir.to_path_buf(),
-            expected: "train/ and test/ folders (train/good/, test/good/, test/<anomaly type>/)"
+            expected: "a train/ folder (train/good/, and optionally test/good/ and \
+                       test/<anomaly type>/)"
                 .into(),
             found: describe(&top),
         });
     }
+    let has_test = has("test");
     let train_dir = dir.join("train");
     let test_dir = dir.join("test");
     let train_entries = visible_entries(&train_dir)?;
@@ -362,14 +366,19 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<LoadedData> {
             expected: "good/".into(),
             found: describe(&train_entries),
         })?;
-    let test_entries = visible_entries(&test_dir)?;
+    // Without test/ the data set has training images only (e.g. `conad fit` on normal images).
+    let test_entries = if has_test {
+        visible_entries(&test_dir)?
+    } else {
+        Vec::new()
+    };
     let test_normal = normal_folder(&test_dir, &test_entries, false)?;
     let anomaly_dirs: Vec<(String, PathBuf)> = test_entries
         .iter()
         .filter(|(n, _, d)| *d && !NORMAL_FOLDER_NAMES.contains(&n.as_str()))
         .map(|(n, p, _)| (n.clone(), p.clone()))
         .collect();
-    if test_normal.is_none() && anomaly_dirs.is_empty() {
+    if has_test && test_normal.is_none() && anomaly_dirs.is_empty() {
         return Err(Error::BadFolderLayout {
             dir: test_dir,
             expected: "good/ (normal test images) and/or one folder per anomaly type".into(),
@@ -459,7 +468,12 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<LoadedData> {
             None => String::new(),
         }
     )];
-    if test_normal.is_none() {
+    if !has_test {
+        notes.push(format!(
+            "{} has no test/ folder: training images only (no evaluation)",
+            dir.display()
+        ));
+    } else if test_normal.is_none() {
         notes.push(format!(
             "{} has no good/ folder: the test split has no normal images",
             test_dir.display()

@@ -277,7 +277,9 @@ impl OneClassProtocol {
             .collect();
         let anomalies = test_is_anomaly.iter().filter(|&&a| a).count();
         let normals = test_is_anomaly.len() - anomalies;
-        if normals == 0 || anomalies == 0 {
+        // An empty test split (a data set of training images only) is a task without
+        // evaluation images; a one-sided one cannot be evaluated and is an error.
+        if !test_is_anomaly.is_empty() && (normals == 0 || anomalies == 0) {
             return Err(Error::DegenerateTestSet { normals, anomalies });
         }
 

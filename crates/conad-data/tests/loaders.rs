@@ -6,7 +6,7 @@
 use conad_data::npy::{self, DType};
 use conad_data::{
     Cifar100Labels, DataSpec, EmbeddedDataset, Error, FolderOptions, LoadedData, MnistKind,
-    ResizePolicy, cifar, folder, medmnist, mnist, npz,
+    OneClassProtocol, ResizePolicy, cifar, folder, medmnist, mnist, npz,
 };
 use std::path::{Path, PathBuf};
 
@@ -492,7 +492,7 @@ fn folder_bad_layouts_say_what_was_expected_and_found() {
     let msg = e.to_string();
     assert!(matches!(e, Error::BadFolderLayout { .. }), "{msg}");
     assert!(
-        msg.contains("expected train/ and test/") && msg.contains("found good/"),
+        msg.contains("expected a train/ folder") && msg.contains("found good/"),
         "{msg}"
     );
     // A folder without train/good: fixtures/ itself has many folders but no train/.
@@ -502,6 +502,46 @@ fn folder_bad_layouts_say_what_was_expected_and_found() {
     let e = folder::load_folder(Path::new("/nonexistent/mvtec"), &FolderOptions::default())
         .unwrap_err();
     assert!(matches!(e, Error::MissingFile { .. }) && e.to_string().contains("/nonexistent/mvtec"));
+}
+
+#[test]
+fn a_folder_of_training_images_only_loads_with_an_empty_test_split() {
+    // fixtures/folder/train copied without test/: normal images only, as for `conad fit`.
+    let dir = std::env::temp_dir().join(format!("conad-train-only-{}", std::process::id()));
+    let good = dir.join("train/good");
+    std::fs::create_dir_all(&good).unwrap();
+    let src = fixtures().join("folder/train/good");
+    let mut names: Vec<_> = std::fs::read_dir(&src).unwrap().flatten().collect();
+    names.sort_by_key(|e| e.file_name());
+    for e in &names {
+        std::fs::copy(e.path(), good.join(e.file_name())).unwrap();
+    }
+    let opts = FolderOptions {
+        size: Some((8, 8)),
+        ..FolderOptions::default()
+    };
+    let full = folder::load_folder(&fixtures().join("folder"), &opts).unwrap();
+    let data = folder::load_folder(&dir, &opts).unwrap();
+    assert_eq!(data.train.images, full.train.images);
+    assert_eq!(data.test.len(), 0);
+    assert!(
+        data.notes.iter().any(|n| n.contains("no test/ folder")),
+        "{:?}",
+        data.notes
+    );
+    // The one-class task has no evaluation images, and a calibration hold-out still works.
+    let task = OneClassProtocol {
+        calibration_fraction: Some(0.5),
+        ..OneClassProtocol::default()
+    }
+    .build(&data)
+    .unwrap();
+    assert_eq!(task.test.len(), 0);
+    assert_eq!(
+        task.train.len() + task.calibration.unwrap().len(),
+        full.train.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -132,9 +132,15 @@ pub fn run(args: &FitArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let (config, task_record) = recipe_and_task(args, &run_dir)?;
+    let (mut config, task_record) = recipe_and_task(args, &run_dir)?;
     let spec: DataSpec = task_record.data.parse()?;
     let (loaded, task) = task_record.build(None)?;
+    if task.test.is_empty() && (config.eval_every > 0 || config.eval_points.is_some()) {
+        // Normal images only (a folder without test/): nothing to evaluate on while training.
+        errln!("no test images: training without online evaluation");
+        config.eval_every = 0;
+        config.eval_points = None;
+    }
     errln!(
         "{}: training on {} images, {} held out for calibration",
         task.description,
