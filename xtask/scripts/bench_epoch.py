@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms as T
 
-from torch_resnet import ResNet18
+from torch_resnet import ResNet18, nt_xent
 
 
 class TwoViews(torch.utils.data.Dataset):
@@ -47,15 +47,6 @@ class TwoViews(torch.utils.data.Dataset):
 
 def worker_init(_):
     torch.set_num_threads(1)
-
-
-def nt_xent(z, tau):
-    n2 = z.shape[0]
-    n = n2 // 2
-    logits = z @ z.t() / tau
-    logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
-    target = torch.cat([torch.arange(n, n2), torch.arange(0, n)])
-    return F.cross_entropy(logits, target)
 
 
 def main():

@@ -22,16 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_resnet import ResNet18
-
-
-def nt_xent(z, tau):
-    n2 = z.shape[0]
-    n = n2 // 2
-    logits = z @ z.t() / tau
-    logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
-    target = torch.cat([torch.arange(n, n2), torch.arange(0, n)])
-    return F.cross_entropy(logits, target)
+from torch_resnet import ResNet18, nt_xent
 
 
 def main():

@@ -1,5 +1,5 @@
-"""The PyTorch ResNet-18 the benchmark references compare conad's against (imported by
-`bench_train.py`, `bench_score.py`): BasicBlock stages of widths 64/128/256/512 times the width
+"""The PyTorch pieces the benchmark references compare conad's against (imported by
+`bench_train.py`, `bench_score.py`, `bench_epoch.py`): NT-Xent (`nt_xent`) and the ResNet-18 — BasicBlock stages of widths 64/128/256/512 times the width
 multiplier, the CIFAR stem (3x3 stride-1 convolution, no max-pool) or the ImageNet stem (7x7
 stride-2 convolution, 3x3 stride-2 max-pool), global average pooling, Kaiming-normal (fan-out)
 convolution weights. The architecture of `conad_models::ResNet`.
@@ -55,3 +55,13 @@ class ResNet18(nn.Module):
             x = F.max_pool2d(x, 3, 2, 1)
         x = self.layers(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def nt_xent(z, tau):
+    """Symmetric NT-Xent over 2N L2-normalised projections (views i and i + N are positives)."""
+    n2 = z.shape[0]
+    n = n2 // 2
+    logits = z @ z.t() / tau
+    logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
+    target = torch.cat([torch.arange(n, n2), torch.arange(0, n)])
+    return F.cross_entropy(logits, target)

@@ -23,6 +23,36 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `conad fit` of a tiny SimCLR (width 1/8, batch 32, no online evaluation) on `folder:DATA`,
+/// followed by `extra` flags.
+fn fit_args(data: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "fit",
+        "--data",
+        &format!("folder:{}", data.display()),
+        "--method",
+        "simclr",
+        "--epochs",
+        epochs,
+        "--width",
+        "0.125",
+        "--batch-size",
+        "32",
+        "--eval-every",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn conad_owned(args: &[String]) -> Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    conad(&refs)
+}
+
 fn work() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("conad-detector-cli")
 }
@@ -57,25 +87,11 @@ fn fixture() -> &'static Fixture {
         ]));
         assert!(out.contains("1300 PNG files"), "{out}");
         let detector = dir.join("trouser.conad");
-        let out = ok(&conad(&[
-            "fit",
-            "--data",
-            &format!("folder:{}", s(&folder)),
-            "--method",
-            "simclr",
-            "--epochs",
+        let out = ok(&conad_owned(&fit_args(
+            &folder,
             "1",
-            "--width",
-            "0.125",
-            "--batch-size",
-            "32",
-            "--eval-every",
-            "0",
-            "--fpr",
-            "0.05",
-            "--out",
-            &s(&detector),
-        ]));
+            &["--fpr", "0.05", "--out", &s(&detector)],
+        )));
         assert!(out.contains("conformal"), "{out}");
         // A corrupt image and a text file beside real images: skipped / ignored.
         let extra = dir.join("extra");
@@ -329,30 +345,13 @@ fn an_interrupted_fit_resumes_to_the_same_detector() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let s = |p: &Path| p.display().to_string();
-    let data = format!("folder:{}", s(&f.folder));
     let fit = |run: &Path, out: &Path, abort_at: Option<u64>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_conad"));
-        c.args([
-            "fit",
-            "--data",
-            &data,
-            "--method",
-            "simclr",
-            "--epochs",
+        c.args(fit_args(
+            &f.folder,
             "2",
-            "--width",
-            "0.125",
-            "--batch-size",
-            "32",
-            "--eval-every",
-            "0",
-            "--fpr",
-            "0.05",
-            "--run",
-            &s(run),
-            "--out",
-            &s(out),
-        ]);
+            &["--fpr", "0.05", "--run", &s(run), "--out", &s(out)],
+        ));
         if let Some(n) = abort_at {
             c.env("CONAD_TEST_ABORT_AT_FS_OP", n.to_string());
         }
@@ -413,25 +412,18 @@ fn a_folder_of_normal_images_only_is_enough_to_fit() {
     }
     let s = |p: &Path| p.display().to_string();
     let det = dir.join("det.conad");
-    let o = conad(&[
-        "fit",
-        "--data",
-        &format!("folder:{}", s(&dir.join("data"))),
-        "--method",
-        "simclr",
-        "--epochs",
+    let o = conad_owned(&fit_args(
+        &dir.join("data"),
         "1",
-        "--width",
-        "0.125",
-        "--batch-size",
-        "32",
-        "--calibration-fraction",
-        "0.25",
-        "--fpr",
-        "0.1",
-        "--out",
-        &s(&det),
-    ]);
+        &[
+            "--calibration-fraction",
+            "0.25",
+            "--fpr",
+            "0.1",
+            "--out",
+            &s(&det),
+        ],
+    ));
     let out = ok(&o);
     assert!(out.contains("90 training images"), "{out}");
     assert!(
