@@ -98,11 +98,24 @@ impl ConformalCalibrator {
         (1 + at_or_above) as f64 / (self.sorted.len() + 1) as f64
     }
 
-    /// `l = ⌈α (n + 1)⌉ − 1`: how many calibration ranks `p < α` can flag (0 = none).
+    /// `l = ⌈α (n + 1)⌉ − 1`: how many calibration ranks `p < α` can flag (0 = none) — the
+    /// number of `m ∈ 0..=n` with `(1 + m) / (n + 1) < α` evaluated exactly as
+    /// [`ConformalCalibrator::p_value`] evaluates it (`0.07 · 100` is `7.000000000000001` in
+    /// floating point, while `7 / 100 < 0.07` is false).
     fn flaggable_ranks(&self, alpha: f64) -> usize {
-        let n1 = (self.sorted.len() + 1) as f64;
-        // p = (1 + m) / (n + 1) < α  ⟺  m < α (n + 1) − 1  ⟺  m ≤ ⌈α (n + 1)⌉ − 2.
-        ((alpha * n1).ceil() as usize).saturating_sub(1)
+        let n = self.sorted.len();
+        let n1 = (n + 1) as f64;
+        let flags = |m: usize| ((1 + m) as f64 / n1) < alpha;
+        // p = (1 + m) / (n + 1) < α  ⟺  m < α (n + 1) − 1  ⟺  m ≤ ⌈α (n + 1)⌉ − 2; the
+        // estimate is then corrected to the p-values' own arithmetic.
+        let mut l = ((alpha * n1).ceil() as usize).saturating_sub(1).min(n + 1);
+        while l > 0 && !flags(l - 1) {
+            l -= 1;
+        }
+        while l <= n && flags(l) {
+            l += 1;
+        }
+        l
     }
 
     /// The conformal rule at false-positive rate `alpha`: the threshold `t` with
@@ -123,9 +136,9 @@ impl ConformalCalibrator {
             });
         }
         // Flagged ⟺ m = #{c ≥ s} ≤ l − 1 ⟺ s > the l-th largest calibration score; with
-        // l > n every score is flagged.
+        // l > n every score is flagged (a finite threshold below the smallest one).
         let threshold = if l > n {
-            f64::NEG_INFINITY
+            self.sorted[0].next_down()
         } else {
             self.sorted[n - l]
         };
@@ -146,7 +159,7 @@ pub enum ThresholdRule {
     Conformal {
         /// The target false-positive rate α.
         alpha: f64,
-        /// The `l`-th largest calibration score (−∞ when `l > n`).
+        /// The `l`-th largest calibration score.
         threshold: f64,
         /// Number of calibration images `n`.
         calibration: usize,
@@ -180,13 +193,13 @@ impl ThresholdRule {
     /// A manual threshold.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a NaN threshold.
+    /// [`Error::InvalidConfig`] for a NaN or infinite threshold.
     pub fn manual(threshold: f64) -> Result<Self> {
-        if threshold.is_nan() {
+        if !threshold.is_finite() {
             return Err(Error::InvalidConfig {
                 field: "threshold".into(),
-                value: "NaN".into(),
-                reason: "a number: images scoring above it are anomalies".into(),
+                value: threshold.to_string(),
+                reason: "a finite number: images scoring above it are anomalies".into(),
             });
         }
         Ok(Self::Manual { threshold })
@@ -285,11 +298,12 @@ pub fn f1_optimal_threshold(scores: &[f64], labels: &[bool]) -> Result<Threshold
             }
             i += 1;
         }
-        // Flagged = every score ≥ v = every score > (next lower value, or −∞).
+        // Flagged = every score ≥ v = every score > the next lower value (or, when every
+        // score is flagged, a finite threshold just below the lowest).
         let t = if i < order.len() {
             scores[order[i]]
         } else {
-            f64::NEG_INFINITY
+            v.next_down()
         };
         let precision = tp as f64 / (tp + fp) as f64;
         let recall = tp as f64 / anomalies as f64;
@@ -330,7 +344,8 @@ mod tests {
     fn threshold_agrees_with_p_values() {
         let cal: Vec<f64> = (0..99).map(|i| f64::from(i) * 0.5).collect();
         let c = ConformalCalibrator::fit(&cal).unwrap();
-        for alpha in [0.011, 0.02, 0.05, 0.1, 0.333, 0.9] {
+        // 0.07 and 0.14: α (n + 1) lands a hair above an integer in floating point.
+        for alpha in [0.011, 0.02, 0.05, 0.07, 0.1, 0.14, 0.333, 0.9] {
             let rule = c.threshold(alpha).unwrap();
             for k in -10..120 {
                 let s = f64::from(k) * 0.25 - 1.0;
@@ -354,6 +369,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_rank_count_follows_the_p_values_own_arithmetic() {
+        // n = 99, α = 0.07: 0.07 · 100 = 7.000000000000001, but p = 7/100 is not < 0.07, so
+        // only m ≤ 5 (p ≤ 0.06) may be flagged: l = 6, threshold = the 6th largest score.
+        let cal: Vec<f64> = (0..99).map(f64::from).collect();
+        let c = ConformalCalibrator::fit(&cal).unwrap();
+        let rule = c.threshold(0.07).unwrap();
+        assert_eq!(rule.threshold(), 93.0);
+        assert!(!rule.is_anomaly(93.0) && c.p_value(93.0) == 0.07);
+        assert!(rule.is_anomaly(93.5) && c.p_value(93.5) < 0.07);
     }
 
     #[test]
@@ -390,7 +417,9 @@ mod tests {
                 Err(Error::InvalidConfig { .. })
             ));
         }
-        assert!(ThresholdRule::manual(f64::NAN).is_err());
+        for t in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(ThresholdRule::manual(t).is_err());
+        }
     }
 
     /// The guarantee, measured: normal scores drawn i.i.d. (a heavy-tailed distribution), a
@@ -452,6 +481,10 @@ mod tests {
         // Ties move together: both 0.5s are flagged or neither.
         let rule = f1_optimal_threshold(&[0.5, 0.5, 0.1], &[true, false, false]).unwrap();
         assert_eq!(rule.threshold(), 0.1);
+        // Flagging everything wins: the threshold stays finite, just below the lowest score.
+        let rule = f1_optimal_threshold(&[0.1, 0.2, 0.3], &[true, false, true]).unwrap();
+        assert_eq!(rule.threshold(), 0.1f64.next_down());
+        assert!(rule.is_anomaly(0.1) && rule.threshold().is_finite());
         assert!(f1_optimal_threshold(&[0.5], &[true]).is_err());
         assert!(f1_optimal_threshold(&[0.5, 0.2], &[true]).is_err());
     }

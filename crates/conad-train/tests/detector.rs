@@ -253,6 +253,31 @@ fn a_task_without_calibration_images_is_refused_and_raw_pixels_work() {
     )
     .unwrap();
     assert_eq!(detector.threshold().mode(), "f1_optimal");
+    assert!(detector.threshold().threshold().is_finite());
+    // Labelled images of another shape than the training images are refused.
+    let model = load_run(dir.join("run")).unwrap();
+    let small = conad_data::Dataset::new(
+        vec![0; 4 * 8 * 8],
+        4,
+        (8, 8, 1),
+        vec![0; 4],
+        vec!["x".into()],
+    )
+    .unwrap();
+    assert!(matches!(
+        Detector::fit(
+            model,
+            &task,
+            DetectorFit {
+                threshold: ThresholdChoice::F1Optimal {
+                    images: small,
+                    is_anomaly: vec![false, true, false, true],
+                },
+                ..Default::default()
+            },
+        ),
+        Err(Error::DetectorInputShape { .. })
+    ));
     let path = dir.join("raw.conad");
     detector.save(&path).unwrap();
     let loaded = Detector::load(&path).unwrap();

@@ -74,6 +74,17 @@ fn folder_name(name: &str) -> String {
     if out.is_empty() { "class".into() } else { out }
 }
 
+/// [`folder_name`] for an anomalous class; a name the folder layout reserves for the normal
+/// images (`good`, `normal`) gets an `anomaly_` prefix.
+fn anomaly_folder_name(name: &str) -> String {
+    let f = folder_name(name);
+    if conad_data::folder::NORMAL_FOLDER_NAMES.contains(&f.to_ascii_lowercase().as_str()) {
+        format!("anomaly_{f}")
+    } else {
+        f
+    }
+}
+
 fn write_png(path: &Path, pixels: &[u8], (h, w, c): (usize, usize, usize)) -> Result<()> {
     let png = crate::png::encode(pixels, h, w, c)
         .with_context(|| format!("encoding {}", path.display()))?;
@@ -115,7 +126,7 @@ fn export(args: &ExportArgs) -> Result<()> {
     }
     for (k, &i) in task.test_source_indices.iter().enumerate() {
         let class = if task.test_is_anomaly[k] {
-            folder_name(&names[task.test.labels[k] as usize])
+            anomaly_folder_name(&names[task.test.labels[k] as usize])
         } else {
             "good".to_string()
         };
@@ -135,7 +146,7 @@ fn export(args: &ExportArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::folder_name;
+    use super::{anomaly_folder_name, folder_name};
 
     #[test]
     fn class_names_become_folder_names() {
@@ -143,5 +154,9 @@ mod tests {
         assert_eq!(folder_name("normal, benign"), "normal_benign");
         assert_eq!(folder_name("T-shirt/top"), "T-shirt_top");
         assert_eq!(folder_name("///"), "class");
+        // PneumoniaMNIST's anomalous class is called "normal" when pneumonia is normal.
+        assert_eq!(anomaly_folder_name("normal"), "anomaly_normal");
+        assert_eq!(anomaly_folder_name("Good"), "anomaly_Good");
+        assert_eq!(anomaly_folder_name("malignant"), "malignant");
     }
 }

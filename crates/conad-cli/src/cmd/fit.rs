@@ -135,6 +135,29 @@ pub fn run(args: &FitArgs) -> Result<()> {
     let (mut config, task_record) = recipe_and_task(args, &run_dir)?;
     let spec: DataSpec = task_record.data.parse()?;
     let (loaded, task) = task_record.build(None)?;
+    // Everything that can be checked before training is checked before training.
+    let resize_flag = args.resize.as_deref().map(parse_resize).transpose()?;
+    if args.threshold.is_none() && args.f1_data.is_none() {
+        let alpha = args.fpr.unwrap_or(0.01);
+        if !(alpha > 0.0 && alpha < 1.0) {
+            bail!("--fpr {alpha}: a false-positive rate strictly between 0 and 1 (e.g. 0.01)");
+        }
+        let n = task.calibration.as_ref().map_or(0, |c| c.len());
+        // The smallest p-value, 1/(n + 1), must fall below α.
+        if 1.0 / (n + 1) as f64 >= alpha {
+            return Err(conad_scorers::Error::CalibrationTooSmall {
+                calibration: n,
+                alpha,
+                needed: (1.0 / alpha).floor() as usize,
+            }
+            .into());
+        }
+    }
+    if let Some(t) = args.threshold
+        && !t.is_finite()
+    {
+        bail!("--threshold {t}: a finite score (images scoring above it are anomalies)");
+    }
     if task.test.is_empty() && (config.eval_every > 0 || config.eval_points.is_some()) {
         // Normal images only (a folder without test/): nothing to evaluate on while training.
         errln!("no test images: training without online evaluation");
@@ -203,10 +226,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
         }
         _ => (ResizePolicy::Stretch, None),
     };
-    let resize = match &args.resize {
-        Some(s) => parse_resize(s)?,
-        None => resize,
-    };
+    let resize = resize_flag.unwrap_or(resize);
     let detector = Detector::fit(
         model,
         &task,

@@ -118,7 +118,12 @@ fn read_labels(path: &Path) -> Result<HashMap<String, bool>> {
                 i + 1
             ),
         };
-        map.insert(file.trim().trim_matches('"').to_string(), label);
+        let file = file.trim();
+        let file = match file.strip_prefix('"').and_then(|f| f.strip_suffix('"')) {
+            Some(quoted) => quoted.replace("\"\"", "\""),
+            None => file.to_string(),
+        };
+        map.insert(file, label);
     }
     Ok(map)
 }
@@ -170,10 +175,24 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     let mut inputs = list_inputs(&args.paths)?;
     if let Some(path) = &args.labels {
         let labels = read_labels(path)?;
+        let mut matched = 0usize;
         for (file, label) in &mut inputs {
             if let Some(&l) = labels.get(&file.display().to_string()) {
                 *label = Some(l);
+                matched += 1;
             }
+        }
+        if matched < labels.len() {
+            errln!(
+                "warning: {} of the {} labels in {} name no listed image (paths must be \
+                 spelled as they are listed, e.g. {})",
+                labels.len() - matched,
+                labels.len(),
+                path.display(),
+                inputs
+                    .first()
+                    .map_or_else(String::new, |(f, _)| f.display().to_string())
+            );
         }
     }
     if inputs.is_empty() {

@@ -198,6 +198,14 @@ impl Detector {
             ThresholdChoice::Conformal { alpha } => calibrator.threshold(alpha)?,
             ThresholdChoice::Manual { threshold } => ThresholdRule::manual(threshold)?,
             ThresholdChoice::F1Optimal { images, is_anomaly } => {
+                // Chosen on images prepared like the ones it will decide on.
+                let (t, l) = (&task.train, &images);
+                if (l.height, l.width, l.channels) != (t.height, t.width, t.channels) {
+                    return Err(Error::DetectorInputShape {
+                        expected: (t.height, t.width, t.channels),
+                        found: (l.height, l.width, l.channels),
+                    });
+                }
                 f1_optimal_threshold(&model.score(&fitted, &images, batch)?, &is_anomaly)?
             }
         };
