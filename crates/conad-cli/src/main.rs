@@ -38,7 +38,7 @@ enum Command {
     /// Score a run's test split against its normal training images: AUROC as JSON, Markdown, ROC PNG.
     Eval(cmd::eval::EvalArgs),
     /// Fit a detector on normal images: train (holding out calibration images), calibrate the
-    /// threshold, write ONE self-contained detector file.
+    /// threshold, write ONE self-contained detector file (default method: supcon, budget).
     Fit(cmd::fit::FitArgs),
     /// Score image files and folders with a detector file: per-image CSV, optional HTML report.
     Score(cmd::score::ScoreArgs),

@@ -412,7 +412,8 @@ fn a_folder_of_normal_images_only_is_enough_to_fit() {
     }
     let s = |p: &Path| p.display().to_string();
     let det = dir.join("det.conad");
-    let o = conad_owned(&fit_args(
+    // No --method: the default (SupCon*, budget recipe) with the other flags.
+    let mut args = fit_args(
         &dir.join("data"),
         "1",
         &[
@@ -423,9 +424,13 @@ fn a_folder_of_normal_images_only_is_enough_to_fit() {
             "--out",
             &s(&det),
         ],
-    ));
+    );
+    let m = args.iter().position(|a| a == "--method").unwrap();
+    args.drain(m..m + 2);
+    let o = conad_owned(&args);
     let out = ok(&o);
     assert!(out.contains("90 training images"), "{out}");
+    assert!(out.starts_with("supcon"), "{out}");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("without online evaluation"),
         "{}",
@@ -438,4 +443,39 @@ fn a_folder_of_normal_images_only_is_enough_to_fit() {
         &s(&f.folder.join("test/Bag")),
     ]));
     assert_eq!(csv.lines().count(), 101); // header + the 100 bag images
+}
+
+/// `conad score --fpr` re-chooses the conformal threshold from the calibration scores stored in
+/// the detector, `--threshold` replaces it; no refit.
+#[test]
+fn the_threshold_can_be_rechosen_at_scoring_time() {
+    let f = fixture();
+    let flagged = |extra: &[&str]| -> usize {
+        let mut args = vec!["score", "--detector"];
+        let d = f.detector.display().to_string();
+        let folder = f.folder.join("test/good").display().to_string();
+        args.push(&d);
+        args.push(&folder);
+        args.extend_from_slice(extra);
+        ok(&conad(&args))
+            .lines()
+            .skip(1)
+            .filter(|r| r.split(',').nth(3) == Some("1"))
+            .count()
+    };
+    let default = flagged(&[]); // α = 0.05, as fitted
+    let loose = flagged(&["--fpr", "0.3"]);
+    assert!(
+        loose > default,
+        "α 0.3 flags {loose}, α 0.05 flags {default}"
+    );
+    assert_eq!(flagged(&["--threshold", "1e9"]), 0);
+    // 60 calibration images cannot reach α = 0.001.
+    let d = f.detector.display().to_string();
+    let o = conad(&["score", "--detector", &d, "--fpr", "0.001", "x.png"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success() && err.contains("at least 1000"),
+        "{err}"
+    );
 }

@@ -58,6 +58,9 @@ pub struct FitArgs {
     pub out: PathBuf,
 }
 
+/// The method `conad fit` trains when neither `--method`, `--config` nor `--profile` is given.
+const DEFAULT_METHOD: &str = "supcon";
+
 fn default_run_dir(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".run");
@@ -102,12 +105,18 @@ fn recipe_and_task(args: &FitArgs, run: &Path) -> Result<(TrainConfig, TaskRecor
         return Ok((config, task));
     }
     let Some(data) = &args.data else {
-        bail!(
-            "no data: pass --data SPEC (and --method), or --run RUN_DIR holding a run made by \
-             `conad fit`"
-        );
+        bail!("no data: pass --data SPEC, or --run RUN_DIR holding a run made by `conad fit`");
     };
-    let config = resolve_config(r)?;
+    let config = if recipe_given {
+        resolve_config(r)?
+    } else {
+        // No recipe: SupCon* on the rotation pool, the best budget method of the BreastMNIST
+        // suite and the demo's method (README).
+        resolve_config(&RecipeArgs {
+            method: Some(DEFAULT_METHOD.into()),
+            ..r.clone()
+        })?
+    };
     let task = TaskRecord {
         data: data.clone(),
         protocol: OneClassProtocol {

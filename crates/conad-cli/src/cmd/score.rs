@@ -49,6 +49,13 @@ pub struct ScoreArgs {
     /// Anomalies shown in the report.
     #[arg(long, default_value_t = 12)]
     pub top: usize,
+    /// Re-choose the conformal threshold at this false-positive rate from the calibration
+    /// scores stored in the detector (no refit); default: the detector's own rule.
+    #[arg(long, conflicts_with = "threshold")]
+    pub fpr: Option<f64>,
+    /// Use this manual score threshold instead of the detector's rule (no guarantee).
+    #[arg(long)]
+    pub threshold: Option<f64>,
 }
 
 /// CSV field quoting (RFC 4180) for paths with commas, quotes or line breaks.
@@ -172,6 +179,12 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     let mut detector = Detector::load(&args.detector)
         .with_context(|| format!("loading the detector {}", args.detector.display()))?;
     detector.set_batch_size(args.batch_size);
+    if let Some(alpha) = args.fpr {
+        let rule = detector.calibrator().threshold(alpha)?;
+        detector.set_threshold(rule);
+    } else if let Some(t) = args.threshold {
+        detector.set_threshold(conad_scorers::ThresholdRule::manual(t)?);
+    }
     let mut inputs = list_inputs(&args.paths)?;
     if let Some(path) = &args.labels {
         let labels = read_labels(path)?;
