@@ -275,13 +275,14 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
     let ipc = images_per_chunk(g);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
+    let parallel = g.batch.div_ceil(ipc) < rayon::current_num_threads();
     par_fill_chunks(g.batch * out_img, ipc * out_img, |k, y_chunk| {
         let images = y_chunk.len() / out_img;
         let x_chunk = &x[k * ipc * in_img..][..images * in_img];
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
         unsafe {
-            avx512::chunk(g, u, kernel, x_chunk, y_chunk)
+            avx512::chunk(g, u, kernel, x_chunk, y_chunk, parallel)
         };
     })
 }
@@ -297,9 +298,13 @@ fn chunk_gemms(
     c16: usize,
     v: &[f32],
     m: &mut [f32],
+    parallel: bool,
 ) {
     let (cin, cout) = (g.in_channels, g.out_channels);
-    for xi in 0..XI {
+    // The 16 GEMMs are independent: with fewer chunks than threads (a single image being
+    // scored) they run in parallel; each is still computed whole by one thread, so the results
+    // do not change.
+    let one = |xi: usize, dst: &mut [f32]| {
         let lhs = match kernel {
             // U_ξ[o][c] = u[o·16C + ξ·C + c].
             Kernel::Forward => MatRef {
@@ -323,8 +328,17 @@ fn chunk_gemms(
             row_stride: 1,
             col_stride: c16,
         };
-        let dst = &mut m[xi * cout * tiles..][..cout * tiles];
         gemm_into(cout, tiles, cin, dst, tiles, 1, false, lhs, rhs);
+    };
+    let m = &mut m[..XI * cout * tiles];
+    if parallel {
+        m.par_chunks_mut(cout * tiles)
+            .enumerate()
+            .for_each(|(xi, dst)| one(xi, dst));
+    } else {
+        for (xi, dst) in m.chunks_mut(cout * tiles).enumerate() {
+            one(xi, dst);
+        }
     }
 }
 
@@ -729,6 +743,7 @@ mod avx512 {
         kernel: Kernel,
         x_chunk: &[f32],
         y_chunk: &mut [f32],
+        parallel: bool,
     ) {
         let (cin, cout) = (g.in_channels, g.out_channels);
         let s = ChunkShape::new(g, x_chunk.len() / (cin * g.in_pixels()));
@@ -739,7 +754,7 @@ mod avx512 {
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
             input_transform(&s, x_chunk, cin, c16, &mut grid, &mut v);
-            chunk_gemms(g, u, kernel, s.tiles, c16, &v, &mut m);
+            chunk_gemms(g, u, kernel, s.tiles, c16, &v, &mut m, parallel);
             output_transform(&s, &m, cout, y_chunk);
         }
     }
@@ -766,6 +781,44 @@ mod tests {
                 "{what} at {i}: {a} vs {b}"
             );
         }
+    }
+
+    /// A single image's 16 GEMMs run in parallel on a multi-thread pool and in order on a
+    /// one-thread pool: the same bits either way (forward and input gradient).
+    #[test]
+    fn single_image_parallel_gemms_give_the_serial_bits() {
+        if !crate::simd::avx512() {
+            eprintln!("no AVX-512F: Winograd convolution not tested");
+            return;
+        }
+        let (c, o, h, w) = (32, 48, 14, 14);
+        let g = ConvGeometry::new(&[1, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+        let x = pattern(c * h * w, 37, 101);
+        let wt = pattern(o * c * 9, 53, 97);
+        let dy = pattern(o * h * w, 29, 89);
+        let serial = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| {
+                (
+                    winograd_conv(&g, &x, &wt),
+                    winograd_grad_input(&g, &dy, &wt),
+                )
+            });
+        let parallel = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(|| {
+                (
+                    winograd_conv(&g, &x, &wt),
+                    winograd_grad_input(&g, &dy, &wt),
+                )
+            });
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&serial.0), bits(&parallel.0));
+        assert_eq!(bits(&serial.1), bits(&parallel.1));
     }
 
     /// Winograd equals the im2col + GEMM convolution, forward and both gradients, on odd and even,
