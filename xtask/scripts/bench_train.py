@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_resnet import ResNet18, nt_xent
+from torch_resnet import ResNet18, conv_macs, nt_xent
 
 
 def main():
@@ -71,6 +71,10 @@ def main():
         return v[len(v) // 2]
 
     s = median(times)
+    # Convolution work of a step as conad counts it: forward, input gradient (not the stem's),
+    # weight gradient, 2 flops per multiply-add.
+    stem = a.channels * encoder.conv1.out_channels * 9 * a.side * a.side
+    gflop = 2.0 * 2 * a.batch * (3 * conv_macs(encoder, a.channels, a.side) - stem) / 1e9
     print(json.dumps({
         "bench": "train_step",
         "case": f"simclr_w{a.width:g}_{a.side}x{a.side}x{a.channels}_b{a.batch}x2",
@@ -80,6 +84,8 @@ def main():
         "forward_s": median(fwd),
         "backward_s": median(bwd),
         "optimizer_s": median(optt),
+        "conv_gflop": gflop,
+        "effective_gflops": gflop / s,
     }))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
 

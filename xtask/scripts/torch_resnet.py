@@ -65,3 +65,23 @@ def nt_xent(z, tau):
     logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
     target = torch.cat([torch.arange(n, n2), torch.arange(0, n)])
     return F.cross_entropy(logits, target)
+
+
+def conv_macs(model, in_channels, side):
+    """Multiply-adds of every convolution of `model` for one image of side x side (a forward
+    pass with hooks) — the count `bench_train_step.rs` computes analytically for conad."""
+    total = [0]
+
+    def hook(m, _inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1]
+        total[0] += m.in_channels * m.out_channels * k * out.shape[2] * out.shape[3]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, in_channels, side, side))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total[0]
