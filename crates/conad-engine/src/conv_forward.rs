@@ -9,7 +9,7 @@ use crate::cpu_data::par_fill_chunks;
 
 use crate::direct_conv;
 use crate::geometry::ConvGeometry;
-use crate::im2col::im2col;
+use crate::im2col::columns;
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
 use crate::winograd;
@@ -37,13 +37,7 @@ pub(crate) fn im2col_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
         let x_chunk = &x[chunk * ipc * in_img..][..n * in_img];
         let ncols = n * howo;
         let mut cols_buf = None;
-        let cols: &[f32] = if g.is_pointwise() && n == 1 {
-            x_chunk
-        } else {
-            let cols = cols_buf.insert(ScratchBuf::take(kk * ncols));
-            im2col(g, x_chunk, n, cols);
-            cols
-        };
+        let cols = columns(g, x_chunk, n, &mut cols_buf);
         let lhs = MatRef::row_major(w, kk);
         let rhs = MatRef::row_major(cols, ncols);
         if n == 1 {

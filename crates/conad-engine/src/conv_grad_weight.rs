@@ -10,9 +10,8 @@
 //! summed accumulator, `O·C·k²` values, once per call.
 
 use crate::geometry::ConvGeometry;
-use crate::im2col::im2col;
+use crate::im2col::columns;
 use crate::matmul::{MatRef, gemm_into};
-use crate::scratch::ScratchBuf;
 
 /// Adds (or, with `accumulate = false`, writes) the weight gradient of a chunk of `n` images
 /// `x_chunk` (`n × C × H × W`) into `acc_t`, which holds `dWᵀ` (`C·k² × O`, row-major); `dy` is
@@ -28,13 +27,7 @@ pub fn chunk_grad_weight(
     let (cout, kk) = (g.out_channels, g.patch_len());
     let ncols = n * g.out_pixels();
     let mut cols_buf = None;
-    let cols: &[f32] = if g.is_pointwise() && n == 1 {
-        x_chunk
-    } else {
-        let cols = cols_buf.insert(ScratchBuf::take(kk * ncols));
-        im2col(g, x_chunk, n, cols);
-        cols
-    };
+    let cols = columns(g, x_chunk, n, &mut cols_buf);
     gemm_into(
         cout,
         kk,

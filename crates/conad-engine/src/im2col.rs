@@ -88,6 +88,23 @@ impl PlaneShift {
     }
 }
 
+/// The column matrix (`C·k² × n·Ho·Wo`) of `n` images for a GEMM: the images themselves for a
+/// single image under a 1×1 stride-1 layer (already that matrix), otherwise [`im2col`] into a
+/// pooled buffer kept in `buf`.
+pub(crate) fn columns<'a>(
+    g: &ConvGeometry,
+    images: &'a [f32],
+    n: usize,
+    buf: &'a mut Option<ScratchBuf>,
+) -> &'a [f32] {
+    if g.is_pointwise() && n == 1 {
+        return images;
+    }
+    let cols = buf.insert(ScratchBuf::take(g.patch_len() * n * g.out_pixels()));
+    im2col(g, images, n, cols);
+    cols
+}
+
 /// Unfolds `images` (`n × C × H × W`, contiguous) into `cols` (`C·k² × n·Ho·Wo`).
 ///
 /// Same-size stride-1 layers copy each plane at a constant shift ([`PlaneShift`]); other

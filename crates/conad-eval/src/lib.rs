@@ -60,7 +60,7 @@ pub use plot::{
     HistogramOptions, ImageFormat, PlotOptions, RocSeries, plot_roc, plot_score_histogram, roc_svg,
     score_histogram_svg,
 };
-pub use pr::average_precision;
+pub use pr::{average_precision, pr_curve};
 pub use ranking::Class;
 pub use report::{
     ResultsReport, markdown_method_summaries, markdown_per_class, write_class_summaries_csv,

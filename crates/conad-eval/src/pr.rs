@@ -1,4 +1,5 @@
-//! AUPR as average precision with sklearn's `average_precision_score` semantics.
+//! AUPR as average precision with sklearn's `average_precision_score` semantics, and the
+//! precision–recall curve it sums over ([`pr_curve`]).
 //!
 //! Anomalies (label `true`) are the positive class and higher scores are more anomalous, so this is
 //! the "AUPR-Out"-style number of OOD papers computed on anomaly scores. Unlike AUROC it is **not**
@@ -43,6 +44,32 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> Result<f64> {
             ap.push(g.positives, tp, fp);
         }
         ap.value()
+    }))
+}
+
+/// The precision–recall curve: one `(recall, precision)` point per distinct score, from the
+/// highest threshold down (a tie group is one threshold, as in [`average_precision`]).
+///
+/// # Errors
+/// As [`average_precision`].
+///
+/// ```
+/// // Thresholds 0.9 (TP 1, FP 0), 0.5 (TP 2, FP 1), 0.1 (TP 2, FP 2).
+/// let pr = conad_eval::pr_curve(&[0.9, 0.5, 0.5, 0.1], &[true, true, false, false])?;
+/// assert_eq!(pr, vec![(0.5, 1.0), (1.0, 2.0 / 3.0), (1.0, 0.5)]);
+/// # Ok::<(), conad_eval::Error>(())
+/// ```
+pub fn pr_curve(scores: &[f64], labels: &[bool]) -> Result<Vec<(f64, f64)>> {
+    Ok(ClassKeys::new(scores, labels)?.with_sorted(|c| {
+        let n_pos = c.pos.len() as f64;
+        let (mut tp, mut fp) = (0u64, 0u64);
+        c.descending_groups()
+            .map(|g| {
+                tp += g.positives;
+                fp += g.negatives;
+                (tp as f64 / n_pos, tp as f64 / (tp + fp) as f64)
+            })
+            .collect()
     }))
 }
 

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use conad_eval::{DropIntermediate, auroc, average_precision, fpr_at_95_tpr, roc_curve};
+use conad_eval::{DropIntermediate, auroc, average_precision, fpr_at_95_tpr, pr_curve, roc_curve};
 use conad_train::detector::{Detector, Verdict};
 
 /// One scored image.
@@ -70,25 +70,6 @@ fn quality(scores: &[f64], labels: &[bool], flagged: &[bool]) -> Result<Quality>
             (true, false) => fn_ += 1,
         }
     }
-    // PR curve: one point per distinct score, from the highest threshold down.
-    let positives = labels.iter().filter(|&&l| l).count();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let mut pr = Vec::new();
-    let (mut t, mut f) = (0usize, 0usize);
-    let mut i = 0;
-    while i < order.len() {
-        let v = scores[order[i]];
-        while i < order.len() && scores[order[i]] == v {
-            if labels[order[i]] {
-                t += 1;
-            } else {
-                f += 1;
-            }
-            i += 1;
-        }
-        pr.push((t as f64 / positives as f64, t as f64 / (t + f) as f64));
-    }
     Ok(Quality {
         auroc: auroc(scores, labels)?,
         aupr: average_precision(scores, labels)?,
@@ -98,7 +79,7 @@ fn quality(scores: &[f64], labels: &[bool], flagged: &[bool]) -> Result<Quality>
         tn,
         fn_,
         roc: roc.points().collect(),
-        pr,
+        pr: pr_curve(scores, labels)?,
     })
 }
 
