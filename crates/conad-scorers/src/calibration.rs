@@ -98,26 +98,6 @@ impl ConformalCalibrator {
         (1 + at_or_above) as f64 / (self.sorted.len() + 1) as f64
     }
 
-    /// `l = ⌈α (n + 1)⌉ − 1`: how many calibration ranks `p < α` can flag (0 = none) — the
-    /// number of `m ∈ 0..=n` with `(1 + m) / (n + 1) < α` evaluated exactly as
-    /// [`ConformalCalibrator::p_value`] evaluates it (`0.07 · 100` is `7.000000000000001` in
-    /// floating point, while `7 / 100 < 0.07` is false).
-    fn flaggable_ranks(&self, alpha: f64) -> usize {
-        let n = self.sorted.len();
-        let n1 = (n + 1) as f64;
-        let flags = |m: usize| ((1 + m) as f64 / n1) < alpha;
-        // p = (1 + m) / (n + 1) < α  ⟺  m < α (n + 1) − 1  ⟺  m ≤ ⌈α (n + 1)⌉ − 2; the
-        // estimate is then corrected to the p-values' own arithmetic.
-        let mut l = ((alpha * n1).ceil() as usize).saturating_sub(1).min(n + 1);
-        while l > 0 && !flags(l - 1) {
-            l -= 1;
-        }
-        while l <= n && flags(l) {
-            l += 1;
-        }
-        l
-    }
-
     /// The conformal rule at false-positive rate `alpha`: the threshold `t` with
     /// `score > t ⟺ p(score) < alpha`.
     ///
@@ -125,16 +105,8 @@ impl ConformalCalibrator {
     /// [`Error::InvalidConfig`] for `alpha` outside (0, 1); [`Error::CalibrationTooSmall`] when
     /// `alpha (n + 1) ≤ 1`, i.e. no p-value can fall below `alpha`.
     pub fn threshold(&self, alpha: f64) -> Result<ThresholdRule> {
-        check_alpha(alpha)?;
-        let l = self.flaggable_ranks(alpha);
         let n = self.sorted.len();
-        if l == 0 {
-            return Err(Error::CalibrationTooSmall {
-                calibration: n,
-                alpha,
-                needed: (1.0 / alpha).floor() as usize,
-            });
-        }
+        let l = flaggable_ranks(n, alpha)?;
         // Flagged ⟺ m = #{c ≥ s} ≤ l − 1 ⟺ s > the l-th largest calibration score; with
         // l > n every score is flagged (a finite threshold below the smallest one).
         let threshold = if l > n {
@@ -149,6 +121,38 @@ impl ConformalCalibrator {
             expected_fpr: l as f64 / (n + 1) as f64,
         })
     }
+}
+
+/// `l = ⌈α (n + 1)⌉ − 1`: how many of the ranks `m ∈ 0..=n` of `n` calibration scores
+/// `p < α` can flag — counted with `(1 + m) / (n + 1) < α` evaluated exactly as
+/// [`ConformalCalibrator::p_value`] evaluates it (`0.07 · 100` is `7.000000000000001` in
+/// floating point, while `7 / 100 < 0.07` is false). Usable before any score exists, e.g. to
+/// refuse a calibration set too small for `alpha` before training.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for `alpha` outside (0, 1); [`Error::CalibrationTooSmall`] when
+/// `l = 0` (`alpha (n + 1) ≤ 1`: no p-value can fall below `alpha`).
+pub fn flaggable_ranks(n: usize, alpha: f64) -> Result<usize> {
+    check_alpha(alpha)?;
+    let n1 = (n + 1) as f64;
+    let flags = |m: usize| ((1 + m) as f64 / n1) < alpha;
+    // p = (1 + m) / (n + 1) < α  ⟺  m < α (n + 1) − 1  ⟺  m ≤ ⌈α (n + 1)⌉ − 2; the estimate
+    // is then corrected to the p-values' own arithmetic.
+    let mut l = ((alpha * n1).ceil() as usize).saturating_sub(1).min(n + 1);
+    while l > 0 && !flags(l - 1) {
+        l -= 1;
+    }
+    while l <= n && flags(l) {
+        l += 1;
+    }
+    if l == 0 {
+        return Err(Error::CalibrationTooSmall {
+            calibration: n,
+            alpha,
+            needed: (1.0 / alpha).floor() as usize,
+        });
+    }
+    Ok(l)
 }
 
 /// How an anomaly score becomes a decision: `is_anomaly = score > threshold`.
@@ -381,6 +385,13 @@ mod tests {
         assert_eq!(rule.threshold(), 93.0);
         assert!(!rule.is_anomaly(93.0) && c.p_value(93.0) == 0.07);
         assert!(rule.is_anomaly(93.5) && c.p_value(93.5) < 0.07);
+        // The same count without scores (checked before training).
+        assert_eq!(flaggable_ranks(99, 0.07), Ok(6));
+        assert_eq!(flaggable_ranks(99, 0.05), Ok(4));
+        assert!(matches!(
+            flaggable_ranks(80, 0.01),
+            Err(Error::CalibrationTooSmall { needed: 100, .. })
+        ));
     }
 
     #[test]

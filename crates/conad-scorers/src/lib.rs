@@ -71,7 +71,7 @@ mod topk;
 pub mod traits;
 pub mod wasserstein;
 
-pub use calibration::{ConformalCalibrator, ThresholdRule, f1_optimal_threshold};
+pub use calibration::{ConformalCalibrator, ThresholdRule, f1_optimal_threshold, flaggable_ranks};
 pub use center::{CenterParams, CenterScorer, CenterValidParams};
 pub use config::{FittedScorer, SCORERS, ScorerConfig, ScorerInfo, scorer_names};
 pub use csi::{CsiParams, CsiScorer, CsiShift, CsiShiftFeatures, CsiValidParams};

@@ -147,20 +147,10 @@ pub fn run(args: &FitArgs) -> Result<()> {
     // Everything that can be checked before training is checked before training.
     let resize_flag = args.resize.as_deref().map(parse_resize).transpose()?;
     if args.threshold.is_none() && args.f1_data.is_none() {
-        let alpha = args.fpr.unwrap_or(0.01);
-        if !(alpha > 0.0 && alpha < 1.0) {
-            bail!("--fpr {alpha}: a false-positive rate strictly between 0 and 1 (e.g. 0.01)");
-        }
+        // The smallest p-value, 1/(n + 1), must fall below α (the calibrator's own check).
         let n = task.calibration.as_ref().map_or(0, |c| c.len());
-        // The smallest p-value, 1/(n + 1), must fall below α.
-        if 1.0 / (n + 1) as f64 >= alpha {
-            return Err(conad_scorers::Error::CalibrationTooSmall {
-                calibration: n,
-                alpha,
-                needed: (1.0 / alpha).floor() as usize,
-            }
-            .into());
-        }
+        let alpha = args.fpr.unwrap_or(0.01);
+        conad_scorers::flaggable_ranks(n, alpha).with_context(|| format!("--fpr {alpha}"))?;
     }
     if let Some(t) = args.threshold
         && !t.is_finite()
