@@ -318,15 +318,24 @@ pub(crate) fn fit(d: Decoded, options: &FolderOptions) -> Decoded {
 /// # Errors
 /// [`Error::BadFolderLayout`] without a normal training folder or images in it.
 pub fn training_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let (_, (_, normal)) = train_normal_folder(dir)?;
+    class_images(&normal, &mut Vec::new())
+}
+
+/// A folder entry: name, path, whether it is a folder.
+type Entry = (String, PathBuf, bool);
+
+/// The entries of `dir/train/` and its normal-class folder (name, path).
+fn train_normal_folder(dir: &Path) -> Result<(Vec<Entry>, (String, PathBuf))> {
     let train_dir = dir.join("train");
     let entries = visible_entries(&train_dir)?;
-    let (_, normal) =
+    let normal =
         normal_folder(&train_dir, &entries, true)?.ok_or_else(|| Error::BadFolderLayout {
             dir: train_dir.clone(),
             expected: "good/".into(),
             found: describe(&entries),
         })?;
-    class_images(&normal, &mut Vec::new())
+    Ok((entries, normal))
 }
 
 /// Loads an image folder (see the module docs for the layout and options).
@@ -357,15 +366,8 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<LoadedData> {
         });
     }
     let has_test = has("test");
-    let train_dir = dir.join("train");
     let test_dir = dir.join("test");
-    let train_entries = visible_entries(&train_dir)?;
-    let (normal_name, train_normal) =
-        normal_folder(&train_dir, &train_entries, true)?.ok_or_else(|| Error::BadFolderLayout {
-            dir: train_dir.clone(),
-            expected: "good/".into(),
-            found: describe(&train_entries),
-        })?;
+    let (train_entries, (normal_name, train_normal)) = train_normal_folder(dir)?;
     // Without test/ the data set has training images only (e.g. `conad fit` on normal images).
     let test_entries = if has_test {
         visible_entries(&test_dir)?
