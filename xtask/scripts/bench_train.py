@@ -11,7 +11,11 @@ Two threads (`torch.set_num_threads(2)`), float32, CPU. Prints one JSON line per
 
     {"bench":"train_step","case":"simclr_w0.25_28x28x1_b32x2","impl":"torch","seconds":…,…}
 
+With `--precision bf16` the forward pass and the loss run under PyTorch's CPU bf16 autocast
+(convolutions and linear layers in bf16 through oneDNN, f32 master weights).
+
 Usage: bench_train.py [--quick] [--steps N] [--width W] [--batch B] [--side S] [--channels C]
+                      [--precision f32|bf16]
 """
 import argparse
 import json
@@ -33,6 +37,8 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--side", type=int, default=28)
     p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                   help="bf16: torch.autocast('cpu', dtype=torch.bfloat16) around forward and loss")
     a = p.parse_args()
     if a.quick:
         a.steps, a.width, a.batch, a.side = 1, 1.0 / 16.0, 4, 8
@@ -50,8 +56,9 @@ def main():
     times, fwd, bwd, optt = [], [], [], []
     for step in range(a.steps + 1):
         t0 = time.perf_counter()
-        z = F.normalize(head(encoder(views)), dim=1, eps=1e-12)
-        loss = nt_xent(z, 0.5)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            z = F.normalize(head(encoder(views)).float(), dim=1, eps=1e-12)
+            loss = nt_xent(z, 0.5)
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -77,7 +84,8 @@ def main():
     gflop = 2.0 * 2 * a.batch * (3 * conv_macs(encoder, a.channels, a.side) - stem) / 1e9
     print(json.dumps({
         "bench": "train_step",
-        "case": f"simclr_w{a.width:g}_{a.side}x{a.side}x{a.channels}_b{a.batch}x2",
+        "case": f"simclr_w{a.width:g}_{a.side}x{a.side}x{a.channels}_b{a.batch}x2"
+                + ("_bf16" if a.precision == "bf16" else ""),
         "impl": "torch",
         "seconds": s,
         "images_per_second": 2 * a.batch / s,

@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use crate::bf16_conv;
 use crate::conv_forward::conv_forward;
 use crate::conv_grad_input::chunk_grad_input;
 use crate::conv_grad_weight::chunk_grad_weight;
@@ -43,7 +44,9 @@ pub fn conv_backward(
     let mut dx = None;
     let mut dw = None;
     let mut need = (need_dx, need_dw);
-    if need_dx && winograd::applies(g) {
+    let bf16 = crate::precision() == crate::Precision::Bf16 && bf16_conv::applies(g);
+    // In bf16 mode the flipped convolution below (`conv_forward`) takes the bf16 kernel.
+    if need_dx && !bf16 && winograd::applies(g) {
         dx = Some(winograd::winograd_grad_input(g, dy, w));
         need.0 = false;
     } else if need_dx && g.is_same_stride1() {
@@ -56,7 +59,10 @@ pub fn conv_backward(
         dx = Some(conv_forward(&gt, dy, &wt));
         need.0 = false;
     }
-    if need_dw && winograd::applies(g) {
+    if need_dw && bf16 {
+        dw = Some(bf16_conv::bf16_grad_weight(g, x, dy));
+        need.1 = false;
+    } else if need_dw && winograd::applies(g) {
         dw = Some(winograd::winograd_grad_weight(g, x, dy));
         need.1 = false;
     } else if need_dw && direct_grad_weight::applies_grad_weight(g) {

@@ -7,6 +7,7 @@
 
 use crate::cpu_data::par_fill_chunks;
 
+use crate::bf16_conv;
 use crate::direct_conv;
 use crate::geometry::ConvGeometry;
 use crate::im2col::columns;
@@ -17,6 +18,9 @@ use crate::winograd;
 /// `y = conv2d(x, w)` for contiguous NCHW `x` and `O × C × k × k` `w`; returns `N × O × Ho × Wo`.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     crate::keep_activation_buffers();
+    if crate::precision() == crate::Precision::Bf16 && bf16_conv::applies(g) {
+        return bf16_conv::bf16_conv(g, x, w);
+    }
     if winograd::applies(g) {
         return winograd::winograd_conv(g, x, w);
     }

@@ -34,6 +34,16 @@ pub enum Error {
         /// The offending dtype.
         got: candle_core::DType,
     },
+    /// A mode this machine cannot run.
+    #[error("{what} is not available: {why}; {fix}")]
+    Unsupported {
+        /// The mode asked for.
+        what: &'static str,
+        /// Why it cannot run here.
+        why: &'static str,
+        /// What to do instead.
+        fix: &'static str,
+    },
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

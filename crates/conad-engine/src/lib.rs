@@ -21,6 +21,9 @@
 //!   over memory on every stored gradient (`zeros_like` + `add`), so fewer, larger graph nodes
 //!   matter as much as fast kernels.
 //!
+//! * [`Precision`]: opt-in bf16 convolutions on AMX tiles (f32 accumulation and weights) for
+//!   stride-1 "same" layers with 16-multiple channel counts, scoped per thread.
+//!
 //! Layers dispatch on the tensor: CPU f32 tensors take the engine's kernels, anything else (CUDA
 //! with cuDNN, other dtypes) candle's own ops, so model code keeps ordinary layer types. Without
 //! AVX-512F (checked at run time) every convolution takes im2col + GEMM.
@@ -39,9 +42,11 @@
 
 mod add_relu;
 mod allocator;
+mod amx;
 mod batch_norm;
 mod batch_norm_eval_op;
 mod batch_norm_op;
+mod bf16_conv;
 mod conv2d;
 mod conv_backward;
 mod conv_bn;
@@ -56,6 +61,7 @@ mod error;
 mod geometry;
 mod im2col;
 mod matmul;
+mod precision;
 mod residual_block;
 mod scratch;
 mod simd;
@@ -75,4 +81,5 @@ pub use conv2d::Conv2d;
 pub use error::{Error, Result};
 pub use geometry::{ConvGeometry, MAX_GROUPS, TARGET_COLUMNS};
 pub use im2col::{col2im_add, im2col};
+pub use precision::{Precision, PrecisionScope, precision};
 pub use residual_block::ResidualBlock;

@@ -15,13 +15,16 @@
 use std::path::PathBuf;
 
 use conad_data::{DataSpec, OneClassProtocol};
-use conad_train::{ProgressMode, ResumePolicy, TrainOptions, profile, train_with_options};
+use conad_train::{
+    Precision, ProgressMode, ResumePolicy, TrainOptions, profile, train_with_options,
+};
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut data = PathBuf::from("../shared/data/medmnist/breastmnist.npz");
     let mut epochs = 4u64;
     let mut out = PathBuf::from("target/bench/epoch/run");
+    let mut precision = Precision::F32;
     let mut i = 0;
     while i < argv.len() {
         let val = || {
@@ -44,6 +47,16 @@ fn main() {
                 })
             }
             "--out" => out = PathBuf::from(val()),
+            "--precision" => {
+                precision = match val().as_str() {
+                    "f32" => Precision::F32,
+                    "bf16" => Precision::Bf16,
+                    other => {
+                        eprintln!("--precision takes f32 or bf16, not {other}");
+                        std::process::exit(2)
+                    }
+                }
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2)
@@ -70,6 +83,7 @@ fn main() {
     config.eval_points = None;
     config.eval_every = 0;
     config.checkpoint_every = 0;
+    config.precision = precision;
     let report = train_with_options(
         &config,
         &task,
@@ -89,7 +103,12 @@ fn main() {
     let median = secs[secs.len() / 2];
     let images = report.history.epochs[1].images;
     println!(
-        "{{\"bench\":\"epoch\",\"case\":\"simclr_breastmnist_w0.25_b64x2\",\"impl\":\"conad\",\"seconds\":{median},\"images_per_second\":{},\"source_images\":{},\"epochs_timed\":{}}}",
+        "{{\"bench\":\"epoch\",\"case\":\"simclr_breastmnist_w0.25_b64x2{}\",\"impl\":\"conad\",\"seconds\":{median},\"images_per_second\":{},\"source_images\":{},\"epochs_timed\":{}}}",
+        if precision == Precision::Bf16 {
+            "_bf16"
+        } else {
+            ""
+        },
         images as f64 / median,
         task.train.n,
         secs.len()

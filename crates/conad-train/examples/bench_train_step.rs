@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p conad-train --example bench_train_step -- [--quick] [--steps N]
-//!     [--width W] [--batch B] [--side S] [--channels C]
+//!     [--width W] [--batch B] [--side S] [--channels C] [--precision f32|bf16]
 //! ```
 //! Defaults: width 1/4, 28×28×1, B = 32 source images × 2 views, 5 timed steps after 1 warm-up.
 //! Prints one JSON object per measured case on stdout; progress goes to stderr.
@@ -18,8 +18,8 @@ use conad_augment::{Augmenter, ImageBatchU8, presets};
 use conad_models::{ResNet, ResNetConfig, seeded_var_builder};
 use conad_rng::SeedTree;
 use conad_train::{
-    AdamConfig, BatchContext, Method, Optimizer, OptimizerConfig, SimClrConfig, SimClrMethod,
-    StepContext, StepHyper,
+    AdamConfig, BatchContext, Method, Optimizer, OptimizerConfig, Precision, SimClrConfig,
+    SimClrMethod, StepContext, StepHyper,
 };
 use rand::Rng;
 use rayon::prelude::*;
@@ -31,6 +31,7 @@ struct Args {
     batch: usize,
     side: usize,
     channels: usize,
+    precision: Precision,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +42,7 @@ fn parse_args() -> Args {
         batch: 32,
         side: 28,
         channels: 1,
+        precision: Precision::F32,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -73,6 +75,17 @@ fn parse_args() -> Args {
             }
             "--side" => {
                 a.side = num(val(i)) as usize;
+                i += 1;
+            }
+            "--precision" => {
+                a.precision = match val(i).as_str() {
+                    "f32" => Precision::F32,
+                    "bf16" => Precision::Bf16,
+                    other => {
+                        eprintln!("--precision takes f32 or bf16, not {other}");
+                        std::process::exit(2)
+                    }
+                };
                 i += 1;
             }
             "--channels" => {
@@ -231,10 +244,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             device: &dev,
         })?;
         let t1 = Instant::now();
+        let scope = args.precision.scope()?;
         let out = method.forward_loss(&encoder, &batch, &ctx)?;
         let loss = out.loss.to_scalar::<f32>()?;
         let t2 = Instant::now();
         let grads = out.loss.backward()?;
+        drop(scope);
         let t3 = Instant::now();
         opt.step(&grads, StepHyper::lr(1e-3))?;
         let t4 = Instant::now();
@@ -280,12 +295,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     });
     println!(
-        "{{\"bench\":\"train_step\",\"case\":\"simclr_w{}_{}x{}x{}_b{}x2\",\"impl\":\"conad\",\"seconds\":{step_s:.6},\"images_per_second\":{:.3},\"source_images_per_second\":{:.3},\"augment_s\":{:.6},\"forward_s\":{:.6},\"backward_s\":{:.6},\"optimizer_s\":{:.6},\"conv_gflop\":{step_gflop:.4},\"effective_gflops\":{effective:.2}{peak_fields}}}",
+        "{{\"bench\":\"train_step\",\"case\":\"simclr_w{}_{}x{}x{}_b{}x2{}\",\"impl\":\"conad\",\"seconds\":{step_s:.6},\"images_per_second\":{:.3},\"source_images_per_second\":{:.3},\"augment_s\":{:.6},\"forward_s\":{:.6},\"backward_s\":{:.6},\"optimizer_s\":{:.6},\"conv_gflop\":{step_gflop:.4},\"effective_gflops\":{effective:.2}{peak_fields}}}",
         args.width,
         args.side,
         args.side,
         args.channels,
         args.batch,
+        if args.precision == Precision::Bf16 {
+            "_bf16"
+        } else {
+            ""
+        },
         views as f64 / step_s,
         args.batch as f64 / step_s,
         median(aug_t),

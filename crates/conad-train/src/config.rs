@@ -30,6 +30,7 @@
 
 use std::path::Path;
 
+use conad_engine::Precision;
 use conad_models::{ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +162,10 @@ pub struct TrainConfig {
     /// Worker threads for augmentation and candle's CPU kernels (a rayon pool for the run);
     /// `None` = the global pool. Results do not depend on it.
     pub threads: Option<usize>,
+    /// Arithmetic of the encoder's convolutions during training steps: `"f32"` (default) or
+    /// `"bf16"` (bf16 operands, f32 accumulation and master weights, on CPUs with AMX-BF16;
+    /// `conad_engine::Precision`). Embeddings for evaluation and scoring are always f32.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -182,6 +187,7 @@ impl Default for TrainConfig {
             eval_every: 10,
             eval: EvalConfig::default(),
             threads: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -251,11 +257,20 @@ impl TrainConfig {
     }
 
     /// Checks the settings that depend on the machine running the config (a stored config is
-    /// not re-checked against another machine): `threads` ≤ [`MAX_THREADS_PER_CORE`] × cores.
+    /// not re-checked against another machine): `threads` ≤ [`MAX_THREADS_PER_CORE`] × cores,
+    /// and `precision` supported by this CPU.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming `threads`.
     pub fn validate_for_this_machine(&self) -> Result<()> {
+        if !self.precision.supported() {
+            return Err(Error::invalid(
+                "precision",
+                self.precision.name(),
+                "needs a CPU with AMX-BF16 (Intel Sapphire Rapids or newer) and this one has \
+                 none; use precision = \"f32\" (the default)",
+            ));
+        }
         if let Some(n) = self.threads {
             let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
             let max = MAX_THREADS_PER_CORE * cores;

@@ -606,6 +606,10 @@ impl<'a> Session<'a> {
                 global_step,
                 value,
             };
+            // The step's convolutions (forward and backward) run in the configured precision.
+            let precision = self.config.precision.scope().map_err(|e| {
+                Error::invalid("precision", self.config.precision.name(), e.to_string())
+            })?;
             let out = match self.method.forward_loss(&self.encoder, &batch, &ctx) {
                 Err(Error::Losses(conad_losses::Error::NonFiniteLoss { value, .. })) => {
                     return Err(non_finite(value));
@@ -617,6 +621,7 @@ impl<'a> Session<'a> {
                 return Err(non_finite(loss));
             }
             let grads = out.loss.backward()?;
+            drop(precision);
             self.optimizer.step(
                 &grads,
                 StepHyper {

@@ -128,6 +128,39 @@ fn unknown_fields_and_bad_values_are_named() {
 }
 
 #[test]
+fn precision_parses_round_trips_and_is_checked_against_the_machine() {
+    let c = TrainConfig::from_toml_str("precision = \"bf16\"\n", "inline").unwrap();
+    assert_eq!(c.precision, conad_train::Precision::Bf16);
+    let back = TrainConfig::from_toml_str(&c.to_toml_string().unwrap(), "again").unwrap();
+    assert_eq!(back.precision, conad_train::Precision::Bf16);
+    assert_eq!(
+        TrainConfig::default().precision,
+        conad_train::Precision::F32
+    );
+    // A config written before the field existed reads as f32.
+    assert_eq!(
+        TrainConfig::from_toml_str("epochs = 3\n", "old")
+            .unwrap()
+            .precision,
+        conad_train::Precision::F32
+    );
+    match TrainConfig::from_toml_str("precision = \"fp8\"\n", "inline") {
+        Err(Error::ConfigParse { message, .. }) => assert!(message.contains("fp8"), "{message}"),
+        other => panic!("expected a parse error naming fp8, got {other:?}"),
+    }
+    // bf16 passes the machine check exactly where the CPU has AMX-BF16.
+    match c.validate_for_this_machine() {
+        Ok(()) => assert!(conad_train::Precision::Bf16.supported()),
+        Err(Error::InvalidConfig { field, reason, .. }) => {
+            assert_eq!(field, "precision");
+            assert!(reason.contains("AMX-BF16"), "{reason}");
+            assert!(!conad_train::Precision::Bf16.supported());
+        }
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
 fn resolve_fills_sizes_and_channels_from_the_data() {
     let c = TrainConfig::default();
     let r = c.resolve(28, 28, 1).unwrap();

@@ -53,6 +53,44 @@ fn same_seed_same_weights_in_pools_of_one_and_two_threads() {
     assert_ne!(digest(w1), digest(&weight_bits(&dir.join(MODEL_FILE))));
 }
 
+/// `precision = "bf16"` (AMX kernels on the 16-multiple-channel layers of a width-1/4 encoder):
+/// bit-identical weights in pools of 1 and 2 threads, and weights different from the f32 run's
+/// (the mode is really used). Skipped, with a message, on CPUs without AMX-BF16.
+#[test]
+fn bf16_precision_same_weights_in_pools_of_one_and_two_threads() {
+    if !conad_train::Precision::Bf16.supported() {
+        eprintln!("skipped: this CPU/OS has no AMX-BF16");
+        return;
+    }
+    let task = tiny_task();
+    let run = |threads: usize, precision: conad_train::Precision| {
+        let mut config = tiny_config(1);
+        config.model.width_multiplier = 0.25;
+        config.threads = Some(threads);
+        config.precision = precision;
+        let dir = fresh_dir(&format!("bf16-{threads}-{}", precision.name()));
+        train_with_options(&config, &task, &dir, &quiet()).unwrap();
+        weight_bits(&dir.join(MODEL_FILE))
+    };
+    let one = run(1, conad_train::Precision::Bf16);
+    let two = run(2, conad_train::Precision::Bf16);
+    for (name, bits) in &one {
+        assert_eq!(
+            bits, &two[name],
+            "tensor `{name}` differs between 1 and 2 threads"
+        );
+    }
+    let f32_run = run(2, conad_train::Precision::F32);
+    let differs = one
+        .iter()
+        .filter(|(name, bits)| f32_run[*name] != **bits)
+        .count();
+    assert!(
+        differs > 10,
+        "only {differs} tensors differ between bf16 and f32"
+    );
+}
+
 /// Bits of candle kernels at sizes where `gemm` runs multi-threaded (m·n·k far above its
 /// threading threshold): a matmul and a convolution with its two gradients.
 fn kernel_digest() -> u64 {

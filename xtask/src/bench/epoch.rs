@@ -3,6 +3,7 @@
 //! forward, backward, optimiser) in conad (`conad_train::train_with_options`) and in PyTorch
 //! (torchvision transforms, a 2-worker DataLoader). Median epoch time over epochs 2–4 on each
 //! side. Headline: `epoch_ratio conad/pytorch = X` (torch epoch time / conad epoch time).
+//! `--precision bf16`: conad's `precision = "bf16"` against PyTorch's CPU bf16 autocast.
 //! `--data FILE` points at `breastmnist.npz` (default `../shared/data/medmnist/breastmnist.npz`).
 use super::BenchArgs;
 use super::runner::{BenchSpec, Side};
@@ -22,12 +23,24 @@ pub fn spec(root: &Path, args: &BenchArgs) -> BenchSpec {
             Side::Example {
                 krate: "conad-train",
                 example: "bench_epoch",
-                args: vec!["--data".into(), data.clone(), "--out".into(), run],
+                args: vec![
+                    "--data".into(),
+                    data.clone(),
+                    "--out".into(),
+                    run,
+                    "--precision".into(),
+                    args.precision.name().into(),
+                ],
                 env: vec![],
             },
             Side::Python {
                 script: "bench_epoch.py",
-                args: vec!["--data".into(), data],
+                args: vec![
+                    "--data".into(),
+                    data,
+                    "--precision".into(),
+                    args.precision.name().into(),
+                ],
             },
         ],
         headline: "epoch_ratio conad/pytorch",

@@ -38,6 +38,29 @@ pub struct BenchArgs {
     /// Data directory for benchmarks that read real data (e.g. the Fashion-MNIST IDX directory).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Training arithmetic for `train` and `epoch`: bf16 runs conad's `precision = "bf16"`
+    /// against PyTorch's CPU bf16 autocast (needs a CPU with AMX-BF16).
+    #[arg(long, value_enum, default_value_t = BenchPrecision::F32)]
+    pub precision: BenchPrecision,
+}
+
+/// `--precision` of `cargo xtask bench train|epoch`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchPrecision {
+    /// f32 on both sides.
+    F32,
+    /// conad `precision = "bf16"` vs PyTorch CPU bf16 autocast.
+    Bf16,
+}
+
+impl BenchPrecision {
+    /// The value passed to the benchmark programs' `--precision`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchPrecision::F32 => "f32",
+            BenchPrecision::Bf16 => "bf16",
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

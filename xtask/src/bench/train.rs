@@ -3,7 +3,8 @@
 //! PyTorch (Debian `python3-torch`, two threads), for 32×32×3 and 28×28×1 inputs at widths 1 and
 //! 1/4. Each configuration runs conad then torch, configuration after configuration, every round.
 //! Headline: `train_step_ratio conad/pytorch = X` (torch step time / conad step time, geometric
-//! mean over the four configurations; > 1 means conad is faster).
+//! mean over the four configurations; > 1 means conad is faster). `--precision bf16` runs conad's
+//! `precision = "bf16"` against PyTorch's CPU bf16 autocast (both sides name the cases `…_bf16`).
 use super::BenchArgs;
 use super::runner::{BenchSpec, Side};
 use std::path::Path;
@@ -29,6 +30,8 @@ pub fn spec(_root: &Path, args: &BenchArgs) -> BenchSpec {
             channels,
             "--batch",
             "32",
+            "--precision",
+            args.precision.name(),
         ]
         .iter()
         .map(|s| (*s).to_string())
