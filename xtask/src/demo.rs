@@ -36,6 +36,9 @@ pub struct DemoArgs {
     /// Override the profile's epochs (by default derived from its view budget).
     #[arg(long)]
     pub epochs: Option<u64>,
+    /// Training arithmetic (`conad train --precision`): f32, or bf16 on CPUs with AMX-BF16.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16"])]
+    pub precision: String,
 }
 
 fn conad_binary(root: &Path) -> PathBuf {
@@ -69,13 +72,17 @@ pub fn run(root: &Path, args: &DemoArgs) -> Result<()> {
     let class = args.class.to_string();
     let mut results = Vec::new();
     for (label, method) in [("raw", "raw"), ("conad", args.method.as_str())] {
-        let run_dir = out.join(method);
+        let run_dir = match (method, args.precision.as_str()) {
+            ("raw", _) | (_, "f32") => out.join(method),
+            (_, p) => out.join(format!("{method}-{p}")),
+        };
         let mut train = Command::new(&conad);
         train.args(["train", "--method", method, "--data", &args.data]);
         train.args(["--normal-class", &class, "--overwrite", "--out"]);
         train.arg(&run_dir);
         if method != "raw" {
             train.args(["--profile", &args.profile, "--seed", &args.seed.to_string()]);
+            train.args(["--precision", &args.precision]);
             if let Some(e) = args.epochs {
                 train.args(["--epochs", &e.to_string()]);
             }

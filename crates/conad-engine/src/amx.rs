@@ -123,31 +123,6 @@ impl Tiles {
         }
     }
 
-    /// Loads accumulator `C[i][j]` from 16 rows of 16 f32 at `src`, rows `stride` bytes apart.
-    ///
-    /// # Safety
-    /// `src + r·stride .. + 64` must be readable for every row `r < 16`.
-    #[cfg(target_arch = "x86_64")]
-    pub(crate) unsafe fn load_c(&mut self, i: usize, j: usize, src: *const f32, stride: usize) {
-        // SAFETY: the caller guarantees the 16 rows are readable.
-        unsafe {
-            match 2 * i + j {
-                0 => {
-                    std::arch::asm!("tileloadd tmm0, [{p} + {s}*1]", p = in(reg) src, s = in(reg) stride, options(nostack, readonly))
-                }
-                1 => {
-                    std::arch::asm!("tileloadd tmm1, [{p} + {s}*1]", p = in(reg) src, s = in(reg) stride, options(nostack, readonly))
-                }
-                2 => {
-                    std::arch::asm!("tileloadd tmm2, [{p} + {s}*1]", p = in(reg) src, s = in(reg) stride, options(nostack, readonly))
-                }
-                _ => {
-                    std::arch::asm!("tileloadd tmm3, [{p} + {s}*1]", p = in(reg) src, s = in(reg) stride, options(nostack, readonly))
-                }
-            }
-        }
-    }
-
     /// Stores accumulator `C[i][j]` as 16 rows of 16 f32 at `dst`, rows `stride` bytes apart.
     ///
     /// # Safety

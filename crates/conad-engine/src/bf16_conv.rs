@@ -17,8 +17,8 @@
 //! * **Weight gradient**: `dW[o, c, tap] = Σ_q dY[o, q] · X[c, q + off(tap)]` as
 //!   `C (16 c × 16 o) += A (16 c × 32 q) · B (32 q × 16 o)`: the input per channel as a plain
 //!   flat row (`A` rows are shifted windows), the output gradient with pixel pairs interleaved
-//!   (`B`), zero in the discarded columns. Per image the accumulators are loaded from and stored
-//!   to the group's f32 partial (exact), so the group's sum does not depend on where tiles spill.
+//!   (`B`), zero in the discarded columns; a group's images are packed side by side and each
+//!   accumulator tile sums over all of them before it is stored once.
 //!
 //! Packing writes every stored position once (borders as zeros), with no separate zero-fill.
 //!
@@ -278,13 +278,17 @@ pub(crate) fn bf16_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f
         .into_par_iter()
         .map(|gi| {
             let mut acc = par_zeros(kk * c * o);
-            let xlen = c * grid.len;
-            let dlen = o * grid.q;
-            let mut xs = Bf16Scratch::take(xlen);
-            let mut ds = Bf16Scratch::take(dlen);
             let first = gi * group_imgs;
-            for n in first..(first + group_imgs).min(g.batch) {
-                let xf = xs.as_mut(xlen);
+            let imgs = group_imgs.min(g.batch - first);
+            // The group's images side by side: `imgs × C × len` and `imgs × O/16 × q/2 × 16 × 2`.
+            let (xlen, dlen) = (c * grid.len, o * grid.q);
+            let mut xs = Bf16Scratch::take(imgs * xlen);
+            let mut ds = Bf16Scratch::take(imgs * dlen);
+            let xg = xs.as_mut(imgs * xlen);
+            let dg = ds.as_mut(imgs * dlen);
+            for i in 0..imgs {
+                let n = first + i;
+                let xf = &mut xg[i * xlen..][..xlen];
                 pack_plain(
                     &x[n * in_img..][..in_img],
                     c,
@@ -295,34 +299,33 @@ pub(crate) fn bf16_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f
                     grid.origin,
                     xf,
                 );
-                let dv = ds.as_mut(dlen);
+                let dv = &mut dg[i * dlen..][..dlen];
                 pack_dy(&dy[n * out_img..][..out_img], o, h, wd, grid.wp, grid.q, dv);
-                let (xf, dv) = (&*xf, &*dv);
-                // SAFETY: AMX is available (`applies`); `A` rows are windows of `xf` inside its
-                // `len` positions per channel, `B` rows lie inside `dv`, accumulator rows inside
-                // `acc` (`C` rows of `O` values per tap).
-                unsafe {
-                    let mut t = Tiles::configure(32);
-                    for tap in 0..kk {
-                        let shift = (tap / k) * grid.wp + tap % k;
-                        for cb in (0..cbs).step_by(2) {
-                            let mb = (cbs - cb).min(2);
-                            for ob in (0..obs).step_by(2) {
-                                let nb = (obs - ob).min(2);
-                                let cptr = |i: usize, j: usize| {
-                                    (tap * c + (cb + i) * 16) * o + (ob + j) * 16
-                                };
-                                for i in 0..mb {
-                                    for j in 0..nb {
-                                        t.load_c(i, j, acc[cptr(i, j)..].as_ptr(), 4 * o);
-                                    }
-                                }
+            }
+            let (xg, dg) = (&*xg, &*dg);
+            // SAFETY: AMX is available (`applies`); `A` rows are windows of one image's channel
+            // inside its `len` positions, `B` rows lie inside that image's block of `dg`,
+            // accumulator rows inside `acc` (`C` rows of `O` values per tap).
+            unsafe {
+                let mut t = Tiles::configure(32);
+                for tap in 0..kk {
+                    let shift = (tap / k) * grid.wp + tap % k;
+                    for cb in (0..cbs).step_by(2) {
+                        let mb = (cbs - cb).min(2);
+                        for ob in (0..obs).step_by(2) {
+                            let nb = (obs - ob).min(2);
+                            // Every tile of the partial is written once per group, summed over
+                            // the group's images and positions in order.
+                            t.zero(mb, nb);
+                            for img in 0..imgs {
+                                let (xi, di) = (img * xlen, img * dlen);
                                 for q0 in (0..grid.q).step_by(32) {
                                     let a = |i: usize| {
-                                        xf[(cb + i) * 16 * grid.len + q0 + shift..].as_ptr()
+                                        xg[xi + (cb + i) * 16 * grid.len + q0 + shift..].as_ptr()
                                     };
-                                    let b =
-                                        |j: usize| dv[(ob + j) * 16 * grid.q + q0 * 16..].as_ptr();
+                                    let b = |j: usize| {
+                                        dg[di + (ob + j) * 16 * grid.q + q0 * 16..].as_ptr()
+                                    };
                                     t.multiply(
                                         mb,
                                         nb,
@@ -332,10 +335,11 @@ pub(crate) fn bf16_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f
                                         64,
                                     );
                                 }
-                                for i in 0..mb {
-                                    for j in 0..nb {
-                                        t.store_c(i, j, acc[cptr(i, j)..].as_mut_ptr(), 4 * o);
-                                    }
+                            }
+                            for i in 0..mb {
+                                for j in 0..nb {
+                                    let dst = (tap * c + (cb + i) * 16) * o + (ob + j) * 16;
+                                    t.store_c(i, j, acc[dst..].as_mut_ptr(), 4 * o);
                                 }
                             }
                         }
