@@ -42,6 +42,12 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
         && crate::amx::available()
 }
 
+/// Whether `g` runs on the bf16 kernels now: the current thread's precision is bf16 and
+/// [`applies`] holds (the forward, input-gradient and weight-gradient dispatch all ask this).
+pub(crate) fn selected(g: &ConvGeometry) -> bool {
+    crate::precision() == crate::Precision::Bf16 && applies(g)
+}
+
 /// The flat padded grid of one image.
 #[derive(Clone, Copy, Debug)]
 struct Grid {
@@ -70,18 +76,33 @@ impl Grid {
     }
 }
 
-/// Scratch of `len` bf16 values from the thread's f32 pool.
-struct Bf16Scratch(ScratchBuf);
+/// Integer element types a scratch buffer can be viewed as: at most 4 bytes, alignment at most
+/// f32's, every bit pattern valid.
+trait ScratchElement: Copy {}
+impl ScratchElement for u16 {}
+impl ScratchElement for u32 {}
 
-impl Bf16Scratch {
+/// Scratch of `len` values of `T` (bf16 as `u16`, bf16 pairs as `u32`) from the thread's f32 pool.
+struct PackedScratch<T: ScratchElement> {
+    buf: ScratchBuf,
+    len: usize,
+    _element: std::marker::PhantomData<T>,
+}
+
+impl<T: ScratchElement> PackedScratch<T> {
     fn take(len: usize) -> Self {
-        Self(ScratchBuf::take(len.div_ceil(2)))
+        let floats = (len * size_of::<T>()).div_ceil(size_of::<f32>());
+        Self {
+            buf: ScratchBuf::take(floats),
+            len,
+            _element: std::marker::PhantomData,
+        }
     }
-    fn as_mut(&mut self, len: usize) -> &mut [u16] {
-        debug_assert!(len <= 2 * self.0.len());
-        // SAFETY: the f32 buffer holds at least `len` u16 (2 per f32); u16 has a weaker alignment
-        // than f32 and every bit pattern is a valid u16.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u16>(), len) }
+
+    fn as_mut(&mut self) -> &mut [T] {
+        // SAFETY: the f32 buffer holds at least `len · size_of::<T>()` bytes (`take`); `T`
+        // (u16 or u32) is no more aligned than f32 and every bit pattern is a valid `T`.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast::<T>(), self.len) }
     }
 }
 
@@ -208,10 +229,8 @@ pub(crate) fn bf16_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (in_img, out_img) = (c * h * wd, o * h * wd);
     par_fill_chunks(g.batch * out_img, out_img, |n, y| {
         let x = &x[n * in_img..][..in_img];
-        let xlen = c / 2 * grid.len;
-        let mut xs = ScratchBuf::take(xlen);
-        // SAFETY: u32 has the size and alignment of f32, and every bit pattern is valid.
-        let xq = unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast::<u32>(), xlen) };
+        let mut xs = PackedScratch::<u32>::take(c / 2 * grid.len);
+        let xq = xs.as_mut();
         pack_pairs(x, c, h, wd, grid.wp, grid.len, grid.origin, xq);
         let xq = &*xq;
         let mut flat = ScratchBuf::take(o * grid.q);
@@ -282,10 +301,9 @@ pub(crate) fn bf16_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f
             let imgs = group_imgs.min(g.batch - first);
             // The group's images side by side: `imgs × C × len` and `imgs × O/16 × q/2 × 16 × 2`.
             let (xlen, dlen) = (c * grid.len, o * grid.q);
-            let mut xs = Bf16Scratch::take(imgs * xlen);
-            let mut ds = Bf16Scratch::take(imgs * dlen);
-            let xg = xs.as_mut(imgs * xlen);
-            let dg = ds.as_mut(imgs * dlen);
+            let mut xs = PackedScratch::<u16>::take(imgs * xlen);
+            let mut ds = PackedScratch::<u16>::take(imgs * dlen);
+            let (xg, dg) = (xs.as_mut(), ds.as_mut());
             for i in 0..imgs {
                 let n = first + i;
                 let xf = &mut xg[i * xlen..][..xlen];
@@ -370,6 +388,7 @@ pub(crate) fn bf16_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f
 mod tests {
     use super::*;
     use crate::amx::from_bf16;
+    use rand_distr::{Distribution, Uniform};
 
     fn rounded(v: &[f32]) -> Vec<f64> {
         v.iter()
@@ -377,104 +396,85 @@ mod tests {
             .collect()
     }
 
-    /// f64 "same" convolution of bf16-rounded operands: `(y, Σ|terms|)` per output.
-    fn reference_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> (Vec<f64>, Vec<f64>) {
-        let (x, w) = (rounded(x), rounded(w));
-        let (c, o, k, h, wd, p) = (
+    /// Calls `f(o, c, tap, output index, input index)` for every term of a "same"
+    /// convolution (taps that fall into the padding are skipped).
+    fn for_each_term(g: &ConvGeometry, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+        let (c, o, k, h, w, p) = (
             g.in_channels,
             g.out_channels,
             g.kernel,
             g.height,
             g.width,
-            g.padding as isize,
+            g.padding,
         );
-        let mut y = vec![0.0; g.batch * o * h * wd];
-        let mut mag = y.clone();
         for n in 0..g.batch {
             for oo in 0..o {
-                for yy in 0..h {
-                    for xx in 0..wd {
-                        let (mut s, mut m) = (0.0, 0.0);
-                        for cc in 0..c {
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let (iy, ix) = (
-                                        yy as isize + ky as isize - p,
-                                        xx as isize + kx as isize - p,
-                                    );
-                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                        continue;
-                                    }
-                                    let t = w[((oo * c + cc) * k + ky) * k + kx]
-                                        * x[((n * c + cc) * h + iy as usize) * wd + ix as usize];
-                                    s += t;
-                                    m += t.abs();
+                for cc in 0..c {
+                    for tap in 0..k * k {
+                        for yy in 0..h {
+                            for xx in 0..w {
+                                let (iy, ix) = (
+                                    (yy + tap / k).wrapping_sub(p),
+                                    (xx + tap % k).wrapping_sub(p),
+                                );
+                                if iy < h && ix < w {
+                                    let out = ((n * o + oo) * h + yy) * w + xx;
+                                    f(oo, cc, tap, out, ((n * c + cc) * h + iy) * w + ix);
                                 }
                             }
                         }
-                        y[((n * o + oo) * h + yy) * wd + xx] = s;
-                        mag[((n * o + oo) * h + yy) * wd + xx] = m;
                     }
                 }
             }
         }
+    }
+
+    /// f64 convolution of bf16-rounded operands: `(y, Σ|terms|)` per output.
+    fn reference_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (x, w) = (rounded(x), rounded(w));
+        let (c, kk) = (g.in_channels, g.kernel * g.kernel);
+        let mut y = vec![0.0; g.batch * g.out_channels * g.height * g.width];
+        let mut mag = y.clone();
+        for_each_term(g, |oo, cc, tap, out, inp| {
+            let t = w[(oo * c + cc) * kk + tap] * x[inp];
+            y[out] += t;
+            mag[out] += t.abs();
+        });
         (y, mag)
     }
 
+    /// f64 weight gradient of bf16-rounded operands: `(dW, Σ|terms|)` per weight.
     fn reference_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> (Vec<f64>, Vec<f64>) {
         let (x, dy) = (rounded(x), rounded(dy));
-        let (c, o, k, h, wd, p) = (
-            g.in_channels,
-            g.out_channels,
-            g.kernel,
-            g.height,
-            g.width,
-            g.padding as isize,
-        );
-        let mut dw = vec![0.0; o * c * k * k];
+        let (c, kk) = (g.in_channels, g.kernel * g.kernel);
+        let mut dw = vec![0.0; g.out_channels * c * kk];
         let mut mag = dw.clone();
-        for oo in 0..o {
-            for cc in 0..c {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let (mut s, mut m) = (0.0, 0.0);
-                        for n in 0..g.batch {
-                            for yy in 0..h {
-                                for xx in 0..wd {
-                                    let (iy, ix) = (
-                                        yy as isize + ky as isize - p,
-                                        xx as isize + kx as isize - p,
-                                    );
-                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                        continue;
-                                    }
-                                    let t = dy[((n * o + oo) * h + yy) * wd + xx]
-                                        * x[((n * c + cc) * h + iy as usize) * wd + ix as usize];
-                                    s += t;
-                                    m += t.abs();
-                                }
-                            }
-                        }
-                        let i = ((oo * c + cc) * k + ky) * k + kx;
-                        dw[i] = s;
-                        mag[i] = m;
-                    }
-                }
-            }
-        }
+        for_each_term(g, |oo, cc, tap, out, inp| {
+            let t = dy[out] * x[inp];
+            dw[(oo * c + cc) * kk + tap] += t;
+            mag[(oo * c + cc) * kk + tap] += t.abs();
+        });
         (dw, mag)
     }
 
-    fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
+    /// `got` within f32 accumulation error of the f64 `want`: 1e-5 of Σ|terms| — a wrong tap
+    /// shift, channel pairing or discarded column is off by whole terms.
+    fn assert_within(got: &[f32], (want, mag): (Vec<f64>, Vec<f64>), what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (a, (b, m))) in got.iter().zip(want.iter().zip(&mag)).enumerate() {
+            let err = (f64::from(*a) - b).abs();
+            assert!(
+                err <= 1e-5 * m + 1e-30,
+                "{what} value {i}: {a} vs {b} (Σ|t| {m})"
+            );
+        }
+    }
+
+    /// Uniform values in [−1, 1) from the seed tree.
+    fn random(len: usize, seed: &str) -> Vec<f32> {
+        let mut rng = conad_rng::SeedTree::new(16).child(seed).rng();
+        let uniform = Uniform::new(-1.0f32, 1.0).expect("a non-empty range");
+        (0..len).map(|_| uniform.sample(&mut rng)).collect()
     }
 
     fn geometry(n: usize, c: usize, o: usize, h: usize, w: usize, k: usize) -> ConvGeometry {
@@ -493,9 +493,7 @@ mod tests {
         (9, 128, 128, 4, 4, 3),
     ];
 
-    /// The AMX forward equals the f64 convolution of the bf16-rounded operands up to f32
-    /// accumulation error (relative to Σ|terms|); a wrong tap shift, channel pairing or
-    /// discarded column would be off by whole terms.
+    /// The AMX forward equals the f64 convolution of the bf16-rounded operands.
     #[test]
     fn forward_matches_reference_on_rounded_operands() {
         if !crate::amx::available() {
@@ -505,20 +503,18 @@ mod tests {
         for (si, &(n, c, o, h, w, k)) in SHAPES.iter().enumerate() {
             let g = geometry(n, c, o, h, w, k);
             assert!(applies(&g));
-            let x = random(n * c * h * w, 1 + si as u64);
-            let wt = random(o * c * k * k, 100 + si as u64);
+            let x = random(n * c * h * w, &format!("x{si}"));
+            let wt = random(o * c * k * k, &format!("w{si}"));
             let got = bf16_conv(&g, &x, &wt);
-            let (want, mag) = reference_forward(&g, &x, &wt);
-            for (i, (a, (b, m))) in got.iter().zip(want.iter().zip(&mag)).enumerate() {
-                let err = (f64::from(*a) - b).abs();
-                assert!(
-                    err <= 1e-5 * m + 1e-30,
-                    "shape {si} output {i}: {a} vs {b} (Σ|t| {m})"
-                );
-            }
+            assert_within(
+                &got,
+                reference_forward(&g, &x, &wt),
+                &format!("shape {si} forward"),
+            );
         }
     }
 
+    /// The AMX weight gradient equals the f64 one of the bf16-rounded operands.
     #[test]
     fn grad_weight_matches_reference_on_rounded_operands() {
         if !crate::amx::available() {
@@ -527,17 +523,14 @@ mod tests {
         }
         for (si, &(n, c, o, h, w, k)) in SHAPES.iter().enumerate() {
             let g = geometry(n, c, o, h, w, k);
-            let x = random(n * c * h * w, 7 + si as u64);
-            let dy = random(n * o * h * w, 70 + si as u64);
+            let x = random(n * c * h * w, &format!("x{si}"));
+            let dy = random(n * o * h * w, &format!("dy{si}"));
             let got = bf16_grad_weight(&g, &x, &dy);
-            let (want, mag) = reference_grad_weight(&g, &x, &dy);
-            for (i, (a, (b, m))) in got.iter().zip(want.iter().zip(&mag)).enumerate() {
-                let err = (f64::from(*a) - b).abs();
-                assert!(
-                    err <= 1e-5 * m + 1e-30,
-                    "shape {si} weight {i}: {a} vs {b} (Σ|t| {m})"
-                );
-            }
+            assert_within(
+                &got,
+                reference_grad_weight(&g, &x, &dy),
+                &format!("shape {si} dW"),
+            );
         }
     }
 
@@ -549,9 +542,9 @@ mod tests {
             return;
         }
         let g = geometry(19, 32, 16, 14, 14, 3);
-        let x = random(19 * 32 * 196, 5);
-        let w = random(16 * 32 * 9, 6);
-        let dy = random(19 * 16 * 196, 8);
+        let x = random(19 * 32 * 196, "x");
+        let w = random(16 * 32 * 9, "w");
+        let dy = random(19 * 16 * 196, "dy");
         let run = |threads: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -44,7 +44,7 @@ pub fn conv_backward(
     let mut dx = None;
     let mut dw = None;
     let mut need = (need_dx, need_dw);
-    let bf16 = crate::precision() == crate::Precision::Bf16 && bf16_conv::applies(g);
+    let bf16 = bf16_conv::selected(g);
     // In bf16 mode the flipped convolution below (`conv_forward`) takes the bf16 kernel.
     if need_dx && !bf16 && winograd::applies(g) {
         dx = Some(winograd::winograd_grad_input(g, dy, w));

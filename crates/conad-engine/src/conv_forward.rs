@@ -18,7 +18,7 @@ use crate::winograd;
 /// `y = conv2d(x, w)` for contiguous NCHW `x` and `O × C × k × k` `w`; returns `N × O × Ho × Wo`.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     crate::keep_activation_buffers();
-    if crate::precision() == crate::Precision::Bf16 && bf16_conv::applies(g) {
+    if bf16_conv::selected(g) {
         return bf16_conv::bf16_conv(g, x, w);
     }
     if winograd::applies(g) {

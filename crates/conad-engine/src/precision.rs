@@ -66,6 +66,18 @@ impl Precision {
     }
 }
 
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    /// `"f32"` or `"bf16"` ([`Precision::name`]).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [Precision::F32, Precision::Bf16]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("precision `{s}` is not one of f32, bf16"))
+    }
+}
+
 thread_local! {
     static CURRENT: Cell<Precision> = const { Cell::new(Precision::F32) };
 }
@@ -91,6 +103,14 @@ impl Drop for PrecisionScope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for p in [Precision::F32, Precision::Bf16] {
+            assert_eq!(p.name().parse::<Precision>(), Ok(p));
+        }
+        assert!("fp16".parse::<Precision>().unwrap_err().contains("fp16"));
+    }
 
     #[test]
     fn scopes_nest_and_restore() {

@@ -48,14 +48,10 @@ fn main() {
             }
             "--out" => out = PathBuf::from(val()),
             "--precision" => {
-                precision = match val().as_str() {
-                    "f32" => Precision::F32,
-                    "bf16" => Precision::Bf16,
-                    other => {
-                        eprintln!("--precision takes f32 or bf16, not {other}");
-                        std::process::exit(2)
-                    }
-                }
+                precision = val().parse().unwrap_or_else(|e: String| {
+                    eprintln!("--precision: {e}");
+                    std::process::exit(2)
+                })
             }
             other => {
                 eprintln!("unknown argument {other}");

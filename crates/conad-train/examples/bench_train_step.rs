@@ -78,14 +78,10 @@ fn parse_args() -> Args {
                 i += 1;
             }
             "--precision" => {
-                a.precision = match val(i).as_str() {
-                    "f32" => Precision::F32,
-                    "bf16" => Precision::Bf16,
-                    other => {
-                        eprintln!("--precision takes f32 or bf16, not {other}");
-                        std::process::exit(2)
-                    }
-                };
+                a.precision = val(i).parse().unwrap_or_else(|e: String| {
+                    eprintln!("--precision: {e}");
+                    std::process::exit(2)
+                });
                 i += 1;
             }
             "--channels" => {

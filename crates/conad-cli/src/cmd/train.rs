@@ -47,8 +47,8 @@ pub struct RecipeArgs {
     pub threads: Option<usize>,
     /// Arithmetic of the training steps' convolutions: `f32` (default) or `bf16` (bf16 operands,
     /// f32 accumulation and weights; CPUs with AMX-BF16). Overrides the config file.
-    #[arg(long, value_parser = ["f32", "bf16"])]
-    pub precision: Option<String>,
+    #[arg(long)]
+    pub precision: Option<conad_train::Precision>,
 }
 
 #[derive(Args, Debug)]
@@ -130,10 +130,8 @@ pub fn resolve_config(args: &RecipeArgs) -> Result<TrainConfig> {
     if args.threads.is_some() {
         config.threads = args.threads;
     }
-    match args.precision.as_deref() {
-        Some("bf16") => config.precision = conad_train::Precision::Bf16,
-        Some(_) => config.precision = conad_train::Precision::F32,
-        None => {}
+    if let Some(p) = args.precision {
+        config.precision = p;
     }
     config.validate()?;
     config.validate_for_this_machine()?;
