@@ -11,10 +11,11 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use crate::batch_norm_op::{
-    BatchNormStats, channel_sums, forward_storages, inv_std, map_planes, nchw, plane_grad_sums,
+    BatchNormStats, channel_sums, forward_storages, inv_std, map_planes, nchw,
     scaled_upstream_plane,
 };
 use crate::cpu_data::{cpu_tensor, with_tensor_slice};
+use crate::plane_sums::plane_grad_sums;
 
 /// The op; `running` holds the running mean and (biased-or-not, as stored) running variance.
 #[derive(Clone, Debug)]

@@ -16,6 +16,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slice};
+use crate::plane_sums::{plane_grad_sums, plane_sq_dev, plane_sum, upstream};
 use crate::simd::avx512_fn;
 
 /// Per-channel batch statistics of an `N × C × H × W` tensor.
@@ -47,56 +48,6 @@ impl BatchNormStats {
             count: batch * pixels,
         }
     }
-}
-
-/// Independent f64 accumulators per plane: eight add chains overlap where a single running sum is
-/// one dependent add per element, few enough to keep the order fixed and simple. The per-plane
-/// passes run with AVX-512 where the CPU has it ([`avx512_fn!`]).
-const LANES: usize = 8;
-
-avx512_fn! {
-    /// `Σ v` over `values` in f64, in a fixed order: lane `i` sums the elements `≡ i (mod 8)` of
-    /// the full 8-blocks, the lanes are added pairwise ([`fold_lanes`]), then the tail in order.
-    fn plane_sum(values: &[f32]) -> f64 {
-        let mut acc = [0.0f64; LANES];
-        let mut blocks = values.chunks_exact(LANES);
-        for b in &mut blocks {
-            for i in 0..LANES {
-                acc[i] += b[i] as f64;
-            }
-        }
-        let mut total = fold_lanes(acc);
-        for &v in blocks.remainder() {
-            total += v as f64;
-        }
-        total
-    }
-}
-
-avx512_fn! {
-    /// `Σ (v − m)²` over `values` in f64, in the order of [`plane_sum`].
-    fn plane_sq_dev(values: &[f32], m: f64) -> f64 {
-        let mut acc = [0.0f64; LANES];
-        let mut blocks = values.chunks_exact(LANES);
-        for b in &mut blocks {
-            for i in 0..LANES {
-                let d = b[i] as f64 - m;
-                acc[i] += d * d;
-            }
-        }
-        let mut total = fold_lanes(acc);
-        for &v in blocks.remainder() {
-            let d = v as f64 - m;
-            total += d * d;
-        }
-        total
-    }
-}
-
-/// `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`: a fixed pairwise fold of the lanes.
-#[inline(always)]
-fn fold_lanes(a: [f64; LANES]) -> f64 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 /// Values per group of whole images in [`channel_sums`]: at least 64 Ki, so small maps do not
@@ -315,40 +266,6 @@ avx512_fn! {
 }
 
 avx512_fn! {
-    /// `(Σg, Σg·(x − μ))` over one plane in f64, in the fixed lane order of [`plane_sum`].
-    /// (With the baseline build's scalar f32 → f64 widening this pass was 14 % of a width-1/4
-    /// training step.)
-    pub(crate) fn plane_grad_sums(
-        xs: &[f32],
-        ys: &[f32],
-        dys: &[f32],
-        mc: f64,
-        relu: bool,
-    ) -> (f64, f64) {
-        let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
-        let n = xs.len() / LANES * LANES;
-        for ((xb, yb), db) in xs[..n]
-            .chunks_exact(LANES)
-            .zip(ys[..n].chunks_exact(LANES))
-            .zip(dys[..n].chunks_exact(LANES))
-        {
-            for i in 0..LANES {
-                let gv = upstream(relu, yb[i], db[i]) as f64;
-                s[i] += gv;
-                sx[i] += gv * (xb[i] as f64 - mc);
-            }
-        }
-        let (mut ts, mut tsx) = (fold_lanes(s), fold_lanes(sx));
-        for i in n..xs.len() {
-            let gv = upstream(relu, ys[i], dys[i]) as f64;
-            ts += gv;
-            tsx += gv * (xs[i] as f64 - mc);
-        }
-        (ts, tsx)
-    }
-}
-
-avx512_fn! {
     /// `out = scale·g` with `g` the gradient reaching the batch norm ([`upstream`]).
     pub(crate) fn scaled_upstream_plane(
         out: &mut [f32],
@@ -361,12 +278,6 @@ avx512_fn! {
             *o = scale * upstream(relu, yv, dv);
         }
     }
-}
-
-/// The gradient reaching the batch norm: `dy`, masked by the ReLU (`y > 0`) when one follows.
-#[inline(always)]
-pub(crate) fn upstream(relu: bool, y: f32, dy: f32) -> f32 {
-    if relu && y <= 0.0 { 0.0 } else { dy }
 }
 
 pub(crate) fn nchw(

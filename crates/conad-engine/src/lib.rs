@@ -61,6 +61,7 @@ mod error;
 mod geometry;
 mod im2col;
 mod matmul;
+mod plane_sums;
 mod precision;
 mod residual_block;
 mod scratch;
