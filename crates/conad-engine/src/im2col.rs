@@ -145,6 +145,12 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
         return;
     }
     if wo < LONG_ROW {
+        #[cfg(target_arch = "x86_64")]
+        if row_permutes::apply(g) {
+            // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
+            unsafe { row_permutes::im2col_rows(g, images, n, cols) };
+            return;
+        }
         im2col_rows(g, images, n, cols);
         return;
     }
@@ -182,7 +188,7 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
 const LONG_ROW: usize = 14;
 
 /// The per-row im2col of short output rows: bounds per kernel offset and row, edge zeros written
-/// in place.
+/// in place (the portable path; [`row_permutes::im2col_rows`] on AVX-512F).
 fn im2col_rows(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
     let (ho, wo) = (g.out_height(), g.out_width());
@@ -293,6 +299,14 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
     debug_assert_eq!(images.len(), n * g.in_channels * hw);
     debug_assert_eq!(cols.len(), g.patch_len() * ncols);
     if wo < LONG_ROW {
+        // A 1×1 kernel adds one value per touched pixel, where the scalar rows beat whole-plane
+        // permutes (width-1 downsample input gradient 1.2 → 1.3–1.4 ms, `bench_conv`).
+        #[cfg(target_arch = "x86_64")]
+        if g.kernel > 1 && row_permutes::apply(g) {
+            // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
+            unsafe { row_permutes::col2im_rows(g, cols, n, images) };
+            return;
+        }
         col2im_rows(g, cols, n, images);
         return;
     }
@@ -319,7 +333,7 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
 }
 
 /// The per-row col2im of short output rows: each kernel offset's valid rows added straight into
-/// the image.
+/// the image (the portable path; [`row_permutes::col2im_rows`] on AVX-512F).
 fn col2im_rows(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
     let (ho, wo) = (g.out_height(), g.out_width());
@@ -423,6 +437,196 @@ fn add_to_even_elements_avx512(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Short output rows (`Wo` < [`LONG_ROW`]) by AVX-512 permutes: one output row of one kernel
+/// offset is one two-source permute of the input row (`W ≤ 32`: two vectors), the padding lanes
+/// zeroed by the permute's mask; col2im is the inverse permute, added under a mask into the input
+/// row. The scalar row loops were 30 % (im2col) and 13 % (col2im) of a width-1/4 stride-2 layer's
+/// time (`perf`, `bench_conv`). Same values and, for col2im, the same additions in the same
+/// order as [`im2col_rows`] / [`col2im_rows`] (each input pixel receives one value per kernel
+/// offset, in offset order; lanes that receive nothing are left untouched), so the same bits.
+#[cfg(target_arch = "x86_64")]
+mod row_permutes {
+    use std::arch::x86_64::*;
+
+    use super::valid_range;
+    use crate::geometry::ConvGeometry;
+    use crate::simd::mask;
+
+    /// Whether the permutes handle `g`: stride 1 or 2, input rows of at most 32 and output rows of
+    /// at most 16 values, AVX-512F on this CPU.
+    pub(super) fn apply(g: &ConvGeometry) -> bool {
+        g.stride <= 2 && g.width <= 32 && g.out_width() <= 16 && crate::simd::avx512()
+    }
+
+    /// The input column that output column `ox` reads at kernel column `kx`, if inside the row.
+    fn source_column(g: &ConvGeometry, ox: usize, kx: usize) -> Option<usize> {
+        (ox * g.stride + kx)
+            .checked_sub(g.padding)
+            .filter(|&col| col < g.width)
+    }
+
+    /// Per kernel column: lane `ox` of an output row takes input column `idx[ox]` (of the row's
+    /// two vectors) where `valid` has bit `ox`.
+    fn gather_tables(g: &ConvGeometry) -> Vec<([i32; 16], __mmask16)> {
+        (0..g.kernel)
+            .map(|kx| {
+                let (mut idx, mut valid) = ([0i32; 16], 0u16);
+                for (ox, lane) in idx.iter_mut().enumerate().take(g.out_width()) {
+                    if let Some(col) = source_column(g, ox, kx) {
+                        *lane = col as i32;
+                        valid |= 1 << ox;
+                    }
+                }
+                (idx, valid)
+            })
+            .collect()
+    }
+
+    /// Per kernel column, for each of the input row's two vectors: lane `col` receives output
+    /// column `idx[col]` where `receives` has bit `col`.
+    #[allow(clippy::type_complexity)]
+    fn scatter_tables(g: &ConvGeometry) -> Vec<[([i32; 16], __mmask16); 2]> {
+        (0..g.kernel)
+            .map(|kx| {
+                let mut t = [([0i32; 16], 0u16); 2];
+                for ox in 0..g.out_width() {
+                    if let Some(col) = source_column(g, ox, kx) {
+                        t[col / 16].0[col % 16] = ox as i32;
+                        t[col / 16].1 |= 1 << (col % 16);
+                    }
+                }
+                t
+            })
+            .collect()
+    }
+
+    /// [`super::im2col_rows`] by permutes.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and [`apply`]`(g)` hold; `images` is `n × C × H × W`, `cols`
+    /// `C·k² × n·Ho·Wo`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn im2col_rows(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
+        let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
+        let (ho, wo) = (g.out_height(), g.out_width());
+        let hw = h * w;
+        let ncols = n * ho * wo;
+        assert!(apply(g));
+        assert_eq!(images.len(), n * g.in_channels * hw);
+        assert_eq!(cols.len(), g.patch_len() * ncols);
+        let tables = gather_tables(g);
+        let (lo, hi, out) = (mask(w), mask(w.saturating_sub(16)), mask(wo));
+        for c in 0..g.in_channels {
+            for ky in 0..k {
+                let (oy_lo, oy_hi) = valid_range(h, ho, ky, g);
+                for (kx, (idx, valid)) in tables.iter().enumerate() {
+                    // SAFETY: `idx` holds 16 i32.
+                    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+                    let row = (c * k + ky) * k + kx;
+                    let dst_row = &mut cols[row * ncols..(row + 1) * ncols];
+                    for img in 0..n {
+                        let src = &images[(img * g.in_channels + c) * hw..][..hw];
+                        let dst = &mut dst_row[img * ho * wo..(img + 1) * ho * wo];
+                        for oy in 0..ho {
+                            let v = if (oy_lo..oy_hi).contains(&oy) {
+                                let r = src[(oy * s + ky - p) * w..].as_ptr();
+                                // SAFETY: the masked loads read the `W` values of input row
+                                // `oy·s + ky − p` (the second vector only when `W` > 16).
+                                unsafe {
+                                    let a = _mm512_maskz_loadu_ps(lo, r);
+                                    let b = _mm512_maskz_loadu_ps(hi, r.wrapping_add(16));
+                                    _mm512_maskz_permutex2var_ps(*valid, a, idx, b)
+                                }
+                            } else {
+                                _mm512_setzero_ps()
+                            };
+                            // SAFETY: the masked store writes the `Wo` values of output row `oy`.
+                            unsafe { _mm512_mask_storeu_ps(dst[oy * wo..].as_mut_ptr(), out, v) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`super::col2im_rows`] by permutes.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and [`apply`]`(g)` hold; `cols` is `C·k² × n·Ho·Wo`, `images`
+    /// `n × C × H × W`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn col2im_rows(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
+        let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
+        let (ho, wo) = (g.out_height(), g.out_width());
+        let hw = h * w;
+        let ncols = n * ho * wo;
+        assert!(apply(g));
+        assert_eq!(images.len(), n * g.in_channels * hw);
+        assert_eq!(cols.len(), g.patch_len() * ncols);
+        let tables = scatter_tables(g);
+        let row_masks = [mask(w), mask(w.saturating_sub(16))];
+        let (halves, out) = (w.div_ceil(16), mask(wo));
+        // The plane being summed, one or two full vectors per row: full-width loads and stores
+        // forward from the store buffer, where a masked store followed by a masked load of the
+        // same row (the next kernel offset's) would wait for the store to retire.
+        let mut plane = vec![_mm512_setzero_ps(); h * halves];
+        for img in 0..n {
+            for c in 0..g.in_channels {
+                let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
+                for (iy, rows) in plane.chunks_exact_mut(halves).enumerate() {
+                    for (half, v) in rows.iter_mut().enumerate() {
+                        // SAFETY: the masked load reads values `16·half..W` of row `iy`.
+                        *v = unsafe {
+                            _mm512_maskz_loadu_ps(
+                                row_masks[half],
+                                dst[iy * w + 16 * half..].as_ptr(),
+                            )
+                        };
+                    }
+                }
+                for ky in 0..k {
+                    let (oy_lo, oy_hi) = valid_range(h, ho, ky, g);
+                    for (kx, parts) in tables.iter().enumerate() {
+                        let row = (c * k + ky) * k + kx;
+                        let src = &cols[row * ncols + img * ho * wo..][..ho * wo];
+                        for oy in oy_lo..oy_hi {
+                            let iy = oy * s + ky - p;
+                            // SAFETY: the masked load reads the `Wo` values of output row `oy`.
+                            let v = unsafe { _mm512_maskz_loadu_ps(out, src[oy * wo..].as_ptr()) };
+                            for (half, (idx, receives)) in parts.iter().take(halves).enumerate() {
+                                if *receives == 0 {
+                                    continue;
+                                }
+                                // SAFETY: `idx` holds 16 i32.
+                                let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
+                                let d = &mut plane[iy * halves + half];
+                                *d = _mm512_mask_add_ps(
+                                    *d,
+                                    *receives,
+                                    *d,
+                                    _mm512_permutexvar_ps(idx, v),
+                                );
+                            }
+                        }
+                    }
+                }
+                for (iy, rows) in plane.chunks_exact(halves).enumerate() {
+                    for (half, v) in rows.iter().enumerate() {
+                        // SAFETY: the masked store writes values `16·half..W` of row `iy`.
+                        unsafe {
+                            _mm512_mask_storeu_ps(
+                                dst[iy * w + 16 * half..].as_mut_ptr(),
+                                row_masks[half],
+                                *v,
+                            )
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,6 +686,12 @@ mod tests {
             (3, 4, 4, 1, 2, 0),
             (2, 7, 6, 3, 2, 0),
             (1, 3, 3, 3, 1, 2),
+            // The short-row layers of ResNet-18 at width 1/4 (3×3 and 1×1 stride 2 from 14- and
+            // 7-wide maps) and a 20-wide input row (two vectors).
+            (3, 14, 14, 3, 2, 1),
+            (2, 7, 7, 3, 2, 1),
+            (2, 7, 7, 1, 2, 0),
+            (2, 5, 20, 3, 2, 1),
             // Output rows of LONG_ROW or more: the zero-bordered plane path (stride 2 by permutes,
             // a ragged 15-wide row; stride 1 without "same" padding; stride 3; a 1×1 stride 2).
             (2, 30, 29, 3, 2, 1),
@@ -523,6 +733,31 @@ mod tests {
             let y: Vec<f32> = (0..cols.len()).map(|i| (i % 7) as f32 - 3.0).collect();
             let mut back = vec![0.0f32; x.len()];
             col2im_add(&g, &y, n, &mut back);
+            if g.out_width() < LONG_ROW {
+                // The dispatched short-row path (permutes on AVX-512F) equals the scalar row loops
+                // bit for bit, also on fractional values added to a −0 / non-zero destination.
+                let mut scalar = vec![f32::NAN; cols.len()];
+                im2col_rows(&g, &x, n, &mut scalar);
+                assert_eq!(
+                    cols.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "im2col rows, geometry {g:?}"
+                );
+                let y: Vec<f32> = (0..cols.len())
+                    .map(|i| ((i * 37) % 101) as f32 * 0.013 - 0.6)
+                    .collect();
+                let start: Vec<f32> = (0..x.len())
+                    .map(|i| if i % 3 == 0 { -0.0 } else { 0.1 * i as f32 })
+                    .collect();
+                let (mut ours, mut reference) = (start.clone(), start);
+                col2im_add(&g, &y, n, &mut ours);
+                col2im_rows(&g, &y, n, &mut reference);
+                assert_eq!(
+                    ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "col2im rows, geometry {g:?}"
+                );
+            }
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (*a * *b) as f64).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a * *b) as f64).sum();
             assert_eq!(lhs, rhs, "geometry {g:?}");
