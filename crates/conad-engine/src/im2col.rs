@@ -144,13 +144,13 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
         }
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if row_permutes::apply(g) {
+        // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
+        unsafe { row_permutes::im2col_rows(g, images, n, cols) };
+        return;
+    }
     if wo < LONG_ROW {
-        #[cfg(target_arch = "x86_64")]
-        if row_permutes::apply(g) {
-            // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
-            unsafe { row_permutes::im2col_rows(g, images, n, cols) };
-            return;
-        }
         im2col_rows(g, images, n, cols);
         return;
     }
@@ -298,15 +298,15 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
     let ncols = n * ho * wo;
     debug_assert_eq!(images.len(), n * g.in_channels * hw);
     debug_assert_eq!(cols.len(), g.patch_len() * ncols);
+    // A 1×1 kernel adds one value per touched pixel, where the scalar rows beat whole-plane
+    // permutes (width-1 downsample input gradient 1.2 → 1.3–1.4 ms, `bench_conv`).
+    #[cfg(target_arch = "x86_64")]
+    if g.kernel > 1 && row_permutes::apply(g) {
+        // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
+        unsafe { row_permutes::col2im_rows(g, cols, n, images) };
+        return;
+    }
     if wo < LONG_ROW {
-        // A 1×1 kernel adds one value per touched pixel, where the scalar rows beat whole-plane
-        // permutes (width-1 downsample input gradient 1.2 → 1.3–1.4 ms, `bench_conv`).
-        #[cfg(target_arch = "x86_64")]
-        if g.kernel > 1 && row_permutes::apply(g) {
-            // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
-            unsafe { row_permutes::col2im_rows(g, cols, n, images) };
-            return;
-        }
         col2im_rows(g, cols, n, images);
         return;
     }
@@ -733,9 +733,12 @@ mod tests {
             let y: Vec<f32> = (0..cols.len()).map(|i| (i % 7) as f32 - 3.0).collect();
             let mut back = vec![0.0f32; x.len()];
             col2im_add(&g, &y, n, &mut back);
-            if g.out_width() < LONG_ROW {
-                // The dispatched short-row path (permutes on AVX-512F) equals the scalar row loops
-                // bit for bit, also on fractional values added to a −0 / non-zero destination.
+            {
+                // Every dispatched im2col path (permutes on AVX-512F, zero-bordered planes) equals
+                // the scalar row loops bit for bit. So does col2im on a zero destination (the
+                // engine's use); the row loops and the permutes add straight into the image, so
+                // they also agree on a −0 / non-zero destination (the zero-bordered planes add a
+                // plane's sum instead).
                 let mut scalar = vec![f32::NAN; cols.len()];
                 im2col_rows(&g, &x, n, &mut scalar);
                 assert_eq!(
@@ -746,17 +749,35 @@ mod tests {
                 let y: Vec<f32> = (0..cols.len())
                     .map(|i| ((i * 37) % 101) as f32 * 0.013 - 0.6)
                     .collect();
-                let start: Vec<f32> = (0..x.len())
+                let adds_in_place = g.out_width() < LONG_ROW || {
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        g.kernel > 1 && row_permutes::apply(&g)
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    {
+                        false
+                    }
+                };
+                let zero = vec![0.0f32; x.len()];
+                let signed: Vec<f32> = (0..x.len())
                     .map(|i| if i % 3 == 0 { -0.0 } else { 0.1 * i as f32 })
                     .collect();
-                let (mut ours, mut reference) = (start.clone(), start);
-                col2im_add(&g, &y, n, &mut ours);
-                col2im_rows(&g, &y, n, &mut reference);
-                assert_eq!(
-                    ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "col2im rows, geometry {g:?}"
-                );
+                let starts = if adds_in_place {
+                    vec![zero, signed]
+                } else {
+                    vec![zero]
+                };
+                for start in starts {
+                    let (mut ours, mut reference) = (start.clone(), start);
+                    col2im_add(&g, &y, n, &mut ours);
+                    col2im_rows(&g, &y, n, &mut reference);
+                    assert_eq!(
+                        ours.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        reference.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "col2im rows, geometry {g:?}"
+                    );
+                }
             }
             let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| (*a * *b) as f64).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| (*a * *b) as f64).sum();
