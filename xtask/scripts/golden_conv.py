@@ -57,8 +57,17 @@ CONV_CASES = [
     # channel count that is not a multiple of 16.
     ("winograd_c72_o64_odd_nonsquare", 2, 72, 5, 3, 64, 3, 1, 1),
 ]
+# Cases drawn after the batch-norm cases (added 2026-12-06; drawing them last keeps every earlier
+# fixture value unchanged): the Winograd weight gradient of 16-channel layers (conad-engine's
+# 16 × 16 block kernel, ragged output channels, partial tiles) and of 32-channel ones (GEMM path).
+LATE_CONV_CASES = [
+    ("winograd_gw_c16_o16_odd", 3, 16, 9, 11, 16, 3, 1, 1),
+    ("winograd_gw_c32_o24", 2, 32, 6, 7, 24, 3, 1, 1),
+]
 conv = {}
-for name, n, cin, h, w, cout, k, s, p in CONV_CASES:
+
+
+def conv_case(name, n, cin, h, w, cout, k, s, p):
     x = torch.randn(n, cin, h, w, requires_grad=True)
     wt = (torch.randn(cout, cin, k, k) / (cin * k * k) ** 0.5).requires_grad_()
     y = F.conv2d(x, wt, stride=s, padding=p)
@@ -67,7 +76,10 @@ for name, n, cin, h, w, cout, k, s, p in CONV_CASES:
     conv.update({f"{name}.x": x, f"{name}.w": wt, f"{name}.dy": dy, f"{name}.y": y,
                  f"{name}.dx": x.grad, f"{name}.dw": wt.grad,
                  f"{name}.meta": torch.tensor([s, p], dtype=torch.float32)})
-save(OUT / "conv.safetensors", conv)
+
+
+for case in CONV_CASES:
+    conv_case(*case)
 
 # (name, N, C, H, W, relu, affine)
 BN_CASES = [
@@ -101,3 +113,7 @@ for name, n, c, h, w, relu, affine in BN_CASES:
                   f"{name}.dgamma": m.weight.grad, f"{name}.dbeta": m.bias.grad})
     bn.update(t)
 save(OUT / "batch_norm.safetensors", bn)
+
+for case in LATE_CONV_CASES:
+    conv_case(*case)
+save(OUT / "conv.safetensors", conv)

@@ -62,7 +62,7 @@ pub fn conv_backward(
     if need_dw && bf16 {
         dw = Some(bf16_conv::bf16_grad_weight(g, x, dy));
         need.1 = false;
-    } else if need_dw && winograd::applies(g) {
+    } else if need_dw && winograd::applies_grad_weight(g) {
         dw = Some(winograd::winograd_grad_weight(g, x, dy));
         need.1 = false;
     } else if need_dw && direct_grad_weight::applies_grad_weight(g) {

@@ -52,11 +52,24 @@ const XI: usize = 16;
 const LANES: usize = 16;
 /// Tiles per chunk the chunking aims for (the GEMMs' `n`).
 const TARGET_TILES: usize = 128;
+
+/// Distance between consecutive `ξ` blocks of `len` values in the transformed buffers: one
+/// cache line more than `len`. With `T·16` a multiple of 1024 (128 tiles per chunk, or 256 on
+/// 32×32 maps) the 16 blocks would start a multiple of 4 KiB apart, so the transforms' 16 store
+/// streams (one per `ξ`) and the GEMMs' operand reads would all fall into the same L1 sets.
+fn xi_stride(len: usize) -> usize {
+    len + LANES
+}
 /// Values all weight-gradient partials may hold together (8 MiB) before layers get fewer groups
 /// (never fewer than two).
 const PARTIAL_VALUES: usize = 1 << 21;
 /// Fewest input and output channels for which [`applies`] picks Winograd.
 const MIN_CHANNELS: usize = 64;
+/// Fewest input and output channels for which the weight gradient is Winograd's (measured
+/// against the direct and im2col kernels, width-1/4 ResNet-18 at 28×28: 16 → 16 channels 1.51 →
+/// 1.10 ms, 32 → 32 on 14×14 0.87 → 0.62 ms; docs/engine.md). The forward and input gradient of
+/// 16- and 32-channel layers stay on the direct kernel, which beats Winograd there.
+const MIN_GRAD_WEIGHT_CHANNELS: usize = 16;
 /// Transformed-tile index of the flipped kernel: `Q = [3, 1, 2, 0]` on rows and columns.
 const FLIP: [usize; 4] = [3, 1, 2, 0];
 
@@ -70,9 +83,21 @@ pub fn is_3x3_same(g: &ConvGeometry) -> bool {
 /// `CONAD_NO_WINOGRAD` is set (read once; for side-by-side measurements, or to reproduce results
 /// of the direct and im2col kernels bit for bit).
 pub fn applies(g: &ConvGeometry) -> bool {
+    enabled_for(g, MIN_CHANNELS)
+}
+
+/// Whether [`winograd_grad_weight`] takes the weight gradient of `g`: as [`applies`] from
+/// [`MIN_GRAD_WEIGHT_CHANNELS`] channels on.
+pub fn applies_grad_weight(g: &ConvGeometry) -> bool {
+    enabled_for(g, MIN_GRAD_WEIGHT_CHANNELS)
+}
+
+/// A 3×3 "same" stride-1 layer with at least `min_channels` input and output channels, AVX-512F,
+/// and `CONAD_NO_WINOGRAD` unset.
+fn enabled_for(g: &ConvGeometry, min_channels: usize) -> bool {
     static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     is_3x3_same(g)
-        && g.in_channels.min(g.out_channels) >= MIN_CHANNELS
+        && g.in_channels.min(g.out_channels) >= min_channels
         && crate::simd::avx512()
         && !*DISABLED.get_or_init(|| std::env::var_os("CONAD_NO_WINOGRAD").is_some())
 }
@@ -324,19 +349,30 @@ fn chunk_gemms(
             }
         };
         let rhs = MatRef {
-            data: &v[xi * tiles * c16..][..tiles * c16],
+            data: &v[xi * xi_stride(tiles * c16)..][..tiles * c16],
             row_stride: 1,
             col_stride: c16,
         };
-        gemm_into(cout, tiles, cin, dst, tiles, 1, false, lhs, rhs);
+        gemm_into(
+            cout,
+            tiles,
+            cin,
+            &mut dst[..cout * tiles],
+            tiles,
+            1,
+            false,
+            lhs,
+            rhs,
+        );
     };
-    let m = &mut m[..XI * cout * tiles];
+    let sm = xi_stride(cout * tiles);
+    let m = &mut m[..XI * sm];
     if parallel {
-        m.par_chunks_mut(cout * tiles)
+        m.par_chunks_mut(sm)
             .enumerate()
             .for_each(|(xi, dst)| one(xi, dst));
     } else {
-        for (xi, dst) in m.chunks_mut(cout * tiles).enumerate() {
+        for (xi, dst) in m.chunks_mut(sm).enumerate() {
             one(xi, dst);
         }
     }
@@ -346,7 +382,7 @@ fn chunk_gemms(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Kernel, LANES, XI, chunk_gemms, tile_grid};
+    use super::{Kernel, LANES, XI, chunk_gemms, tile_grid, xi_stride};
     use crate::geometry::ConvGeometry;
     use crate::matmul::{MatRef, gemm_into};
     use crate::scratch::ScratchBuf;
@@ -515,8 +551,9 @@ mod avx512 {
         grid: &mut [f32],
         v: &mut [f32],
     ) {
-        assert_eq!(v.len(), XI * s.tiles * c16);
-        let (pw, tiles) = (s.pw, s.tiles);
+        let sv = xi_stride(s.tiles * c16);
+        assert_eq!(v.len(), XI * sv);
+        let pw = s.pw;
         let vp = v.as_mut_ptr();
         for_each_group_tile(s, images, (channels, c16), grid, |grid, base, t, c0| {
             let gp = grid.as_ptr();
@@ -538,7 +575,7 @@ mod avx512 {
                     _mm512_sub_ps(e[1][col], e[3][col]),
                 ];
                 for (p, val) in rows.into_iter().enumerate() {
-                    let at = ((p * 4 + col) * tiles + t) * c16 + c0;
+                    let at = (p * 4 + col) * sv + t * c16 + c0;
                     // SAFETY: c0 + 16 ≤ c16, so `at + 16 ≤ v.len()`.
                     unsafe { _mm512_storeu_ps(vp.add(at), val) };
                 }
@@ -560,8 +597,9 @@ mod avx512 {
         grid: &mut [f32],
         dm: &mut [f32],
     ) {
-        assert_eq!(dm.len(), XI * s.tiles * o16);
-        let (pw, tiles) = (s.pw, s.tiles);
+        let sd = xi_stride(s.tiles * o16);
+        assert_eq!(dm.len(), XI * sd);
+        let pw = s.pw;
         let dp = dm.as_mut_ptr();
         for_each_group_tile(s, dy, (channels, o16), grid, |grid, base, t, c0| {
             let gp = grid.as_ptr();
@@ -587,7 +625,7 @@ mod avx512 {
                     _mm512_sub_ps(zero, r1),
                 ];
                 for (col, val) in vals.into_iter().enumerate() {
-                    let at = ((p * 4 + col) * tiles + t) * o16 + c0;
+                    let at = (p * 4 + col) * sd + t * o16 + c0;
                     // SAFETY: c0 + 16 ≤ o16, so `at + 16 ≤ dm.len()`.
                     unsafe { _mm512_storeu_ps(dp.add(at), val) };
                 }
@@ -608,7 +646,8 @@ mod avx512 {
         y_chunk: &mut [f32],
     ) {
         let (h, w, tiles) = (s.h, s.w, s.tiles);
-        assert_eq!(m.len(), XI * cout * tiles);
+        let sm = xi_stride(cout * tiles);
+        assert_eq!(m.len(), XI * sm);
         assert_eq!(y_chunk.len() * s.th * s.tw, tiles * cout * h * w);
         // Where tile t's top-left output lands (for o = 0), and which of its four outputs exist.
         let mut offsets = Vec::with_capacity(tiles);
@@ -627,7 +666,7 @@ mod avx512 {
                 let k = mask(lanes);
                 // SAFETY: the masked loads read `lanes` values of row `o` of each M_ξ.
                 let mq = |xi: usize| unsafe {
-                    _mm512_maskz_loadu_ps(k, mp.add((xi * cout + o) * tiles + t0))
+                    _mm512_maskz_loadu_ps(k, mp.add(xi * sm + o * tiles + t0))
                 };
                 let mut r = [[_mm512_setzero_ps(); 4]; 2];
                 for col in 0..4 {
@@ -683,8 +722,8 @@ mod avx512 {
         let s = ChunkShape::new(g, n);
         let (c16, o16) = (cin.next_multiple_of(LANES), cout.next_multiple_of(LANES));
         let tiles = s.tiles;
-        let mut v = ScratchBuf::take(XI * tiles * c16);
-        let mut dm = ScratchBuf::take(XI * tiles * o16);
+        let mut v = ScratchBuf::take(XI * xi_stride(tiles * c16));
+        let mut dm = ScratchBuf::take(XI * xi_stride(tiles * o16));
         let mut grid = ScratchBuf::take(s.grid_len(c16.max(o16)));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
@@ -706,13 +745,20 @@ mod avx512 {
             );
         }
         for xi in 0..XI {
+            let dm = &dm[xi * xi_stride(tiles * o16)..][..tiles * o16];
+            let v = &v[xi * xi_stride(tiles * c16)..][..tiles * c16];
+            if o16 == LANES && c16 == LANES {
+                // SAFETY: AVX-512F (caller); the block is all of `dm`, `v` and `du`'s row range.
+                unsafe { tile_sum_block(g, xi, tiles, (dm, o16), (v, c16), du, accumulate) };
+                continue;
+            }
             let lhs = MatRef {
-                data: &dm[xi * tiles * o16..][..tiles * o16],
+                data: dm,
                 row_stride: 1,
                 col_stride: o16,
             };
             let rhs = MatRef {
-                data: &v[xi * tiles * c16..][..tiles * c16],
+                data: v,
                 row_stride: c16,
                 col_stride: 1,
             };
@@ -727,6 +773,56 @@ mod avx512 {
                 lhs,
                 rhs,
             );
+        }
+    }
+
+    /// `dU_ξ[o][c] (+)= Σ_t dM_ξ[t][o] · V_ξ[t][c]` for layers of at most 16 input and 16 output
+    /// channels: sixteen accumulators (one per output channel, the input channels in lanes), per
+    /// tile one load of `V`, sixteen broadcasts of `dM` and sixteen fused multiply-adds, tiles
+    /// summed in order. On these shapes the `gemm` crate's operand packing and edge kernels cost
+    /// more than the products (layer1 of a width-1/4 ResNet-18, 28×28: 1.30 → 1.10 ms).
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `dm` is `T × 16`, `v` is `T × 16` (`T = tiles`), `du` is
+    /// `O × 16 × C` with `O, C ≤ 16`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile_sum_block(
+        g: &ConvGeometry,
+        xi: usize,
+        tiles: usize,
+        (dm, o16): (&[f32], usize),
+        (v, c16): (&[f32], usize),
+        du: &mut [f32],
+        accumulate: bool,
+    ) {
+        let (cin, cout) = (g.in_channels, g.out_channels);
+        let (rows, lanes) = (cout, mask(cin));
+        assert!(o16 == LANES && c16 == LANES && cout <= LANES && cin <= LANES);
+        assert!(dm.len() >= tiles * o16 && v.len() >= tiles * c16 && du.len() >= cout * XI * cin);
+        let at = |o: usize| o * XI * cin + xi * cin;
+        let mut acc = [_mm512_setzero_ps(); LANES];
+        if accumulate {
+            for (o, a) in acc.iter_mut().enumerate().take(rows) {
+                // SAFETY: the masked load reads `lanes` values of row `o0 + o`, inside `du`.
+                *a = unsafe { _mm512_maskz_loadu_ps(lanes, du.as_ptr().add(at(o))) };
+            }
+        }
+        for t in 0..tiles {
+            // SAFETY: `(t + 1)·16 ≤ v.len()` and `≤ dm.len()`.
+            let (vv, d) = unsafe {
+                (
+                    _mm512_loadu_ps(v.as_ptr().add(t * c16)),
+                    dm.as_ptr().add(t * o16),
+                )
+            };
+            for (o, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `o < 16` (see above).
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *d.add(o) }), vv, *a);
+            }
+        }
+        for (o, a) in acc.iter().enumerate().take(rows) {
+            // SAFETY: the masked store writes `lanes` values of row `o0 + o`, inside `du`.
+            unsafe { _mm512_mask_storeu_ps(du.as_mut_ptr().add(at(o)), lanes, *a) };
         }
     }
 
@@ -748,8 +844,8 @@ mod avx512 {
         let (cin, cout) = (g.in_channels, g.out_channels);
         let s = ChunkShape::new(g, x_chunk.len() / (cin * g.in_pixels()));
         let c16 = cin.next_multiple_of(LANES);
-        let mut v = ScratchBuf::take(XI * s.tiles * c16);
-        let mut m = ScratchBuf::take(XI * cout * s.tiles);
+        let mut v = ScratchBuf::take(XI * xi_stride(s.tiles * c16));
+        let mut m = ScratchBuf::take(XI * xi_stride(cout * s.tiles));
         let mut grid = ScratchBuf::take(s.grid_len(c16));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
@@ -869,6 +965,41 @@ mod tests {
     /// The kernel transform of a hand-computed kernel: `G g Gᵀ` for g = [[1,2,3],[4,5,6],[7,8,9]]
     /// (numpy: `G @ g @ G.T` with G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]), placed at
     /// `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block).
+    /// The Winograd weight gradient equals the im2col one (up to rounding): the 16 × 16 block
+    /// kernel (16 and fewer channels, ragged `O` and `C`), the GEMM path, several chunks summed per
+    /// group, odd maps with partial tiles, and a 32×32 map (256 tiles a chunk: the `ξ` blocks'
+    /// padded stride).
+    #[test]
+    fn winograd_grad_weight_matches_im2col() {
+        if !crate::simd::avx512() {
+            eprintln!("no AVX-512F: Winograd weight gradient not tested");
+            return;
+        }
+        for &(n, c, o, h, w) in &[
+            (2, 16, 16, 14, 14),
+            (9, 12, 16, 7, 9),
+            (3, 16, 5, 6, 6),
+            (2, 16, 16, 32, 32),
+            (4, 32, 24, 14, 14),
+            (2, 40, 64, 5, 3),
+        ] {
+            let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+            let x = pattern(n * c * h * w, 37, 101);
+            let dy = pattern(n * o * h * w, 29, 89);
+            let got = winograd_grad_weight(&g, &x, &dy);
+            let want = crate::conv_backward::im2col_grad_weight(&g, &x, &dy);
+            assert_close(&got, &want, n * h * w, &format!("{g:?} grad-weight"));
+            if applies_grad_weight(&g) {
+                let (_, dw) = conv_backward(&g, &x, &pattern(o * c * 9, 53, 97), &dy, false, true);
+                assert_eq!(
+                    dw.unwrap(),
+                    got,
+                    "conv_backward takes the Winograd weight gradient"
+                );
+            }
+        }
+    }
+
     #[test]
     fn kernel_transform_matches_hand_computation() {
         let want = [

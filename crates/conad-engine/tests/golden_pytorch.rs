@@ -45,7 +45,7 @@ fn cases(t: &HashMap<String, Tensor>) -> Vec<String> {
 fn conv_forward_and_both_gradients_match_pytorch() {
     let t = load("conv.safetensors");
     let names = cases(&t);
-    assert_eq!(names.len(), 13);
+    assert_eq!(names.len(), 15);
     for name in names {
         let get = |f: &str| t[&format!("{name}.{f}")].clone();
         let meta = get("meta").to_vec1::<f32>().unwrap();
