@@ -1,8 +1,9 @@
 //! Convolution backward pass. Stride-1 "same" layers take the input gradient as a forward-shaped
 //! convolution of the output gradient with the flipped kernel (Winograd for wide 3×3 layers,
-//! [`crate::winograd::winograd_grad_input`]); the weight gradient of those Winograd layers is
-//! [`crate::winograd::winograd_grad_weight`], and few-channel 3×3 layers on wide maps take the
-//! direct weight gradient of [`crate::direct_grad_weight`]. Everything else runs input and weight
+//! [`crate::winograd::winograd_grad_input`]); the weight gradient of 3×3 layers with at least 16
+//! channels is [`crate::winograd::winograd_grad_weight`], and the remaining few-channel 3×3 layers
+//! on wide maps (the stem) take the direct weight gradient of [`crate::direct_grad_weight`].
+//! Everything else runs input and weight
 //! gradients in one sweep over chunks of images, so a chunk's output gradient is gathered once
 //! for both GEMMs.
 //!
