@@ -58,8 +58,9 @@ CONV_CASES = [
     ("winograd_c72_o64_odd_nonsquare", 2, 72, 5, 3, 64, 3, 1, 1),
 ]
 # Cases drawn after the batch-norm cases (added 2026-12-06; drawing them last keeps every earlier
-# fixture value unchanged): the Winograd weight gradient of 16-channel layers (conad-engine's
-# 16 × 16 block kernel, ragged output channels, partial tiles) and of 32-channel ones (GEMM path).
+# fixture's inputs unchanged): the Winograd weight gradient of a 16 → 16 layer (conad-engine's
+# 16 × 16 block kernel; odd map, partial tiles) and of 32 → 24 channels (GEMM path, ragged output
+# channels).
 LATE_CONV_CASES = [
     ("winograd_gw_c16_o16_odd", 3, 16, 9, 11, 16, 3, 1, 1),
     ("winograd_gw_c32_o24", 2, 32, 6, 7, 24, 3, 1, 1),

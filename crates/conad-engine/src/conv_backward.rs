@@ -40,8 +40,9 @@ pub fn conv_backward(
     crate::keep_activation_buffers();
     // Stride-1 "same" layers: the input gradient is the "same" convolution of dy with the
     // flipped, transposed kernel — the direct kernel on wide maps, an im2col GEMM of the forward
-    // shape (k = O·k², no col2im) on small ones. 3×3 layers on wide maps also take the direct
-    // weight gradient; whatever is left runs through the im2col chunk loop.
+    // shape (k = O·k², no col2im) on small ones. The weight gradient of 3×3 layers with ≥ 16
+    // channels is Winograd's, of the remaining few-channel 3×3 layers on wide maps the direct
+    // kernel's; whatever is left runs through the im2col chunk loop.
     let mut dx = None;
     let mut dw = None;
     let mut need = (need_dx, need_dw);

@@ -32,7 +32,11 @@ const BLOCKS_PER_TASK: usize = 4;
 /// most 4 input channels. Measured per layer (`cargo xtask bench conv`): 16 → 16 channels on
 /// 28×28 maps 4.0 → 2.6 ms, a 3 → 64 stem 8.0 → 4.4 ms; but 32 → 32 on 14×14 1.8 → 2.4 ms and
 /// 128 → 128 on 16×16 26 → 39 ms, where the im2col GEMM amortises its copy and the 16-lane
-/// partials (reloaded per image and channel) cost more than they save.
+/// partials (reloaded per image and channel) cost more than they save. Layers with at least 16
+/// input and output channels take the Winograd weight gradient first
+/// ([`crate::winograd::applies_grad_weight`]; faster still), so on AVX-512 machines this kernel
+/// serves the stem and layers of fewer than 16 channels, and 16-channel layers only with
+/// `CONAD_NO_WINOGRAD` set.
 pub fn applies_grad_weight(g: &ConvGeometry) -> bool {
     applies(g)
         && g.kernel == 3

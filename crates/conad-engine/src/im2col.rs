@@ -107,10 +107,12 @@ pub(crate) fn columns<'a>(
 
 /// Unfolds `images` (`n × C × H × W`, contiguous) into `cols` (`C·k² × n·Ho·Wo`).
 ///
-/// Same-size stride-1 layers copy each plane at a constant shift ([`PlaneShift`]); other
-/// geometries with output rows of at least [`LONG_ROW`] pixels first copy each plane into a
-/// zero-bordered buffer and then gather every kernel offset's rows from it without bounds checks
-/// ([`gather_rows`]; stride 2 by AVX-512 permutes): the per-row edge handling (two tiny `memset` calls per output row) made
+/// Same-size stride-1 layers copy each plane at a constant shift ([`PlaneShift`]). Rows that fit
+/// the AVX-512 permutes (stride ≤ 2, `W` ≤ 32, `Wo` ≤ 16: every stride-2 layer of a 28- or
+/// 32-px ResNet-18) take [`row_permutes::im2col_rows`]. Other geometries with output rows of at
+/// least [`LONG_ROW`] pixels first copy each plane into a zero-bordered buffer and then gather
+/// every kernel offset's rows from it without bounds checks ([`gather_rows`]; stride 2 by
+/// AVX-512 permutes): the per-row edge handling (two tiny `memset` calls per output row) made
 /// im2col 41 % of a width-1/4 stride-2 layer's time (`perf`, `bench_conv`). Shorter rows take
 /// the per-row loops ([`im2col_rows`]).
 pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
@@ -146,7 +148,7 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
     }
     #[cfg(target_arch = "x86_64")]
     if row_permutes::apply(g) {
-        // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
+        // SAFETY: `apply` checked AVX-512F; the sizes are asserted inside.
         unsafe { row_permutes::im2col_rows(g, images, n, cols) };
         return;
     }
@@ -181,7 +183,8 @@ pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
 }
 
 /// Output rows shorter than this take the per-row loops ([`im2col_rows`], [`col2im_rows`]);
-/// longer ones the zero-bordered plane copies. Measured with `bench_conv` (width-1/4 and width-1
+/// longer ones the zero-bordered plane copies (on AVX-512F, rows the permutes handle take
+/// [`row_permutes`] first, whatever their length). Measured with `bench_conv` (width-1/4 and width-1
 /// stride-2 layers): on 16- and 14-wide rows the plane copy's permute gathers ran the layer
 /// 1.2–1.6× faster; on 8-, 7- and 4-wide rows its per-plane setup and per-row calls made
 /// 1×1 downsamples and 256-channel layers up to 1.5× slower.
@@ -287,10 +290,13 @@ fn even_elements_avx512(src: &[f32], dst: &mut [f32]) {
 /// Folds `cols` (`C·k² × n·Ho·Wo`) back into `images` (`n × C × H × W`), *adding* every column
 /// entry to the input pixel it was copied from; pixels no window touches keep their value.
 ///
-/// With output rows of at least [`LONG_ROW`] pixels, each plane's contributions are summed in a
-/// zero-bordered buffer in kernel-offset order (rows added without bounds checks, stride 2 by
-/// AVX-512 permutes, [`scatter_add_rows`]) and the buffer's interior is then added to the image;
-/// shorter rows are added straight into the image ([`col2im_rows`]).
+/// Kernels larger than 1×1 whose rows fit the AVX-512 permutes ([`col2im_permutes`]) add each
+/// kernel offset's rows into a full-vector copy of the plane ([`row_permutes::col2im_rows`]).
+/// Otherwise, with output rows of at least [`LONG_ROW`] pixels, each plane's contributions are
+/// summed in a zero-bordered buffer in kernel-offset order (rows added without bounds checks,
+/// stride 2 by AVX-512 permutes, [`scatter_add_rows`]) and the buffer's interior is then added to
+/// the image; shorter rows are added straight into the image ([`col2im_rows`]). All paths give the
+/// same bits on a zero destination (the engine's use).
 pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
     let (ho, wo) = (g.out_height(), g.out_width());
@@ -298,11 +304,10 @@ pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) 
     let ncols = n * ho * wo;
     debug_assert_eq!(images.len(), n * g.in_channels * hw);
     debug_assert_eq!(cols.len(), g.patch_len() * ncols);
-    // A 1×1 kernel adds one value per touched pixel, where the scalar rows beat whole-plane
-    // permutes (width-1 downsample input gradient 1.2 → 1.3–1.4 ms, `bench_conv`).
     #[cfg(target_arch = "x86_64")]
-    if g.kernel > 1 && row_permutes::apply(g) {
-        // SAFETY: `apply` checked AVX-512F; the shapes were checked above.
+    if col2im_permutes(g) {
+        // SAFETY: `apply` (inside `col2im_permutes`) checked AVX-512F; the sizes are asserted
+        // inside.
         unsafe { row_permutes::col2im_rows(g, cols, n, images) };
         return;
     }
@@ -437,11 +442,27 @@ fn add_to_even_elements_avx512(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// Short output rows (`Wo` < [`LONG_ROW`]) by AVX-512 permutes: one output row of one kernel
-/// offset is one two-source permute of the input row (`W ≤ 32`: two vectors), the padding lanes
-/// zeroed by the permute's mask; col2im is the inverse permute, added under a mask into the input
-/// row. The scalar row loops were 30 % (im2col) and 13 % (col2im) of a width-1/4 stride-2 layer's
-/// time (`perf`, `bench_conv`). Same values and, for col2im, the same additions in the same
+/// Whether [`col2im_add`] takes [`row_permutes::col2im_rows`]: rows the permutes handle, kernels
+/// larger than 1×1. A 1×1 kernel adds one value per touched pixel, where the scalar rows beat
+/// whole-plane permutes (width-1 downsample input gradient 1.2 → 1.3–1.4 ms, `bench_conv`).
+fn col2im_permutes(g: &ConvGeometry) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        g.kernel > 1 && row_permutes::apply(g)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// Output rows of at most 16 values from input rows of at most 32, stride ≤ 2, by AVX-512
+/// permutes: one output row of one kernel offset is one two-source permute of the input row (two
+/// vectors), the padding lanes zeroed by the permute's mask; col2im is the inverse permute, added
+/// under a mask into a full-vector copy of the plane. The scalar row loops were 30 % (im2col) and
+/// 13 % (col2im) of a width-1/4 stride-2 layer's time (`perf`, `bench_conv`), the zero-bordered
+/// plane path's per-row permute calls most of a 14-wide stride-2 layer's im2col. Same values and, for col2im, the same additions in the same
 /// order as [`im2col_rows`] / [`col2im_rows`] (each input pixel receives one value per kernel
 /// offset, in offset order; lanes that receive nothing are left untouched), so the same bits.
 #[cfg(target_arch = "x86_64")]
@@ -529,7 +550,7 @@ mod row_permutes {
                         let dst = &mut dst_row[img * ho * wo..(img + 1) * ho * wo];
                         for oy in 0..ho {
                             let v = if (oy_lo..oy_hi).contains(&oy) {
-                                let r = src[(oy * s + ky - p) * w..].as_ptr();
+                                let r = src[(oy * s + ky - p) * w..][..w].as_ptr();
                                 // SAFETY: the masked loads read the `W` values of input row
                                 // `oy·s + ky − p` (the second vector only when `W` > 16).
                                 unsafe {
@@ -540,8 +561,9 @@ mod row_permutes {
                             } else {
                                 _mm512_setzero_ps()
                             };
-                            // SAFETY: the masked store writes the `Wo` values of output row `oy`.
-                            unsafe { _mm512_mask_storeu_ps(dst[oy * wo..].as_mut_ptr(), out, v) };
+                            let drow = &mut dst[oy * wo..][..wo];
+                            // SAFETY: the masked store writes the `Wo` values of `drow`.
+                            unsafe { _mm512_mask_storeu_ps(drow.as_mut_ptr(), out, v) };
                         }
                     }
                 }
@@ -563,7 +585,11 @@ mod row_permutes {
         assert!(apply(g));
         assert_eq!(images.len(), n * g.in_channels * hw);
         assert_eq!(cols.len(), g.patch_len() * ncols);
-        let tables = scatter_tables(g);
+        // SAFETY (loads): each table entry holds 16 i32.
+        let tables: Vec<[(__m512i, __mmask16); 2]> = scatter_tables(g)
+            .iter()
+            .map(|t| t.map(|(idx, m)| (unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }, m)))
+            .collect();
         let row_masks = [mask(w), mask(w.saturating_sub(16))];
         let (halves, out) = (w.div_ceil(16), mask(wo));
         // The plane being summed, one or two full vectors per row: full-width loads and stores
@@ -574,13 +600,12 @@ mod row_permutes {
             for c in 0..g.in_channels {
                 let dst = &mut images[(img * g.in_channels + c) * hw..][..hw];
                 for (iy, rows) in plane.chunks_exact_mut(halves).enumerate() {
+                    let drow = &dst[iy * w..][..w];
                     for (half, v) in rows.iter_mut().enumerate() {
-                        // SAFETY: the masked load reads values `16·half..W` of row `iy`.
+                        // SAFETY: the masked load reads the `W − 16·half` (at most 16) values of
+                        // `drow[16·half..]`.
                         *v = unsafe {
-                            _mm512_maskz_loadu_ps(
-                                row_masks[half],
-                                dst[iy * w + 16 * half..].as_ptr(),
-                            )
+                            _mm512_maskz_loadu_ps(row_masks[half], drow[16 * half..].as_ptr())
                         };
                     }
                 }
@@ -591,18 +616,17 @@ mod row_permutes {
                         let src = &cols[row * ncols + img * ho * wo..][..ho * wo];
                         for oy in oy_lo..oy_hi {
                             let iy = oy * s + ky - p;
-                            // SAFETY: the masked load reads the `Wo` values of output row `oy`.
-                            let v = unsafe { _mm512_maskz_loadu_ps(out, src[oy * wo..].as_ptr()) };
-                            for (half, (idx, receives)) in parts.iter().take(halves).enumerate() {
-                                if *receives == 0 {
+                            let srow = &src[oy * wo..][..wo];
+                            // SAFETY: the masked load reads the `Wo` values of `srow`.
+                            let v = unsafe { _mm512_maskz_loadu_ps(out, srow.as_ptr()) };
+                            for (half, &(idx, receives)) in parts.iter().take(halves).enumerate() {
+                                if receives == 0 {
                                     continue;
                                 }
-                                // SAFETY: `idx` holds 16 i32.
-                                let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
                                 let d = &mut plane[iy * halves + half];
                                 *d = _mm512_mask_add_ps(
                                     *d,
-                                    *receives,
+                                    receives,
                                     *d,
                                     _mm512_permutexvar_ps(idx, v),
                                 );
@@ -611,11 +635,13 @@ mod row_permutes {
                     }
                 }
                 for (iy, rows) in plane.chunks_exact(halves).enumerate() {
+                    let drow = &mut dst[iy * w..][..w];
                     for (half, v) in rows.iter().enumerate() {
-                        // SAFETY: the masked store writes values `16·half..W` of row `iy`.
+                        // SAFETY: the masked store writes the `W − 16·half` (at most 16) values
+                        // of `drow[16·half..]`.
                         unsafe {
                             _mm512_mask_storeu_ps(
-                                dst[iy * w + 16 * half..].as_mut_ptr(),
+                                drow[16 * half..].as_mut_ptr(),
                                 row_masks[half],
                                 *v,
                             )
@@ -677,7 +703,7 @@ mod tests {
 
     /// col2im is the adjoint of im2col: ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ (a wrong index in either
     /// breaks the identity), and im2col picks exactly the padded-input pixel by definition — on
-    /// short rows (per-row loops) and long ones (zero-bordered planes).
+    /// every path: per-row loops, row permutes, zero-bordered planes.
     #[test]
     fn im2col_matches_definition_and_col2im_is_its_adjoint() {
         for &(c, h, w, k, s, p) in &[
@@ -692,10 +718,18 @@ mod tests {
             (2, 7, 7, 3, 2, 1),
             (2, 7, 7, 1, 2, 0),
             (2, 5, 20, 3, 2, 1),
-            // Output rows of LONG_ROW or more: the zero-bordered plane path (stride 2 by permutes,
-            // a ragged 15-wide row; stride 1 without "same" padding; stride 3; a 1×1 stride 2).
+            // Output rows of LONG_ROW or more that fit the row permutes on AVX-512F: a ragged
+            // 15-wide stride-2 row, the W = 32 / Wo = 16 edges (3×3 and 7×7 stride 2), stride 1
+            // without "same" padding (Wo = 16 from two input vectors); elsewhere the zero-bordered
+            // plane path.
             (2, 30, 29, 3, 2, 1),
+            (1, 6, 32, 3, 2, 1),
+            (1, 8, 32, 7, 2, 3),
+            (1, 4, 18, 3, 1, 0),
             (1, 18, 20, 3, 1, 0),
+            // The zero-bordered plane path everywhere: stride 2 from 40-wide rows (permutes per
+            // row), stride 3, a 1×1 stride 2 from 33-wide rows.
+            (2, 9, 40, 3, 2, 1),
             (2, 9, 47, 3, 3, 1),
             (3, 6, 33, 1, 2, 0),
         ] {
@@ -749,16 +783,7 @@ mod tests {
                 let y: Vec<f32> = (0..cols.len())
                     .map(|i| ((i * 37) % 101) as f32 * 0.013 - 0.6)
                     .collect();
-                let adds_in_place = g.out_width() < LONG_ROW || {
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        g.kernel > 1 && row_permutes::apply(&g)
-                    }
-                    #[cfg(not(target_arch = "x86_64"))]
-                    {
-                        false
-                    }
-                };
+                let adds_in_place = g.out_width() < LONG_ROW || col2im_permutes(&g);
                 let zero = vec![0.0f32; x.len()];
                 let signed: Vec<f32> = (0..x.len())
                     .map(|i| if i % 3 == 0 { -0.0 } else { 0.1 * i as f32 })

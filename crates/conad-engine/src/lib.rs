@@ -4,11 +4,11 @@
 //!
 //! * [`Conv2d`]: 3×3 stride-1 "same" layers with at least 64 input and output channels run
 //!   Winograd F(2×2, 3×3) — 16 GEMMs over transformed tiles, 2.25× fewer multiply-adds
-//!   (`winograd`) — for the forward pass, the input gradient and the weight gradient; other
-//!   stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512 kernel on a zero-padded
-//!   copy of each image (`direct_conv`), and their input gradient is the same kernel on `dy` with
-//!   the flipped, transposed weights; few-channel ones also take a direct weight gradient
-//!   (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate, AVX-512):
+//!   (`winograd`) — for the forward pass and the input gradient, and from 16 channels on for the
+//!   weight gradient; other stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512
+//!   kernel on a zero-padded copy of each image (`direct_conv`), and their input gradient is the
+//!   same kernel on `dy` with the flipped, transposed weights; the stem and other layers of fewer
+//!   than 16 channels take a direct weight gradient (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate, AVX-512):
 //!   forward, grad-input (a forward-shaped GEMM on the flipped kernel for stride-1 layers, GEMM +
 //!   col2im otherwise) and grad-weight as a GEMM reducing over output pixels, all chunked over
 //!   whole images ([`conv_forward`], [`conv_backward`]).

@@ -1,7 +1,8 @@
 //! Element-wise loops compiled a second time with AVX-512 enabled.
 //!
 //! The workspace builds for baseline x86-64, so the compiler vectorises the engine's element-wise
-//! passes (batch-norm sums and normalisation, residual joins) with SSE2 only and widens f32 to f64
+//! passes (batch-norm normalisation and gradients, residual joins; the f64 plane sums have their
+//! own intrinsics, `plane_sums`) with SSE2 only and widens f32 to f64
 //! one value at a time. [`avx512_fn!`] defines a function whose body is compiled twice — plain,
 //! and inside a `#[target_feature(enable = "avx512f")]` copy that runs when the CPU has AVX-512F.
 //! Results do not change: the compiler neither reorders nor fuses float operations, so every value

@@ -22,7 +22,9 @@
 //! vector) from a zero-bordered, channel-minor copy of the image (all channels of a pixel
 //! contiguous, so each tile's 16 stores per `ξ` fill whole cache lines), and writes `V_ξ` tile-major
 //! (`[ξ][t][c]`, read by the GEMM as a column-major `C × T` matrix); the output transform runs on
-//! 16 tiles at a time from `M` (`[ξ][o][t]`) and scatters the 2×2 results into NCHW.
+//! 16 tiles at a time from `M` (`[ξ][o][t]`) and scatters the 2×2 results into NCHW. Consecutive
+//! `ξ` blocks of `V`, `dM` and `M` sit one cache line further apart than their length
+//! ([`xi_stride`]), so that the 16 streams of a transform never share L1 sets.
 //!
 //! The input gradient of such a layer is the same convolution of the output gradient with the
 //! flipped, transposed kernel; flipping a 3×3 kernel swaps rows and columns 0 and 3 of its
@@ -30,7 +32,10 @@
 //! transforms the layer's own kernel (the forward's `U`) and reads it through a transposed,
 //! index-permuted view instead of flipping and re-packing the kernel first. The weight gradient
 //! ([`winograd_grad_weight`]) transforms output-gradient tiles (`A dY Aᵀ`) and input tiles
-//! (`Bᵀ d B`), reduces over tiles with 16 GEMMs and maps back with `dW = Gᵀ dU G`.
+//! (`Bᵀ d B`), reduces over tiles with 16 GEMMs (a 16 × 16 register-block kernel for layers of
+//! at most 16 input and output channels) and maps back with `dW = Gᵀ dU G`. The weight gradient
+//! takes over from [`MIN_GRAD_WEIGHT_CHANNELS`] channels, the forward and input gradient from
+//! [`MIN_CHANNELS`].
 //!
 //! Accuracy: the transforms only add, subtract and halve, so results equal direct convolution up
 //! to float rounding (tested against the im2col path and PyTorch).
@@ -210,8 +215,8 @@ pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> 
 ///
 /// The gradient of the Winograd forward pass, which equals the convolution for every `w`:
 /// `dU_ξ (O × C) = Σ_t dM_ξ[·, t] V_ξ[·, t]ᵀ` with `dM = A dY Aᵀ` per 2×2 output tile (zero past
-/// the map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: 16 GEMMs that
-/// reduce over tiles instead of one over `9 ×` as many im2col rows. Chunks are grouped into at
+/// the map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: 16 GEMMs (or
+/// 16 × 16 block reductions) over tiles instead of one over `9 ×` as many im2col rows. Chunks are grouped into at
 /// most [`MAX_GROUPS`] groups, fewer for wide layers ([`PARTIAL_VALUES`]; shape-determined); each group accumulates its chunks in order and
 /// the partials are summed in group order, so the result does not depend on the thread count.
 ///
@@ -540,7 +545,7 @@ mod avx512 {
     /// `V = Bᵀ d B` of every tile and 16-channel group: `v[ξ][t][c]` (`c16` channels per row).
     ///
     /// # Safety
-    /// AVX-512F must be available; `v` holds `16·T·c16` values.
+    /// AVX-512F must be available; `v` holds `16·xi_stride(T·c16)` values.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn input_transform(
@@ -587,7 +592,7 @@ mod avx512 {
     /// 16-channel group: `dm[ξ][t][o]` (`o16` channels per row).
     ///
     /// # Safety
-    /// AVX-512F must be available; `dm` holds `16·T·o16` values.
+    /// AVX-512F must be available; `dm` holds `16·xi_stride(T·o16)` values.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn output_adjoint(
         s: &ChunkShape,
@@ -636,7 +641,8 @@ mod avx512 {
     /// `Y = Aᵀ M A` of every tile from `m[ξ][o][t]`, scattered into the chunk's NCHW output.
     ///
     /// # Safety
-    /// AVX-512F must be available; `m` holds `16·O·T` values and `y_chunk` the chunk's images.
+    /// AVX-512F must be available; `m` holds `16·xi_stride(O·T)` values and `y_chunk` the chunk's
+    /// images.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn output_transform(
@@ -748,8 +754,8 @@ mod avx512 {
             let dm = &dm[xi * xi_stride(tiles * o16)..][..tiles * o16];
             let v = &v[xi * xi_stride(tiles * c16)..][..tiles * c16];
             if o16 == LANES && c16 == LANES {
-                // SAFETY: AVX-512F (caller); the block is all of `dm`, `v` and `du`'s row range.
-                unsafe { tile_sum_block(g, xi, tiles, (dm, o16), (v, c16), du, accumulate) };
+                // SAFETY: AVX-512F (caller); the sizes are asserted inside.
+                unsafe { tile_sum_block((cin, cout), xi, tiles, (dm, v), du, accumulate) };
                 continue;
             }
             let lhs = MatRef {
@@ -783,46 +789,44 @@ mod avx512 {
     /// more than the products (layer1 of a width-1/4 ResNet-18, 28×28: 1.30 → 1.10 ms).
     ///
     /// # Safety
-    /// AVX-512F must be available; `dm` is `T × 16`, `v` is `T × 16` (`T = tiles`), `du` is
-    /// `O × 16 × C` with `O, C ≤ 16`.
+    /// AVX-512F must be available; `dm` and `v` are `T × 16` (`T = tiles`, channels beyond `O` and
+    /// `C` zero), `du` is `O × 16 × C` with `O, C ≤ 16`.
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_sum_block(
-        g: &ConvGeometry,
+        (cin, cout): (usize, usize),
         xi: usize,
         tiles: usize,
-        (dm, o16): (&[f32], usize),
-        (v, c16): (&[f32], usize),
+        (dm, v): (&[f32], &[f32]),
         du: &mut [f32],
         accumulate: bool,
     ) {
-        let (cin, cout) = (g.in_channels, g.out_channels);
-        let (rows, lanes) = (cout, mask(cin));
-        assert!(o16 == LANES && c16 == LANES && cout <= LANES && cin <= LANES);
-        assert!(dm.len() >= tiles * o16 && v.len() >= tiles * c16 && du.len() >= cout * XI * cin);
-        let at = |o: usize| o * XI * cin + xi * cin;
+        assert!(cout <= LANES && cin <= LANES);
+        assert!(dm.len() >= tiles * LANES && v.len() >= tiles * LANES);
+        // Row `o` of dU_ξ: the `cin` values from `o·16·C + ξ·C`.
+        let row = |o: usize| o * XI * cin + xi * cin..o * XI * cin + (xi + 1) * cin;
+        assert!(du.len() >= row(cout - 1).end);
+        let lanes = mask(cin);
         let mut acc = [_mm512_setzero_ps(); LANES];
         if accumulate {
-            for (o, a) in acc.iter_mut().enumerate().take(rows) {
-                // SAFETY: the masked load reads `lanes` values of row `o0 + o`, inside `du`.
-                *a = unsafe { _mm512_maskz_loadu_ps(lanes, du.as_ptr().add(at(o))) };
+            for (o, a) in acc.iter_mut().enumerate().take(cout) {
+                // SAFETY: the masked load reads the `cin` values of row `o`.
+                *a = unsafe { _mm512_maskz_loadu_ps(lanes, du[row(o)].as_ptr()) };
             }
         }
-        for t in 0..tiles {
-            // SAFETY: `(t + 1)·16 ≤ v.len()` and `≤ dm.len()`.
-            let (vv, d) = unsafe {
-                (
-                    _mm512_loadu_ps(v.as_ptr().add(t * c16)),
-                    dm.as_ptr().add(t * o16),
-                )
-            };
-            for (o, a) in acc.iter_mut().enumerate() {
-                // SAFETY: `o < 16` (see above).
-                *a = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *d.add(o) }), vv, *a);
+        for (vt, dt) in v
+            .chunks_exact(LANES)
+            .zip(dm.chunks_exact(LANES))
+            .take(tiles)
+        {
+            // SAFETY: `vt` holds 16 values.
+            let vv = unsafe { _mm512_loadu_ps(vt.as_ptr()) };
+            for (a, &d) in acc.iter_mut().zip(dt) {
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(d), vv, *a);
             }
         }
-        for (o, a) in acc.iter().enumerate().take(rows) {
-            // SAFETY: the masked store writes `lanes` values of row `o0 + o`, inside `du`.
-            unsafe { _mm512_mask_storeu_ps(du.as_mut_ptr().add(at(o)), lanes, *a) };
+        for (o, a) in acc.iter().enumerate().take(cout) {
+            // SAFETY: the masked store writes the `cin` values of row `o`.
+            unsafe { _mm512_mask_storeu_ps(du[row(o)].as_mut_ptr(), lanes, *a) };
         }
     }
 
@@ -962,13 +966,11 @@ mod tests {
         }
     }
 
-    /// The kernel transform of a hand-computed kernel: `G g Gᵀ` for g = [[1,2,3],[4,5,6],[7,8,9]]
-    /// (numpy: `G @ g @ G.T` with G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]), placed at
-    /// `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block).
     /// The Winograd weight gradient equals the im2col one (up to rounding): the 16 × 16 block
-    /// kernel (16 and fewer channels, ragged `O` and `C`), the GEMM path, several chunks summed per
-    /// group, odd maps with partial tiles, and a 32×32 map (256 tiles a chunk: the `ξ` blocks'
-    /// padded stride).
+    /// kernel (16 and fewer channels, ragged `O` and `C`) and the GEMM path, each with groups of
+    /// one chunk (first chunk overwrites) and of several chunks (later chunks accumulate: 20 or 10
+    /// one-image chunks in at most 8 groups), odd maps with partial tiles, and a 32×32 map (256
+    /// tiles a chunk: the `ξ` blocks' padded stride).
     #[test]
     fn winograd_grad_weight_matches_im2col() {
         if !crate::simd::avx512() {
@@ -982,6 +984,9 @@ mod tests {
             (2, 16, 16, 32, 32),
             (4, 32, 24, 14, 14),
             (2, 40, 64, 5, 3),
+            (20, 16, 16, 24, 24),
+            (20, 12, 5, 23, 23),
+            (10, 32, 24, 23, 23),
         ] {
             let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
             let x = pattern(n * c * h * w, 37, 101);
@@ -1000,6 +1005,9 @@ mod tests {
         }
     }
 
+    /// The kernel transform of a hand-computed kernel: `G g Gᵀ` for g = [[1,2,3],[4,5,6],[7,8,9]]
+    /// (numpy: `G @ g @ G.T` with G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]), placed at
+    /// `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block).
     #[test]
     fn kernel_transform_matches_hand_computation() {
         let want = [
