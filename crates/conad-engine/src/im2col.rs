@@ -521,6 +521,31 @@ mod row_permutes {
             .collect()
     }
 
+    /// `(H, W, k, stride, padding, Ho, Wo, H·W, n·Ho·Wo)`.
+    type Sizes = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+    );
+
+    /// `g`'s sizes for `n` images, after asserting that the permutes handle `g` and that the
+    /// image (`n × C × H × W`) and column (`C·k² × n·Ho·Wo`) buffers have their lengths — the
+    /// bounds every masked access below relies on.
+    fn checked(g: &ConvGeometry, n: usize, images: usize, cols: usize) -> Sizes {
+        let (h, w, ho, wo) = (g.height, g.width, g.out_height(), g.out_width());
+        let (hw, ncols) = (h * w, n * ho * wo);
+        assert!(apply(g));
+        assert_eq!(images, n * g.in_channels * hw);
+        assert_eq!(cols, g.patch_len() * ncols);
+        (h, w, g.kernel, g.stride, g.padding, ho, wo, hw, ncols)
+    }
+
     /// [`super::im2col_rows`] by permutes.
     ///
     /// # Safety
@@ -528,13 +553,7 @@ mod row_permutes {
     /// `C·k² × n·Ho·Wo`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn im2col_rows(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
-        let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
-        let (ho, wo) = (g.out_height(), g.out_width());
-        let hw = h * w;
-        let ncols = n * ho * wo;
-        assert!(apply(g));
-        assert_eq!(images.len(), n * g.in_channels * hw);
-        assert_eq!(cols.len(), g.patch_len() * ncols);
+        let (h, w, k, s, p, ho, wo, hw, ncols) = checked(g, n, images.len(), cols.len());
         let tables = gather_tables(g);
         let (lo, hi, out) = (mask(w), mask(w.saturating_sub(16)), mask(wo));
         for c in 0..g.in_channels {
@@ -578,13 +597,7 @@ mod row_permutes {
     /// `n × C × H × W`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn col2im_rows(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
-        let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
-        let (ho, wo) = (g.out_height(), g.out_width());
-        let hw = h * w;
-        let ncols = n * ho * wo;
-        assert!(apply(g));
-        assert_eq!(images.len(), n * g.in_channels * hw);
-        assert_eq!(cols.len(), g.patch_len() * ncols);
+        let (h, w, k, s, p, ho, wo, hw, ncols) = checked(g, n, images.len(), cols.len());
         // SAFETY (loads): each table entry holds 16 i32.
         let tables: Vec<[(__m512i, __mmask16); 2]> = scatter_tables(g)
             .iter()

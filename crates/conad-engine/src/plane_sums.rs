@@ -69,33 +69,25 @@ mod plain {
     use super::{LANES, fold_lanes, upstream};
 
     pub(super) fn plane_sum(values: &[f32]) -> f64 {
-        let mut acc = [0.0f64; LANES];
-        let mut blocks = values.chunks_exact(LANES);
-        for b in &mut blocks {
-            for i in 0..LANES {
-                acc[i] += b[i] as f64;
-            }
-        }
-        let mut total = fold_lanes(acc);
-        for &v in blocks.remainder() {
-            total += v as f64;
-        }
-        total
+        lane_sum(values, |v| v)
     }
 
     pub(super) fn plane_sq_dev(values: &[f32], m: f64) -> f64 {
+        lane_sum(values, |v| (v - m) * (v - m))
+    }
+
+    /// `Σ term(v)` over `values` (widened to f64) in the module's lane order.
+    fn lane_sum(values: &[f32], term: impl Fn(f64) -> f64) -> f64 {
         let mut acc = [0.0f64; LANES];
         let mut blocks = values.chunks_exact(LANES);
         for b in &mut blocks {
             for i in 0..LANES {
-                let d = b[i] as f64 - m;
-                acc[i] += d * d;
+                acc[i] += term(b[i] as f64);
             }
         }
         let mut total = fold_lanes(acc);
         for &v in blocks.remainder() {
-            let d = v as f64 - m;
-            total += d * d;
+            total += term(v as f64);
         }
         total
     }

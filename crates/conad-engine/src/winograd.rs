@@ -57,14 +57,6 @@ const XI: usize = 16;
 const LANES: usize = 16;
 /// Tiles per chunk the chunking aims for (the GEMMs' `n`).
 const TARGET_TILES: usize = 128;
-
-/// Distance between consecutive `ξ` blocks of `len` values in the transformed buffers: one
-/// cache line more than `len`. With `T·16` a multiple of 1024 (128 tiles per chunk, or 256 on
-/// 32×32 maps) the 16 blocks would start a multiple of 4 KiB apart, so the transforms' 16 store
-/// streams (one per `ξ`) and the GEMMs' operand reads would all fall into the same L1 sets.
-fn xi_stride(len: usize) -> usize {
-    len + LANES
-}
 /// Values all weight-gradient partials may hold together (8 MiB) before layers get fewer groups
 /// (never fewer than two).
 const PARTIAL_VALUES: usize = 1 << 21;
@@ -77,6 +69,14 @@ const MIN_CHANNELS: usize = 64;
 const MIN_GRAD_WEIGHT_CHANNELS: usize = 16;
 /// Transformed-tile index of the flipped kernel: `Q = [3, 1, 2, 0]` on rows and columns.
 const FLIP: [usize; 4] = [3, 1, 2, 0];
+
+/// Distance between consecutive `ξ` blocks of `len` values in the transformed buffers: one
+/// cache line more than `len`. With `T·16` a multiple of 1024 (128 tiles per chunk, or 256 on
+/// 32×32 maps) the 16 blocks would start a multiple of 4 KiB apart, so the transforms' 16 store
+/// streams (one per `ξ`) and the GEMMs' operand reads would all fall into the same L1 sets.
+fn xi_stride(len: usize) -> usize {
+    len + LANES
+}
 
 /// Whether `g` is a 3×3, stride-1, padding-1 convolution.
 pub fn is_3x3_same(g: &ConvGeometry) -> bool {
@@ -216,9 +216,10 @@ pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> 
 /// The gradient of the Winograd forward pass, which equals the convolution for every `w`:
 /// `dU_ξ (O × C) = Σ_t dM_ξ[·, t] V_ξ[·, t]ᵀ` with `dM = A dY Aᵀ` per 2×2 output tile (zero past
 /// the map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: 16 GEMMs (or
-/// 16 × 16 block reductions) over tiles instead of one over `9 ×` as many im2col rows. Chunks are grouped into at
-/// most [`MAX_GROUPS`] groups, fewer for wide layers ([`PARTIAL_VALUES`]; shape-determined); each group accumulates its chunks in order and
-/// the partials are summed in group order, so the result does not depend on the thread count.
+/// 16 × 16 block reductions) over tiles instead of one over `9 ×` as many im2col rows. Chunks
+/// are grouped into at most [`MAX_GROUPS`] groups, fewer for wide layers ([`PARTIAL_VALUES`];
+/// shape-determined); each group accumulates its chunks in order and the partials are summed in
+/// group order, so the result does not depend on the thread count.
 ///
 /// # Panics
 /// As [`winograd_conv`].
