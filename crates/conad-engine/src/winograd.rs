@@ -29,8 +29,9 @@
 //! The input gradient of such a layer is the same convolution of the output gradient with the
 //! flipped, transposed kernel; flipping a 3×3 kernel swaps rows and columns 0 and 3 of its
 //! transform (`G J = Q G` with `J` the 3×3 and `Q` the 0↔3 reversal), so [`winograd_grad_input`]
-//! transforms the layer's own kernel (the forward's `U`) and reads it through a transposed,
-//! index-permuted view instead of flipping and re-packing the kernel first. The weight gradient
+//! transforms the layer's own kernel straight into the transposed, index-permuted layout its
+//! GEMMs read like the forward's (`U'[c][ξ][o] = U[o][Qξ][c]`, no flipped copy of the weight).
+//! Both kernel transforms load 16 kernels' taps with gathers. The weight gradient
 //! ([`winograd_grad_weight`]) transforms output-gradient tiles (`A dY Aᵀ`) and input tiles
 //! (`Bᵀ d B`), reduces over tiles with 16 GEMMs (a 16 × 16 register-block kernel for layers of
 //! at most 16 input and output channels) and maps back with `dW = Gᵀ dU G`. The weight gradient
@@ -123,63 +124,76 @@ fn images_per_chunk(g: &ConvGeometry) -> usize {
 }
 
 /// `U[o][ξ][c] = (G g Gᵀ)_ξ` for every kernel `g = W[o][c]` (`W` is `O × C × 3 × 3`).
+///
+/// # Panics
+/// If the CPU lacks AVX-512F or `w` is not `O × C × 9` values.
 pub fn kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> ScratchBuf {
+    assert!(crate::simd::avx512());
     assert_eq!(w.len(), out_channels * in_channels * 9);
     // Every value is overwritten below: a pooled buffer, neither allocated nor zeroed per call
     // (a width-1 step transforms ~67 MB of kernels).
     let mut u = ScratchBuf::take(out_channels * XI * in_channels);
     u.par_chunks_mut(XI * in_channels)
         .zip(w.par_chunks(in_channels * 9))
-        .for_each(|(uo, wo)| kernel_row(wo, uo));
+        .for_each(|(uo, wo)| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F was asserted above; `wo` is one output channel's `C × 9` kernels
+            // and `uo` its `16 × C` row.
+            unsafe {
+                avx512::kernel_row(wo, uo)
+            }
+        });
     u
 }
 
-avx512_fn! {
-    /// One output channel's kernels `wo` (`C × 9`) → `uo` (`16 × C`), 16 input channels at a time.
-    fn kernel_row(wo: &[f32], uo: &mut [f32]) {
-        let cin = wo.len() / 9;
-        for c0 in (0..cin).step_by(LANES) {
-            let cn = (cin - c0).min(LANES);
-            let mut g = [[0.0f32; LANES]; 9];
-            for ci in 0..cn {
-                for (tap, gt) in g.iter_mut().enumerate() {
-                    gt[ci] = wo[(c0 + ci) * 9 + tap];
-                }
+/// `U'[c][ξ][o] = U[o][Qξ][c]`: the transform of the flipped, transposed kernel — the input
+/// gradient's kernel — in [`kernel_transform`]'s layout for a layer of `in_channels` outputs and
+/// `out_channels` inputs (flipping a 3×3 kernel permutes its transform by `Q`, see the module
+/// docs). The values are [`kernel_transform`]'s, bit for bit.
+///
+/// # Panics
+/// As [`kernel_transform`].
+fn flipped_kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> ScratchBuf {
+    assert!(crate::simd::avx512());
+    assert_eq!(w.len(), out_channels * in_channels * 9);
+    let mut u = ScratchBuf::take(in_channels * XI * out_channels);
+    u.par_chunks_mut(LANES * XI * out_channels)
+        .enumerate()
+        .for_each(|(block, rows)| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F was asserted above; `rows` holds whole rows `U'[c]` from input
+            // channel `16·block` on.
+            unsafe {
+                avx512::flipped_kernel_rows(w, in_channels, block * LANES, rows)
             }
-            // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
-            let mut t = [[[0.0f32; LANES]; 3]; 4];
-            for col in 0..3 {
-                for l in 0..LANES {
-                    let (a, b, d) = (g[col][l], g[3 + col][l], g[6 + col][l]);
-                    t[0][col][l] = a;
-                    t[1][col][l] = 0.5 * (a + b + d);
-                    t[2][col][l] = 0.5 * (a - b + d);
-                    t[3][col][l] = d;
-                }
-            }
-            for (row, [a, b, d]) in t.iter().enumerate() {
-                let mut vals = [[0.0f32; LANES]; 4];
-                for l in 0..LANES {
-                    vals[0][l] = a[l];
-                    vals[1][l] = 0.5 * (a[l] + b[l] + d[l]);
-                    vals[2][l] = 0.5 * (a[l] - b[l] + d[l]);
-                    vals[3][l] = d[l];
-                }
-                for (s, v) in vals.iter().enumerate() {
-                    uo[(row * 4 + s) * cin + c0..][..cn].copy_from_slice(&v[..cn]);
-                }
-            }
-        }
-    }
+        });
+    u
 }
 
-/// Which weight the GEMMs multiply by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kernel {
-    /// `U` of the layer's own weight (forward pass).
-    Forward,
-    /// `U` of the flipped, transposed weight, read from the forward's `U` (input gradient).
-    FlippedTransposed,
+/// `G g Gᵀ` of 16 kernels at once: `g[tap][lane]` (taps row-major) → `u[ξ][lane]`.
+#[inline(always)]
+fn transform_lanes(g: &[[f32; LANES]; 9]) -> [[f32; LANES]; XI] {
+    // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
+    let mut t = [[[0.0f32; LANES]; 3]; 4];
+    for col in 0..3 {
+        for l in 0..LANES {
+            let (a, b, d) = (g[col][l], g[3 + col][l], g[6 + col][l]);
+            t[0][col][l] = a;
+            t[1][col][l] = 0.5 * (a + b + d);
+            t[2][col][l] = 0.5 * (a - b + d);
+            t[3][col][l] = d;
+        }
+    }
+    let mut u = [[0.0f32; LANES]; XI];
+    for (row, [a, b, d]) in t.iter().enumerate() {
+        for l in 0..LANES {
+            u[row * 4][l] = a[l];
+            u[row * 4 + 1][l] = 0.5 * (a[l] + b[l] + d[l]);
+            u[row * 4 + 2][l] = 0.5 * (a[l] - b[l] + d[l]);
+            u[row * 4 + 3][l] = d[l];
+        }
+    }
+    u
 }
 
 /// `y = conv2d(x, w)` for a 3×3, stride-1, padding-1 layer, contiguous NCHW `x` and
@@ -190,7 +204,7 @@ enum Kernel {
 pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert!(is_3x3_same(g) && crate::simd::avx512());
     let u = kernel_transform(w, g.out_channels, g.in_channels);
-    run(g, x, &u, Kernel::Forward)
+    run(g, x, &u)
 }
 
 /// The input gradient `dx` (`N × C × H × W`) of `y = conv2d(x, w)` for a 3×3, stride-1,
@@ -201,13 +215,13 @@ pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// As [`winograd_conv`].
 pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     assert!(is_3x3_same(g) && crate::simd::avx512());
-    let u = kernel_transform(w, g.out_channels, g.in_channels);
+    let u = flipped_kernel_transform(w, g.out_channels, g.in_channels);
     let gt = ConvGeometry {
         in_channels: g.out_channels,
         out_channels: g.in_channels,
         ..*g
     };
-    run(&gt, dy, &u, Kernel::FlippedTransposed)
+    run(&gt, dy, &u)
 }
 
 /// The weight gradient `dW` (`O × C × 3 × 3`) of `y = conv2d(x, w)` for a 3×3, stride-1,
@@ -302,7 +316,7 @@ avx512_fn! {
 }
 
 /// The convolution of `x` under geometry `g` with the kernel whose transform `u` describes.
-fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
+fn run(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
     let ipc = images_per_chunk(g);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
@@ -313,7 +327,7 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
         unsafe {
-            avx512::chunk(g, u, kernel, x_chunk, y_chunk, parallel)
+            avx512::chunk(g, u, x_chunk, y_chunk, parallel)
         };
     })
 }
@@ -324,7 +338,6 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32], kernel: Kernel) -> Vec<f32> {
 fn chunk_gemms(
     g: &ConvGeometry,
     u: &[f32],
-    kernel: Kernel,
     tiles: usize,
     c16: usize,
     v: &[f32],
@@ -336,23 +349,11 @@ fn chunk_gemms(
     // scored) they run in parallel; each is still computed whole by one thread, so the results
     // do not change.
     let one = |xi: usize, dst: &mut [f32]| {
-        let lhs = match kernel {
-            // U_ξ[o][c] = u[o·16C + ξ·C + c].
-            Kernel::Forward => MatRef {
-                data: &u[xi * cin..],
-                row_stride: XI * cin,
-                col_stride: 1,
-            },
-            // The layer's own U has `cin` output and `cout` input channels swapped:
-            // U'_ξ[c][o] = U_{Qξ}[o][c] = u[o·16·cout + Qξ·cout + c], `cout` being the layer's C.
-            Kernel::FlippedTransposed => {
-                let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
-                MatRef {
-                    data: &u[q * cout..],
-                    row_stride: 1,
-                    col_stride: XI * cout,
-                }
-            }
+        // U_ξ[o][c] = u[o·16C + ξ·C + c].
+        let lhs = MatRef {
+            data: &u[xi * cin..],
+            row_stride: XI * cin,
+            col_stride: 1,
         };
         let rhs = MatRef {
             data: &v[xi * xi_stride(tiles * c16)..][..tiles * c16],
@@ -388,11 +389,82 @@ fn chunk_gemms(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Kernel, LANES, XI, chunk_gemms, tile_grid, xi_stride};
+    use super::{FLIP, LANES, XI, chunk_gemms, tile_grid, transform_lanes, xi_stride};
     use crate::geometry::ConvGeometry;
     use crate::matmul::{MatRef, gemm_into};
     use crate::scratch::ScratchBuf;
     use crate::simd::mask;
+
+    /// `g[tap][l] = src[l·stride + tap]` for the first `lanes` lanes, zero in the others: 16
+    /// kernels' taps by nine gathers.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gather_taps(src: &[f32], stride: usize, lanes: usize) -> [[f32; LANES]; 9] {
+        assert!((1..=LANES).contains(&lanes) && src.len() >= (lanes - 1) * stride + 9);
+        let stride = i32::try_from(stride).expect("kernel stride fits in i32");
+        assert!(stride.checked_mul(LANES as i32).is_some());
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride));
+        let mut g = [[0.0f32; LANES]; 9];
+        for (tap, gt) in g.iter_mut().enumerate() {
+            // SAFETY: lane `l < lanes` reads `src[l·stride + tap]`, in bounds by the assert;
+            // masked-off lanes read nothing.
+            unsafe {
+                let v = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    mask(lanes),
+                    idx,
+                    src.as_ptr().add(tap),
+                );
+                _mm512_storeu_ps(gt.as_mut_ptr(), v);
+            }
+        }
+        g
+    }
+
+    /// One output channel's kernels `wo` (`C × 9`) → `uo` (`16 × C`), 16 input channels at a
+    /// time.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel_row(wo: &[f32], uo: &mut [f32]) {
+        let cin = wo.len() / 9;
+        for c0 in (0..cin).step_by(LANES) {
+            let cn = (cin - c0).min(LANES);
+            // SAFETY: AVX-512F (caller); channels `c0..c0 + cn` lie in `wo`.
+            let g = unsafe { gather_taps(&wo[c0 * 9..], 9, cn) };
+            for (xi, v) in transform_lanes(&g).iter().enumerate() {
+                uo[xi * cin + c0..][..cn].copy_from_slice(&v[..cn]);
+            }
+        }
+    }
+
+    /// The rows `U'[c]` of input channels `c0..` (`rows` holds whole rows of `16 × O` values),
+    /// 16 output channels at a time; `w` is the layer's `O × C × 3 × 3` weight.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn flipped_kernel_rows(w: &[f32], cin: usize, c0: usize, rows: &mut [f32]) {
+        let cout = w.len() / (cin * 9);
+        let cn = rows.len() / (XI * cout);
+        for o0 in (0..cout).step_by(LANES) {
+            let on = (cout - o0).min(LANES);
+            for ci in 0..cn {
+                // SAFETY: AVX-512F (caller); output channels `o0..o0 + on` of input channel
+                // `c0 + ci` lie in `w`.
+                let g = unsafe { gather_taps(&w[(o0 * cin + c0 + ci) * 9..], cin * 9, on) };
+                for (xi, v) in transform_lanes(&g).iter().enumerate() {
+                    let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
+                    rows[(ci * XI + q) * cout + o0..][..on].copy_from_slice(&v[..on]);
+                }
+            }
+        }
+    }
 
     /// Sizes of one chunk's tiles and its zero-bordered, channel-minor image grid.
     #[derive(Clone, Copy, Debug)]
@@ -841,7 +913,6 @@ mod avx512 {
     pub(super) unsafe fn chunk(
         g: &ConvGeometry,
         u: &[f32],
-        kernel: Kernel,
         x_chunk: &[f32],
         y_chunk: &mut [f32],
         parallel: bool,
@@ -855,7 +926,7 @@ mod avx512 {
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
             input_transform(&s, x_chunk, cin, c16, &mut grid, &mut v);
-            chunk_gemms(g, u, kernel, s.tiles, c16, &v, &mut m, parallel);
+            chunk_gemms(g, u, s.tiles, c16, &v, &mut m, parallel);
             output_transform(&s, &m, cout, y_chunk);
         }
     }
@@ -1011,6 +1082,10 @@ mod tests {
     /// `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block).
     #[test]
     fn kernel_transform_matches_hand_computation() {
+        if !crate::simd::avx512() {
+            eprintln!("no AVX-512F: Winograd kernel transform not tested");
+            return;
+        }
         let want = [
             1.0, 3.0, 1.0, 3.0, //
             6.0, 11.25, 3.75, 9.0, //
@@ -1027,5 +1102,33 @@ mod tests {
             assert_eq!(u[(16 + xi) * c + 16], want[xi], "ξ = {xi}");
         }
         assert_eq!(u.iter().filter(|v| **v != 0.0).count(), 16);
+    }
+
+    /// The input gradient's kernel transform is the forward's, transposed and permuted by `Q`,
+    /// bit for bit — with ragged 16-channel blocks on both sides.
+    #[test]
+    fn flipped_kernel_transform_is_the_permuted_forward_transform() {
+        if !crate::simd::avx512() {
+            eprintln!("no AVX-512F: Winograd kernel transform not tested");
+            return;
+        }
+        for (o, c) in [(20, 35), (16, 16), (3, 50), (64, 1)] {
+            let w = pattern(o * c * 9, 61, 103);
+            let u = kernel_transform(&w, o, c);
+            let ut = flipped_kernel_transform(&w, o, c);
+            assert_eq!(ut.len(), u.len());
+            for oi in 0..o {
+                for ci in 0..c {
+                    for xi in 0..XI {
+                        let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
+                        assert_eq!(
+                            ut[(ci * XI + xi) * o + oi].to_bits(),
+                            u[(oi * XI + q) * c + ci].to_bits(),
+                            "O {o}, C {c}: o {oi}, c {ci}, ξ {xi}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
