@@ -96,7 +96,11 @@ impl BatchNorm2d {
     }
 
     /// `(γ, β)`, ones and zeros without affine parameters.
-    fn affine(&self, channels: usize, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn affine(
+        &self,
+        channels: usize,
+        device: &candle_core::Device,
+    ) -> Result<(Tensor, Tensor)> {
         Ok(match self.inner.weight_and_bias() {
             Some((w, b)) => (w.clone(), b.clone()),
             None => (

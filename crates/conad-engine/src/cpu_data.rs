@@ -36,6 +36,28 @@ pub fn with_tensor_slice<R>(
     }
 }
 
+/// Runs `f` on the contiguous f32 data of several CPU tensors at once (each made contiguous
+/// first if needed; the tensors must not share storage).
+pub fn with_tensor_slices<R>(
+    op: &'static str,
+    ts: &[Tensor],
+    f: impl FnOnce(&[&[f32]]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let ts = ts
+        .iter()
+        .map(Tensor::contiguous)
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let guards: Vec<_> = ts.iter().map(Tensor::storage_and_layout).collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        match &**storage {
+            Storage::Cpu(cpu) => slices.push(storage_slice(op, cpu, layout)?),
+            _ => candle_core::bail!("{op}: the engine's CPU kernels need CPU tensors"),
+        }
+    }
+    f(&slices)
+}
+
 /// A CPU f32 tensor from a vector.
 pub fn cpu_tensor(data: Vec<f32>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
     Tensor::from_vec(data, shape, &Device::Cpu)

@@ -11,14 +11,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use crate::batch_norm::BatchNorm2d;
 use crate::batch_norm_op::{BatchNormStats, batch_norm_backward, batch_norm_forward};
 use crate::conv_backward::conv_backward;
 use crate::conv_forward::conv_forward;
 use crate::conv2d::Conv2d;
-use crate::cpu_data::{cpu_tensor, par_fill_chunks, par_zeros, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slices};
+use crate::direct_gradients::Deposits;
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
 use crate::simd::avx512_fn;
@@ -48,8 +49,10 @@ struct Saved {
     stats: Vec<Arc<BatchNormStats>>,
 }
 
+/// The block's arithmetic, shared by the graph-input op ([`BlockOp`], parameters as one
+/// concatenated tensor θ) and the direct-gradient op ([`DirectBlockOp`]).
 #[derive(Clone, Debug)]
-struct BlockOp {
+struct BlockCore {
     g1: ConvGeometry,
     g2: ConvGeometry,
     gd: Option<ConvGeometry>,
@@ -57,23 +60,30 @@ struct BlockOp {
     saved: Arc<Mutex<Option<Saved>>>,
 }
 
-/// Offsets of the pieces of θ: `w1, γβ1, w2, γβ2[, wd, γβd]`.
-fn offsets(g1: &ConvGeometry, g2: &ConvGeometry, gd: Option<&ConvGeometry>) -> Vec<usize> {
-    let mut sizes = vec![
-        g1.out_channels * g1.patch_len(),
-        2 * g1.out_channels,
-        g2.out_channels * g2.patch_len(),
-        2 * g2.out_channels,
-    ];
-    if let Some(gd) = gd {
-        sizes.push(gd.out_channels * gd.patch_len());
-        sizes.push(2 * gd.out_channels);
+/// The block as a candle op on `(x, θ)`, θ = all parameters concatenated.
+#[derive(Clone, Debug)]
+struct BlockOp(BlockCore);
+
+/// The block as a candle op on `x` alone: it reads its parameters in place and hands their
+/// gradients to a [`crate::DirectGradients`] scope.
+#[derive(Clone, Debug)]
+struct DirectBlockOp {
+    core: BlockCore,
+    params: Vec<Tensor>,
+    deposits: Deposits,
+}
+
+/// Lengths of the parameter pieces, in order `w1, γ1, β1, w2, γ2, β2[, wd, γd, βd]`.
+fn piece_sizes(g1: &ConvGeometry, g2: &ConvGeometry, gd: Option<&ConvGeometry>) -> Vec<usize> {
+    let mut sizes = Vec::with_capacity(9);
+    for g in [Some(g1), Some(g2), gd].into_iter().flatten() {
+        sizes.extend([
+            g.out_channels * g.patch_len(),
+            g.out_channels,
+            g.out_channels,
+        ]);
     }
-    let mut off = vec![0];
-    for s in sizes {
-        off.push(off.last().copied().unwrap_or(0) + s);
-    }
-    off
+    sizes
 }
 
 fn poisoned() -> candle_core::Error {
@@ -119,52 +129,47 @@ avx512_fn! {
     }
 }
 
-impl CustomOp2 for BlockOp {
-    fn name(&self) -> &'static str {
-        "conad-residual-block"
+const NAME: &str = "conad-residual-block";
+
+/// The input gradient (if asked for) and one gradient per parameter piece.
+type BlockGrads = (Option<Vec<f32>>, Vec<Vec<f32>>);
+
+impl BlockCore {
+    fn out_shape(&self) -> Shape {
+        let g2 = &self.g2;
+        Shape::from((g2.batch, g2.out_channels, g2.out_height(), g2.out_width()))
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = storage_slice(self.name(), s1, l1)?;
-        let th = storage_slice(self.name(), s2, l2)?;
-        let (g1, g2) = (&self.g1, &self.g2);
-        let off = offsets(g1, g2, self.gd.as_ref());
-        if th.len() != *off.last().unwrap_or(&0)
+    fn check(&self, x: &[f32], p: &[&[f32]]) -> candle_core::Result<()> {
+        let sizes = piece_sizes(&self.g1, &self.g2, self.gd.as_ref());
+        let g1 = &self.g1;
+        if p.len() != sizes.len()
+            || p.iter().zip(&sizes).any(|(p, &n)| p.len() != n)
             || x.len() != g1.batch * g1.in_channels * g1.in_pixels()
         {
-            candle_core::bail!("{}: parameter or input size mismatch", self.name());
+            candle_core::bail!("{NAME}: parameter or input size mismatch");
         }
-        let piece = |i: usize| &th[off[i]..off[i + 1]];
-        let bn = |z: &[f32], g: &ConvGeometry, gb: &[f32], eps: f64, relu: bool| {
-            let c = g.out_channels;
-            let st = BatchNormStats::compute(z, g.batch, c, g.out_pixels());
-            let y = batch_norm_forward(
-                z,
-                g.batch,
-                g.out_pixels(),
-                &st,
-                &gb[..c],
-                &gb[c..],
-                eps,
-                relu,
-            );
+        Ok(())
+    }
+
+    /// The block's output from input `x` and parameter pieces `p`; keeps what the backward needs.
+    fn forward(&self, x: &[f32], p: &[&[f32]]) -> candle_core::Result<Vec<f32>> {
+        self.check(x, p)?;
+        let (g1, g2) = (&self.g1, &self.g2);
+        let bn = |z: &[f32], g: &ConvGeometry, gamma: &[f32], beta: &[f32], eps: f64, relu| {
+            let st = BatchNormStats::compute(z, g.batch, g.out_channels, g.out_pixels());
+            let y = batch_norm_forward(z, g.batch, g.out_pixels(), &st, gamma, beta, eps, relu);
             (y, Arc::new(st))
         };
-        let z1 = conv_forward(g1, x, piece(0));
-        let (a, st1) = bn(&z1, g1, piece(1), self.eps[0], true);
-        let z2 = conv_forward(g2, &a, piece(2));
-        let (b, st2) = bn(&z2, g2, piece(3), self.eps[1], false);
+        let z1 = conv_forward(g1, x, p[0]);
+        let (a, st1) = bn(&z1, g1, p[1], p[2], self.eps[0], true);
+        let z2 = conv_forward(g2, &a, p[3]);
+        let (b, st2) = bn(&z2, g2, p[4], p[5], self.eps[1], false);
         let mut stats = vec![st1, st2];
         let (short, zd) = match &self.gd {
             Some(gd) => {
-                let zd = conv_forward(gd, x, piece(4));
-                let (s, std) = bn(&zd, gd, piece(5), self.eps[2], false);
+                let zd = conv_forward(gd, x, p[6]);
+                let (s, std) = bn(&zd, gd, p[7], p[8], self.eps[2], false);
                 stats.push(std);
                 (Some(s), zd)
             }
@@ -178,8 +183,104 @@ impl CustomOp2 for BlockOp {
             zd,
             stats,
         });
-        let shape = Shape::from((g2.batch, g2.out_channels, g2.out_height(), g2.out_width()));
-        Ok((CpuStorage::F32(y), shape))
+        Ok(y)
+    }
+
+    /// The input gradient (when `need_dx`) and the gradient of every parameter piece, from the
+    /// block's input `xs`, output `ys` and output gradient `dys`.
+    fn backward(
+        &self,
+        xs: &[f32],
+        ys: &[f32],
+        dys: &[f32],
+        p: &[&[f32]],
+        need_dx: bool,
+    ) -> candle_core::Result<BlockGrads> {
+        self.check(xs, p)?;
+        let guard = self.saved.lock().map_err(|_| poisoned())?;
+        let Some(sv) = guard.as_ref() else {
+            candle_core::bail!("{NAME}: backward before forward");
+        };
+        let (g1, g2) = (&self.g1, &self.g2);
+        // The final ReLU's mask is applied on the fly: `g = dy·[y > 0]` is what reaches both
+        // branches, and the batch norms' `relu` flag computes exactly that from (y, dy).
+        // Main branch: bn2 → conv2 → bn1 + ReLU → conv1.
+        let (dz2, dg2, db2) = batch_norm_backward(
+            &sv.z2,
+            ys,
+            dys,
+            g2.batch,
+            g2.out_pixels(),
+            &sv.stats[1],
+            p[4],
+            self.eps[1],
+            true,
+        );
+        let (da, dw2) = conv_backward(g2, &sv.a, p[3], &dz2, true, true);
+        let (dz1, dg1, db1) = batch_norm_backward(
+            &sv.z1,
+            &sv.a,
+            &da.unwrap_or_default(),
+            g1.batch,
+            g1.out_pixels(),
+            &sv.stats[0],
+            p[1],
+            self.eps[0],
+            true,
+        );
+        let (dx1, dw1) = conv_backward(g1, xs, p[0], &dz1, need_dx, true);
+        let mut grads = vec![
+            dw1.unwrap_or_default(),
+            dg1,
+            db1,
+            dw2.unwrap_or_default(),
+            dg2,
+            db2,
+        ];
+        // Shortcut branch.
+        let dx = match &self.gd {
+            Some(gd) => {
+                let (dzd, dgd, dbd) = batch_norm_backward(
+                    &sv.zd,
+                    ys,
+                    dys,
+                    gd.batch,
+                    gd.out_pixels(),
+                    &sv.stats[2],
+                    p[7],
+                    self.eps[2],
+                    true,
+                );
+                let (dxd, dwd) = conv_backward(gd, xs, p[6], &dzd, need_dx, true);
+                grads.extend([dwd.unwrap_or_default(), dgd, dbd]);
+                match (dx1, dxd) {
+                    (Some(a), Some(b)) => Some(add(&a, &b)),
+                    _ => None,
+                }
+            }
+            None => dx1.map(|a| add_masked(&a, ys, dys)),
+        };
+        Ok((dx, grads))
+    }
+}
+
+impl CustomOp2 for BlockOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = storage_slice(NAME, s1, l1)?;
+        let th = storage_slice(NAME, s2, l2)?;
+        let core = &self.0;
+        let p = split_pieces(th, &piece_sizes(&core.g1, &core.g2, core.gd.as_ref()))?;
+        Ok((CpuStorage::F32(core.forward(x, &p)?), core.out_shape()))
     }
 
     fn bwd(
@@ -189,89 +290,57 @@ impl CustomOp2 for BlockOp {
         y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let name = self.name();
-        let guard = self.saved.lock().map_err(|_| poisoned())?;
-        let Some(sv) = guard.as_ref() else {
-            candle_core::bail!("{name}: backward before forward");
-        };
-        let (g1, g2) = (&self.g1, &self.g2);
-        let off = offsets(g1, g2, self.gd.as_ref());
-        let need_dx = x.track_op();
-        let (dx, dth) = with_tensor_slice(name, x, |xs| {
-            with_tensor_slice(name, theta, |th| {
-                with_tensor_slice(name, y, |ys| {
-                    with_tensor_slice(name, dy, |dys| {
-                        let piece = |i: usize| &th[off[i]..off[i + 1]];
-                        // The final ReLU's mask is applied on the fly: `g = dy·[y > 0]` is what
-                        // reaches both branches, and the batch norms' `relu` flag computes exactly
-                        // that from (y, dy).
-                        let mut dth = par_zeros(th.len());
-                        let mut put =
-                            |i: usize, v: &[f32]| dth[off[i]..off[i + 1]].copy_from_slice(v);
-                        // Main branch: bn2 → conv2 → bn1 + ReLU → conv1.
-                        let c2 = g2.out_channels;
-                        let (dz2, dg2, db2) = batch_norm_backward(
-                            &sv.z2,
-                            ys,
-                            dys,
-                            g2.batch,
-                            g2.out_pixels(),
-                            &sv.stats[1],
-                            &piece(3)[..c2],
-                            self.eps[1],
-                            true,
-                        );
-                        let (da, dw2) = conv_backward(g2, &sv.a, piece(2), &dz2, true, true);
-                        let c1 = g1.out_channels;
-                        let (dz1, dg1, db1) = batch_norm_backward(
-                            &sv.z1,
-                            &sv.a,
-                            &da.unwrap_or_default(),
-                            g1.batch,
-                            g1.out_pixels(),
-                            &sv.stats[0],
-                            &piece(1)[..c1],
-                            self.eps[0],
-                            true,
-                        );
-                        let (dx1, dw1) = conv_backward(g1, xs, piece(0), &dz1, need_dx, true);
-                        put(0, &dw1.unwrap_or_default());
-                        put(1, &[dg1, db1].concat());
-                        put(2, &dw2.unwrap_or_default());
-                        put(3, &[dg2, db2].concat());
-                        // Shortcut branch.
-                        let dx = match &self.gd {
-                            Some(gd) => {
-                                let cd = gd.out_channels;
-                                let (dzd, dgd, dbd) = batch_norm_backward(
-                                    &sv.zd,
-                                    ys,
-                                    dys,
-                                    gd.batch,
-                                    gd.out_pixels(),
-                                    &sv.stats[2],
-                                    &piece(5)[..cd],
-                                    self.eps[2],
-                                    true,
-                                );
-                                let (dxd, dwd) =
-                                    conv_backward(gd, xs, piece(4), &dzd, need_dx, true);
-                                put(4, &dwd.unwrap_or_default());
-                                put(5, &[dgd, dbd].concat());
-                                match (dx1, dxd) {
-                                    (Some(a), Some(b)) => Some(add(&a, &b)),
-                                    _ => None,
-                                }
-                            }
-                            None => dx1.map(|a| add_masked(&a, ys, dys)),
-                        };
-                        Ok((dx, dth))
-                    })
-                })
-            })
+        let core = &self.0;
+        let (dx, dth) = with_tensor_slices(NAME, &[x, theta, y, dy].map(Tensor::clone), |s| {
+            let p = split_pieces(s[1], &piece_sizes(&core.g1, &core.g2, core.gd.as_ref()))?;
+            let (dx, grads) = core.backward(s[0], s[2], s[3], &p, x.track_op())?;
+            Ok((dx, grads.concat()))
         })?;
         let dx = dx.map(|v| cpu_tensor(v, x.dims())).transpose()?;
         Ok((dx, Some(cpu_tensor(dth, theta.dims())?)))
+    }
+}
+
+/// θ cut into pieces of the given lengths.
+fn split_pieces<'a>(th: &'a [f32], sizes: &[usize]) -> candle_core::Result<Vec<&'a [f32]>> {
+    if th.len() != sizes.iter().sum::<usize>() {
+        candle_core::bail!("{NAME}: parameter size mismatch");
+    }
+    let mut rest = th;
+    Ok(sizes
+        .iter()
+        .map(|&n| {
+            let (piece, tail) = rest.split_at(n);
+            rest = tail;
+            piece
+        })
+        .collect())
+}
+
+impl CustomOp1 for DirectBlockOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = storage_slice(NAME, s1, l1)?;
+        let y = with_tensor_slices(NAME, &self.params, |p| self.core.forward(x, p))?;
+        Ok((CpuStorage::F32(y), self.core.out_shape()))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let mut all = vec![x.clone(), y.clone(), dy.clone()];
+        all.extend(self.params.iter().cloned());
+        let (dx, grads) = with_tensor_slices(NAME, &all, |s| {
+            self.core.backward(s[0], s[1], s[2], &s[3..], x.track_op())
+        })?;
+        let mut deposits = self.deposits.lock().map_err(|_| poisoned())?;
+        for (param, grad) in self.params.iter().zip(grads) {
+            if param.is_variable() {
+                deposits.push((param.clone(), cpu_tensor(grad, param.dims())?));
+            }
+        }
+        dx.map(|v| cpu_tensor(v, x.dims())).transpose()
     }
 }
 
@@ -331,28 +400,49 @@ impl ResidualBlock<'_> {
             return crate::add_relu(&b, &s);
         }
         let dev = x.device();
-        let mut pieces = vec![
-            self.conv1.weight().flatten_all()?,
-            self.bn1.gamma_beta(g1.out_channels, dev)?,
-            self.conv2.weight().flatten_all()?,
-            self.bn2.gamma_beta(g2.out_channels, dev)?,
+        let (gamma1, beta1) = self.bn1.affine(g1.out_channels, dev)?;
+        let (gamma2, beta2) = self.bn2.affine(g2.out_channels, dev)?;
+        let mut params = vec![
+            self.conv1.weight().clone(),
+            gamma1,
+            beta1,
+            self.conv2.weight().clone(),
+            gamma2,
+            beta2,
         ];
         let mut eps = [self.bn1.inner().eps(), self.bn2.inner().eps(), 0.0];
         if let (Some((c, bn)), Some(gd)) = (self.downsample, &gd) {
-            pieces.push(c.weight().flatten_all()?);
-            pieces.push(bn.gamma_beta(gd.out_channels, dev)?);
+            let (gamma, beta) = bn.affine(gd.out_channels, dev)?;
+            params.extend([c.weight().clone(), gamma, beta]);
             eps[2] = bn.inner().eps();
         }
-        let theta = Tensor::cat(&pieces, 0)?;
         let saved = Arc::new(Mutex::new(None));
-        let op = BlockOp {
+        let core = BlockCore {
             g1,
             g2,
             gd,
             eps,
             saved: saved.clone(),
         };
-        let y = x.contiguous()?.apply_op2(&theta, op)?;
+        let x = x.contiguous()?;
+        // Parameter gradients straight to an active `DirectGradients` scope when candle would
+        // call this op's backward (x tracks) and no parameter needs the graph (derived weights).
+        let direct = crate::direct_gradients::current()
+            .filter(|_| x.track_op() && params.iter().all(|t| t.is_variable() || !t.track_op()));
+        let y = match direct {
+            Some(deposits) => x.apply_op1(DirectBlockOp {
+                core,
+                params,
+                deposits,
+            })?,
+            None => {
+                let flat = params
+                    .iter()
+                    .map(Tensor::flatten_all)
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                x.apply_op2(&Tensor::cat(&flat, 0)?, BlockOp(core))?
+            }
+        };
         let guard = saved.lock().map_err(|_| Error::Candle(poisoned()))?;
         if let Some(sv) = guard.as_ref() {
             self.bn1.update_running(&sv.stats[0])?;

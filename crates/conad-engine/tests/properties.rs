@@ -471,12 +471,16 @@ fn fused_conv_batch_norm_is_bit_identical_to_the_separate_ops() {
     }
 }
 
+/// The fused block — with its parameters as one graph input, and with its parameter gradients
+/// handed to a `DirectGradients` scope — gives the separate ops' output, gradients and running
+/// statistics bit for bit.
 #[test]
 fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
-    use conad_engine::ResidualBlock;
+    use conad_engine::{DirectGradients, ResidualBlock};
     // (in, out, stride): a projection shortcut and an identity shortcut.
     for &(cin, cout, stride) in &[(4, 6, 2), (5, 5, 1)] {
-        let run = |fused: bool| -> Vec<u32> {
+        // 0: separate ops, 1: fused block, 2: fused block with direct parameter gradients.
+        let run = |mode: u8| -> Vec<u32> {
             let x = Var::from_tensor(&randn("rb.x", &[4, cin, 9, 7], 1.0)).unwrap();
             let w1 = Var::from_tensor(&randn("rb.w1", &[cout, cin, 3, 3], 0.3)).unwrap();
             let w2 = Var::from_tensor(&randn("rb.w2", &[cout, cout, 3, 3], 0.3)).unwrap();
@@ -488,7 +492,8 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
             let conv2 = Conv2d::new(w2.as_tensor().clone(), 1, 1).unwrap();
             let convd = Conv2d::new(wd.as_tensor().clone(), stride, 0).unwrap();
             let down = cin != cout;
-            let y = if fused {
+            let direct = (mode == 2).then(DirectGradients::scope);
+            let y = if mode > 0 {
                 ResidualBlock {
                     conv1: &conv1,
                     bn1: &bn1,
@@ -510,7 +515,10 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
                 conad_engine::add_relu(&b, &s).unwrap()
             };
             let r = randn("rb.r", y.dims(), 1.0);
-            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            if let Some(direct) = direct {
+                direct.merge_into(&mut grads).unwrap();
+            }
             let mut bits = Vec::new();
             let mut push = |t: &Tensor| {
                 let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -533,13 +541,16 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
             }
             bits
         };
-        let (a, b) = (run(true), run(false));
-        assert_eq!(a.len(), b.len());
-        let differ = a.iter().zip(&b).filter(|(p, q)| p != q).count();
-        assert_eq!(
-            differ, 0,
-            "in {cin} out {cout} stride {stride}: {differ} values differ"
-        );
+        let separate = run(0);
+        for mode in [1, 2] {
+            let fused = run(mode);
+            assert_eq!(fused.len(), separate.len());
+            let differ = fused.iter().zip(&separate).filter(|(p, q)| p != q).count();
+            assert_eq!(
+                differ, 0,
+                "mode {mode}, in {cin} out {cout} stride {stride}: {differ} values differ"
+            );
+        }
     }
 }
 

@@ -241,10 +241,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         let t1 = Instant::now();
         let scope = args.precision.scope()?;
+        // As the trainer's step: parameter gradients of the fused blocks handed over directly.
+        let direct = conad_engine::DirectGradients::scope();
         let out = method.forward_loss(&encoder, &batch, &ctx)?;
         let loss = out.loss.to_scalar::<f32>()?;
         let t2 = Instant::now();
-        let grads = out.loss.backward()?;
+        let mut grads = out.loss.backward()?;
+        direct.merge_into(&mut grads)?;
         drop(scope);
         let t3 = Instant::now();
         opt.step(&grads, StepHyper::lr(1e-3))?;

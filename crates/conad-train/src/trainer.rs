@@ -610,6 +610,9 @@ impl<'a> Session<'a> {
             let precision = self.config.precision.scope().map_err(|e| {
                 Error::invalid("precision", self.config.precision.name(), e.to_string())
             })?;
+            // The fused residual blocks hand their parameter gradients over directly instead
+            // of through candle's graph (same values, fewer passes over memory).
+            let direct = conad_engine::DirectGradients::scope();
             let out = match self.method.forward_loss(&self.encoder, &batch, &ctx) {
                 Err(Error::Losses(conad_losses::Error::NonFiniteLoss { value, .. })) => {
                     return Err(non_finite(value));
@@ -620,7 +623,8 @@ impl<'a> Session<'a> {
             if !loss.is_finite() {
                 return Err(non_finite(loss));
             }
-            let grads = out.loss.backward()?;
+            let mut grads = out.loss.backward()?;
+            direct.merge_into(&mut grads)?;
             drop(precision);
             self.optimizer.step(
                 &grads,
