@@ -153,13 +153,7 @@ pub fn batch_norm_forward(
     relu: bool,
 ) -> Vec<f32> {
     let channels = stats.mean.len();
-    let r = inv_std(stats, eps);
-    let scale: Vec<f32> = (0..channels)
-        .map(|c| (gamma[c] as f64 * r[c]) as f32)
-        .collect();
-    let shift: Vec<f32> = (0..channels)
-        .map(|c| (beta[c] as f64 - stats.mean[c] as f64 * gamma[c] as f64 * r[c]) as f32)
-        .collect();
+    let (scale, shift) = scale_shift(stats, gamma, beta, eps);
     map_planes(
         batch * channels * pixels,
         pixels,
@@ -169,6 +163,94 @@ pub fn batch_norm_forward(
             normalize_plane(xp, yp, scale[c], shift[c], relu);
         },
     )
+}
+
+/// Per channel `(a, b)` with `γ·(x − μ)·r + β = x·a + b`, computed in f64 and rounded once.
+fn scale_shift(
+    stats: &BatchNormStats,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let r = inv_std(stats, eps);
+    let channels = stats.mean.len();
+    let scale = (0..channels)
+        .map(|c| (gamma[c] as f64 * r[c]) as f32)
+        .collect();
+    let shift = (0..channels)
+        .map(|c| (beta[c] as f64 - stats.mean[c] as f64 * gamma[c] as f64 * r[c]) as f32)
+        .collect();
+    (scale, shift)
+}
+
+/// A residual block's shortcut as its join reads it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Shortcut<'a> {
+    /// The block input itself.
+    Identity(&'a [f32]),
+    /// A projection's convolution output, batch-normalised with these statistics, `γ`, `β`
+    /// and `ε` inside the join.
+    Normalized(&'a [f32], &'a BatchNormStats, &'a [f32], &'a [f32], f64),
+}
+
+/// The residual join `max(0, bn(z) + s)` in one pass, `bn` normalising `z` with `stats`, `γ`,
+/// `β` (as [`batch_norm_forward`]) and `s` the shortcut (normalised on the fly when projected):
+/// bit for bit the separate passes (the same f32 operations in the same order), without
+/// writing and re-reading the normalised branches.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn batch_norm_join(
+    z: &[f32],
+    batch: usize,
+    pixels: usize,
+    stats: &BatchNormStats,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    shortcut: Shortcut<'_>,
+) -> Vec<f32> {
+    let channels = stats.mean.len();
+    let (scale, shift) = scale_shift(stats, gamma, beta, eps);
+    let short = match shortcut {
+        Shortcut::Identity(x) => (x, None),
+        Shortcut::Normalized(zd, st, g, b, e) => (zd, Some(scale_shift(st, g, b, e))),
+    };
+    map_planes(
+        batch * channels * pixels,
+        pixels,
+        channels,
+        |plane, c, yp| {
+            let range = plane * pixels..(plane + 1) * pixels;
+            let (zp, sp) = (&z[range.clone()], &short.0[range]);
+            match &short.1 {
+                None => join_plane(zp, sp, yp, scale[c], shift[c], 1.0, 0.0, false),
+                Some((sa, sb)) => join_plane(zp, sp, yp, scale[c], shift[c], sa[c], sb[c], true),
+            }
+        },
+    )
+}
+
+avx512_fn! {
+    /// `yp = max(0, (z·a + b) + s')` with `s' = s·sa + sb` when `project`, else `s' = s`.
+    fn join_plane(
+        zp: &[f32],
+        sp: &[f32],
+        yp: &mut [f32],
+        a: f32,
+        b: f32,
+        sa: f32,
+        sb: f32,
+        project: bool,
+    ) {
+        if project {
+            for ((o, &v), &s) in yp.iter_mut().zip(zp).zip(sp) {
+                *o = ((v * a + b) + (s * sa + sb)).max(0.0);
+            }
+        } else {
+            for ((o, &v), &s) in yp.iter_mut().zip(zp).zip(sp) {
+                *o = ((v * a + b) + s).max(0.0);
+            }
+        }
+    }
 }
 
 avx512_fn! {

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use crate::batch_norm::BatchNorm2d;
-use crate::batch_norm_op::{BatchNormStats, batch_norm_backward, batch_norm_forward};
+use crate::batch_norm_op::{
+    BatchNormStats, Shortcut, batch_norm_backward, batch_norm_forward, batch_norm_join,
+};
 use crate::conv_backward::conv_backward;
 use crate::conv_forward::conv_forward;
 use crate::conv2d::Conv2d;
@@ -95,11 +97,6 @@ fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
     zip_map(a, b, |u, v| u + v)
 }
 
-/// `out[i] = max(0, a[i] + b[i])`: the block's residual join in one pass.
-fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
-    zip_map(a, b, |u, v| (u + v).max(0.0))
-}
-
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
     par_fill_chunks(a.len(), SPAN, |k, o| {
@@ -164,18 +161,40 @@ impl BlockCore {
         let z1 = conv_forward(g1, x, p[0]);
         let (a, st1) = bn(&z1, g1, p[1], p[2], self.eps[0], true);
         let z2 = conv_forward(g2, &a, p[3]);
-        let (b, st2) = bn(&z2, g2, p[4], p[5], self.eps[1], false);
-        let mut stats = vec![st1, st2];
-        let (short, zd) = match &self.gd {
+        let stats_of = |z: &[f32], g: &ConvGeometry| {
+            Arc::new(BatchNormStats::compute(
+                z,
+                g.batch,
+                g.out_channels,
+                g.out_pixels(),
+            ))
+        };
+        let st2 = stats_of(&z2, g2);
+        // bn2, the shortcut's batch norm and the join `relu(b + s)` in one pass.
+        let (zd, std) = match &self.gd {
             Some(gd) => {
                 let zd = conv_forward(gd, x, p[6]);
-                let (s, std) = bn(&zd, gd, p[7], p[8], self.eps[2], false);
-                stats.push(std);
-                (Some(s), zd)
+                let std = stats_of(&zd, gd);
+                (zd, Some(std))
             }
-            None => (None, Vec::new()),
+            None => (Vec::new(), None),
         };
-        let y = add_relu(&b, short.as_deref().unwrap_or(x));
+        let shortcut = match &std {
+            Some(std) => Shortcut::Normalized(&zd, std, p[7], p[8], self.eps[2]),
+            None => Shortcut::Identity(x),
+        };
+        let y = batch_norm_join(
+            &z2,
+            g2.batch,
+            g2.out_pixels(),
+            &st2,
+            p[4],
+            p[5],
+            self.eps[1],
+            shortcut,
+        );
+        let mut stats = vec![st1, st2];
+        stats.extend(std);
         *self.saved.lock().map_err(|_| poisoned())? = Some(Saved {
             z1,
             a,
