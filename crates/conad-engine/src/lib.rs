@@ -85,4 +85,4 @@ pub use error::{Error, Result};
 pub use geometry::{ConvGeometry, MAX_GROUPS, TARGET_COLUMNS};
 pub use im2col::{col2im_add, im2col};
 pub use precision::{Precision, PrecisionScope, precision};
-pub use residual_block::ResidualBlock;
+pub use residual_block::{ResidualBlock, ResidualStage};

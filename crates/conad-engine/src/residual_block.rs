@@ -353,14 +353,163 @@ impl CustomOp1 for DirectBlockOp {
         let (dx, grads) = with_tensor_slices(NAME, &all, |s| {
             self.core.backward(s[0], s[1], s[2], &s[3..], x.track_op())
         })?;
+        self.deposit(grads)?;
+        dx.map(|v| cpu_tensor(v, x.dims())).transpose()
+    }
+}
+
+/// A whole stage of blocks as one candle op on `x` (direct parameter gradients only): the
+/// blocks' input gradients pass from one block's backward to the previous one's without a
+/// graph node in between (candle would store each as `zeros_like + add`).
+#[derive(Clone, Debug)]
+struct StageOp {
+    blocks: Vec<DirectBlockOp>,
+    /// The outputs of all blocks but the last (the next block's input), kept by the forward.
+    inner: Arc<Mutex<Vec<Vec<f32>>>>,
+}
+
+impl CustomOp1 for StageOp {
+    fn name(&self) -> &'static str {
+        "conad-residual-stage"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = storage_slice(self.name(), s1, l1)?;
+        let mut inner = Vec::with_capacity(self.blocks.len().saturating_sub(1));
+        let mut y = Vec::new();
+        for (k, b) in self.blocks.iter().enumerate() {
+            let input = if k == 0 { x } else { &y };
+            let out = with_tensor_slices(NAME, &b.params, |p| b.core.forward(input, p))?;
+            if k > 0 {
+                inner.push(std::mem::replace(&mut y, out));
+            } else {
+                y = out;
+            }
+        }
+        *self.inner.lock().map_err(|_| poisoned())? = inner;
+        let shape = match self.blocks.last() {
+            Some(b) => b.core.out_shape(),
+            None => candle_core::bail!("{}: no blocks", self.name()),
+        };
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        let last = self.blocks.len() - 1;
+        let (xs, ys, dys) = (x.contiguous()?, y.contiguous()?, dy.contiguous()?);
+        let dx = with_tensor_slices(NAME, &[xs, ys, dys], |s| {
+            let mut grad: Option<Vec<f32>> = None;
+            for (k, b) in self.blocks.iter().enumerate().rev() {
+                let input = if k == 0 { s[0] } else { &inner[k - 1] };
+                let output = if k == last { s[1] } else { &inner[k] };
+                let dout = grad.as_deref().unwrap_or(s[2]);
+                let need_dx = k > 0 || x.track_op();
+                let (dx, grads) = with_tensor_slices(NAME, &b.params, |p| {
+                    b.core.backward(input, output, dout, p, need_dx)
+                })?;
+                b.deposit(grads)?;
+                grad = dx;
+            }
+            Ok(grad)
+        })?;
+        dx.map(|v| cpu_tensor(v, x.dims())).transpose()
+    }
+}
+
+impl DirectBlockOp {
+    /// Hands the gradients of the block's variables to the scope.
+    fn deposit(&self, grads: Vec<Vec<f32>>) -> candle_core::Result<()> {
         let mut deposits = self.deposits.lock().map_err(|_| poisoned())?;
         for (param, grad) in self.params.iter().zip(grads) {
             if param.is_variable() {
                 deposits.push((param.clone(), cpu_tensor(grad, param.dims())?));
             }
         }
-        dx.map(|v| cpu_tensor(v, x.dims())).transpose()
+        Ok(())
     }
+}
+
+/// The deposit list of the active [`crate::DirectGradients`] scope when a fused op on `x` with
+/// these parameters may use it: candle calls the op's backward only when `x` tracks gradients,
+/// and parameters computed from other tensors (not variables, yet tracked) need the graph.
+fn direct_deposits(x: &Tensor, params: &[Tensor]) -> Option<Deposits> {
+    crate::direct_gradients::current()
+        .filter(|_| x.track_op() && params.iter().all(|t| t.is_variable() || !t.track_op()))
+}
+
+/// A stage of residual blocks, run in sequence (ResNet's `layerN`).
+#[derive(Clone, Copy, Debug)]
+pub struct ResidualStage<'a> {
+    /// The stage's blocks, in order.
+    pub blocks: &'a [ResidualBlock<'a>],
+}
+
+impl ResidualStage<'_> {
+    /// Runs the blocks in order: as one op when training on CPU f32 tensors inside a
+    /// [`crate::DirectGradients`] scope, block by block ([`ResidualBlock::forward`]) otherwise —
+    /// the same function and gradients either way.
+    ///
+    /// # Errors
+    /// As [`ResidualBlock::forward`].
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if let Some(y) = self.forward_fused(x, train)? {
+            return Ok(y);
+        }
+        let mut h = x.clone();
+        for block in self.blocks {
+            h = block.forward(&h, train)?;
+        }
+        Ok(h)
+    }
+
+    /// The stage as one [`StageOp`], or `None` when some block must run on its own.
+    fn forward_fused(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
+        if self.blocks.len() < 2 || crate::direct_gradients::current().is_none() {
+            return Ok(None);
+        }
+        let mut dims = x.dims().to_vec();
+        let mut fused = Vec::with_capacity(self.blocks.len());
+        for block in self.blocks {
+            let Some(f) = block.fused(&dims, x, train)? else {
+                return Ok(None);
+            };
+            let g2 = &f.core.g2;
+            dims = vec![g2.batch, g2.out_channels, g2.out_height(), g2.out_width()];
+            fused.push(f);
+        }
+        let x = x.contiguous()?;
+        let all: Vec<Tensor> = fused
+            .iter()
+            .flat_map(|f| f.params.iter().cloned())
+            .collect();
+        let Some(deposits) = direct_deposits(&x, &all) else {
+            return Ok(None);
+        };
+        let saved: Vec<_> = fused.iter().map(|f| f.core.saved.clone()).collect();
+        let op = StageOp {
+            blocks: fused
+                .into_iter()
+                .map(|f| DirectBlockOp {
+                    core: f.core,
+                    params: f.params,
+                    deposits: deposits.clone(),
+                })
+                .collect(),
+            inner: Arc::default(),
+        };
+        let y = x.apply_op1(op)?;
+        for (block, saved) in self.blocks.iter().zip(&saved) {
+            block.update_running(saved)?;
+        }
+        Ok(Some(y))
+    }
+}
+
+/// A block prepared for a fused op: its arithmetic and its parameter tensors in piece order.
+struct Fused {
+    core: BlockCore,
+    params: Vec<Tensor>,
 }
 
 impl ResidualBlock<'_> {
@@ -374,8 +523,44 @@ impl ResidualBlock<'_> {
     /// [`Error::Shape`] when `x` does not fit the convolutions or a batch norm has a single value
     /// per channel in training mode.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let Some(Fused { core, params }) = self.fused(x.dims(), x, train)? else {
+            let a = self.bn1.forward_conv(self.conv1, x, train, true)?;
+            let b = self.bn2.forward_conv(self.conv2, &a, train, false)?;
+            let s = match self.downsample {
+                Some((c, bn)) => bn.forward_conv(c, x, train, false)?,
+                None => x.clone(),
+            };
+            return crate::add_relu(&b, &s);
+        };
+        let saved = core.saved.clone();
+        let x = x.contiguous()?;
+        let y = match direct_deposits(&x, &params) {
+            Some(deposits) => x.apply_op1(DirectBlockOp {
+                core,
+                params,
+                deposits,
+            })?,
+            None => {
+                let flat = params
+                    .iter()
+                    .map(Tensor::flatten_all)
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                x.apply_op2(&Tensor::cat(&flat, 0)?, BlockOp(core))?
+            }
+        };
+        self.update_running(&saved)?;
+        Ok(y)
+    }
+
+    /// The block's fused form for an input of `dims` (with `x`'s device and dtype), or `None`
+    /// when the separate layers run (evaluation, non-CPU or non-f32 tensors, a batch norm with
+    /// fewer than two values per channel — the layers report that error).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `dims` do not fit the convolutions or the shortcut.
+    fn fused(&self, dims: &[usize], x: &Tensor, train: bool) -> Result<Option<Fused>> {
         let g1 = ConvGeometry::new(
-            x.dims(),
+            dims,
             self.conv1.weight().dims(),
             self.conv1.stride(),
             self.conv1.padding(),
@@ -389,7 +574,7 @@ impl ResidualBlock<'_> {
         )?;
         let gd = match self.downsample {
             Some((c, _)) => Some(ConvGeometry::new(
-                x.dims(),
+                dims,
                 c.weight().dims(),
                 c.stride(),
                 c.padding(),
@@ -399,7 +584,7 @@ impl ResidualBlock<'_> {
         let out_dims = [g2.batch, g2.out_channels, g2.out_height(), g2.out_width()];
         let shortcut_dims = match &gd {
             Some(gd) => [gd.batch, gd.out_channels, gd.out_height(), gd.out_width()],
-            None => [x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]],
+            None => [dims[0], dims[1], dims[2], dims[3]],
         };
         if out_dims != shortcut_dims {
             return Err(Error::Shape {
@@ -410,13 +595,7 @@ impl ResidualBlock<'_> {
         }
         let engine = train && self.conv1.uses_engine(x);
         if !engine || g1.batch * g1.out_pixels() < 2 || g2.batch * g2.out_pixels() < 2 {
-            let a = self.bn1.forward_conv(self.conv1, x, train, true)?;
-            let b = self.bn2.forward_conv(self.conv2, &a, train, false)?;
-            let s = match self.downsample {
-                Some((c, bn)) => bn.forward_conv(c, x, train, false)?,
-                None => x.clone(),
-            };
-            return crate::add_relu(&b, &s);
+            return Ok(None);
         }
         let dev = x.device();
         let (gamma1, beta1) = self.bn1.affine(g1.out_channels, dev)?;
@@ -435,33 +614,18 @@ impl ResidualBlock<'_> {
             params.extend([c.weight().clone(), gamma, beta]);
             eps[2] = bn.inner().eps();
         }
-        let saved = Arc::new(Mutex::new(None));
         let core = BlockCore {
             g1,
             g2,
             gd,
             eps,
-            saved: saved.clone(),
+            saved: Arc::default(),
         };
-        let x = x.contiguous()?;
-        // Parameter gradients straight to an active `DirectGradients` scope when candle would
-        // call this op's backward (x tracks) and no parameter needs the graph (derived weights).
-        let direct = crate::direct_gradients::current()
-            .filter(|_| x.track_op() && params.iter().all(|t| t.is_variable() || !t.track_op()));
-        let y = match direct {
-            Some(deposits) => x.apply_op1(DirectBlockOp {
-                core,
-                params,
-                deposits,
-            })?,
-            None => {
-                let flat = params
-                    .iter()
-                    .map(Tensor::flatten_all)
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                x.apply_op2(&Tensor::cat(&flat, 0)?, BlockOp(core))?
-            }
-        };
+        Ok(Some(Fused { core, params }))
+    }
+
+    /// Updates the running statistics from the batch statistics a fused forward saved.
+    fn update_running(&self, saved: &Mutex<Option<Saved>>) -> Result<()> {
         let guard = saved.lock().map_err(|_| Error::Candle(poisoned()))?;
         if let Some(sv) = guard.as_ref() {
             self.bn1.update_running(&sv.stats[0])?;
@@ -470,6 +634,6 @@ impl ResidualBlock<'_> {
                 bn.update_running(st)?;
             }
         }
-        Ok(y)
+        Ok(())
     }
 }

@@ -554,6 +554,110 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
     }
 }
 
+/// A stage of two blocks (projection, then identity shortcut) as one op inside a
+/// `DirectGradients` scope gives the separate ops' output, input and parameter gradients and
+/// running statistics bit for bit; so does the stage without a scope (block by block). A stage
+/// fed by an input that tracks no gradient still delivers its parameter gradients.
+#[test]
+fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
+    use conad_engine::{DirectGradients, ResidualBlock, ResidualStage};
+    let (cin, cout) = (4, 6);
+    // 0: separate ops, 1: stage block by block, 2: stage as one op (direct gradients).
+    let run = |mode: u8, x_tracks: bool| -> Vec<u32> {
+        let xt = randn("st.x", &[4, cin, 9, 7], 1.0);
+        let x = Var::from_tensor(&xt).unwrap();
+        let input = if x_tracks { x.as_tensor().clone() } else { xt };
+        let conv = |name: &str, o: usize, i: usize, k: usize, stride: usize| {
+            let w = Var::from_tensor(&randn(name, &[o, i, k, k], 0.3)).unwrap();
+            let c = Conv2d::new(w.as_tensor().clone(), stride, k / 2).unwrap();
+            (c, w)
+        };
+        let (a1, wa1) = conv("st.a1", cout, cin, 3, 2);
+        let (a2, wa2) = conv("st.a2", cout, cout, 3, 1);
+        let (ad, wad) = conv("st.ad", cout, cin, 1, 2);
+        let (b1, wb1) = conv("st.b1", cout, cout, 3, 1);
+        let (b2, wb2) = conv("st.b2", cout, cout, 3, 1);
+        let (bna1, va1) = bn_layer(cout, "st.bna1");
+        let (bna2, va2) = bn_layer(cout, "st.bna2");
+        let (bnad, vad) = bn_layer(cout, "st.bnad");
+        let (bnb1, vb1) = bn_layer(cout, "st.bnb1");
+        let (bnb2, vb2) = bn_layer(cout, "st.bnb2");
+        let direct = (mode == 2).then(DirectGradients::scope);
+        let y = if mode > 0 {
+            let blocks = [
+                ResidualBlock {
+                    conv1: &a1,
+                    bn1: &bna1,
+                    conv2: &a2,
+                    bn2: &bna2,
+                    downsample: Some((&ad, &bnad)),
+                },
+                ResidualBlock {
+                    conv1: &b1,
+                    bn1: &bnb1,
+                    conv2: &b2,
+                    bn2: &bnb2,
+                    downsample: None,
+                },
+            ];
+            ResidualStage { blocks: &blocks }
+                .forward(&input, true)
+                .unwrap()
+        } else {
+            let a = bna1.forward_conv(&a1, &input, true, true).unwrap();
+            let b = bna2.forward_conv(&a2, &a, true, false).unwrap();
+            let s = bnad.forward_conv(&ad, &input, true, false).unwrap();
+            let h = conad_engine::add_relu(&b, &s).unwrap();
+            let a = bnb1.forward_conv(&b1, &h, true, true).unwrap();
+            let b = bnb2.forward_conv(&b2, &a, true, false).unwrap();
+            conad_engine::add_relu(&b, &h).unwrap()
+        };
+        let r = randn("st.r", y.dims(), 1.0);
+        let mut grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        if let Some(direct) = direct {
+            direct.merge_into(&mut grads).unwrap();
+        }
+        let mut bits = Vec::new();
+        let mut push = |t: &Tensor| {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            bits.extend(v.iter().map(|v| v.to_bits()));
+        };
+        push(&y);
+        let mut vars = vec![&wa1, &wa2, &wad, &wb1, &wb2];
+        for v in [&va1, &va2, &vad, &vb1, &vb2] {
+            vars.extend(&v[..2]);
+        }
+        if x_tracks {
+            vars.push(&x);
+        }
+        for v in vars {
+            push(
+                grads
+                    .get(v.as_tensor())
+                    .expect("a gradient for every variable"),
+            );
+        }
+        for v in [&va1, &va2, &vad, &vb1, &vb2] {
+            for running in &v[2..] {
+                push(running.as_tensor());
+            }
+        }
+        bits
+    };
+    for x_tracks in [true, false] {
+        let separate = run(0, x_tracks);
+        for mode in [1, 2] {
+            let stage = run(mode, x_tracks);
+            assert_eq!(stage.len(), separate.len());
+            let differ = stage.iter().zip(&separate).filter(|(p, q)| p != q).count();
+            assert_eq!(
+                differ, 0,
+                "mode {mode}, x tracks {x_tracks}: {differ} values differ"
+            );
+        }
+    }
+}
+
 /// Evaluation mode: the engine op equals candle-nn's `BatchNorm` in eval mode (+ ReLU) within
 /// float tolerance, and its gradients for x, γ and β equal candle's autograd through those ops —
 /// with running statistics far from 0/1 so a mix-up of batch and running statistics shows.

@@ -57,18 +57,9 @@ impl BasicBlock {
     /// arithmetic as the separate layers); degenerate batches take the separate layers, which
     /// report [`crate::Error::BatchNormTooFewValues`].
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let w = self.conv1.weight().dims();
-        let g = conad_engine::ConvGeometry::new(x.dims(), w, self.conv1.stride(), 1)
-            .map_err(|e| engine_error(e, "conv2d"))?;
-        if !train || g.batch * g.out_pixels() >= 2 {
-            let block = conad_engine::ResidualBlock {
-                conv1: &self.conv1,
-                bn1: self.bn1.engine(),
-                conv2: &self.conv2,
-                bn2: self.bn2.engine(),
-                downsample: self.downsample.as_ref().map(|(c, b)| (c, b.engine())),
-            };
-            return block
+        if self.runs_on_engine(x, train)? {
+            return self
+                .engine_block()
                 .forward(x, train)
                 .map_err(|e| engine_error(e, "basic_block"));
         }
@@ -79,5 +70,28 @@ impl BasicBlock {
             None => x.clone(),
         };
         add_relu(&out, &shortcut)
+    }
+
+    /// Whether [`Self::forward`] runs conad-engine's `ResidualBlock` for `x` (everything but a
+    /// training batch with a single value per channel after `conv1`).
+    ///
+    /// # Errors
+    /// [`crate::Error::InputShape`] when `x` does not fit `conv1`.
+    pub(crate) fn runs_on_engine(&self, x: &Tensor, train: bool) -> Result<bool> {
+        let w = self.conv1.weight().dims();
+        let g = conad_engine::ConvGeometry::new(x.dims(), w, self.conv1.stride(), 1)
+            .map_err(|e| engine_error(e, "conv2d"))?;
+        Ok(!train || g.batch * g.out_pixels() >= 2)
+    }
+
+    /// The block's layers as conad-engine's `ResidualBlock`.
+    pub(crate) fn engine_block(&self) -> conad_engine::ResidualBlock<'_> {
+        conad_engine::ResidualBlock {
+            conv1: &self.conv1,
+            bn1: self.bn1.engine(),
+            conv2: &self.conv2,
+            bn2: self.bn2.engine(),
+            downsample: self.downsample.as_ref().map(|(c, b)| (c, b.engine())),
+        }
     }
 }

@@ -32,7 +32,9 @@ use candle_nn::{Linear, VarBuilder};
 use crate::basic_block::BasicBlock;
 use crate::config::{ResNetConfig, Stage, Stem};
 use crate::error::{Error, Result};
-use crate::layers::{BatchNorm, Conv2d, conv2d_no_bias, global_avg_pool, linear, max_pool2d};
+use crate::layers::{
+    BatchNorm, Conv2d, conv2d_no_bias, engine_error, global_avg_pool, linear, max_pool2d,
+};
 
 /// The four stage feature maps of one forward pass.
 #[derive(Clone, Debug)]
@@ -160,7 +162,18 @@ impl ResNet {
     }
 
     fn run_stage(&self, stage: Stage, mut x: Tensor, train: bool) -> Result<Tensor> {
-        for block in &self.layers[stage.index()] {
+        let layers = &self.layers[stage.index()];
+        // The first block sets the stage's map size; when it runs on the engine, so do the
+        // others, and the stage runs as one (conad-engine's `ResidualStage`).
+        if let Some(first) = layers.first()
+            && first.runs_on_engine(&x, train)?
+        {
+            let blocks: Vec<_> = layers.iter().map(BasicBlock::engine_block).collect();
+            return conad_engine::ResidualStage { blocks: &blocks }
+                .forward(&x, train)
+                .map_err(|e| engine_error(e, "basic_block"));
+        }
+        for block in layers {
             x = block.forward(&x, train)?;
         }
         Ok(x)
