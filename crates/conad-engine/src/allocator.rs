@@ -7,7 +7,7 @@
 //! one page fault per 4 KiB page, a zero-page copy-on-write with a cross-CPU TLB shootdown when a
 //! zeroed buffer is read before it is written, and another shootdown on `munmap`. Raising the mmap
 //! threshold to glibc's maximum (32 MiB) and the trim threshold above it keeps the freed blocks for
-//! reuse (measured effect: `docs/engine.md`).
+//! reuse (measured effect: `docs/engine.md`); the heap grows in 64 MiB steps ([`TOP_PAD`]).
 //!
 //! [`keep_activation_buffers`] applies this once per process; the engine calls it on its first op.
 //! It is a no-op on other platforms and allocators, and is skipped when the environment variable
@@ -19,6 +19,9 @@ use std::sync::OnceLock;
 pub const MMAP_THRESHOLD: usize = 32 << 20;
 /// Heap top kept before glibc trims it back to the kernel.
 pub const TRIM_THRESHOLD: usize = 1 << 30;
+/// Extra heap requested whenever the heap grows: fewer `brk` calls, and fresh memory in whole
+/// huge pages for [`crate::HugePageAlloc`] to mark before it is written.
+pub const TOP_PAD: usize = 64 << 20;
 
 static APPLIED: OnceLock<bool> = OnceLock::new();
 
@@ -35,6 +38,7 @@ fn apply() -> bool {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
             && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) == 1
+            && libc::mallopt(libc::M_TOP_PAD, TOP_PAD as libc::c_int) == 1
     }
 }
 

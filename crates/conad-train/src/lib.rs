@@ -56,7 +56,7 @@ mod trainer;
 
 pub use augment_spec::{AugmentSettings, AugmentSpec};
 pub use collapse::std_of_l2_normalized;
-pub use conad_engine::Precision;
+pub use conad_engine::{HugePageAlloc, Precision};
 pub use config::{EvalConfig, ModelConfig, TrainConfig};
 pub use embed::{embed, embed_raw_pixels};
 pub use error::{Error, Result};
