@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p conad-engine --example bench_conv -- [--quick] [--reps R]
-//!     [--impl conad|candle] [--config w1_32x32x3] [--layer layer4]
+//!     [--impl conad|candle] [--config w1_32x32x3] [--layer layer4] [--precision f32|bf16]
 //! ```
 //! Prints one JSON line per layer shape (`bench`, `case`, `impl`, `seconds` = forward +
 //! grad-input + grad-weight median times, `fwd_gflops`, `gin_gflops`, `gw_gflops`, `count` = how
@@ -99,6 +99,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if implementation != "conad" && implementation != "candle" {
         return Err(format!("--impl must be conad or candle, got {implementation}").into());
     }
+    let precision: conad_engine::Precision = value("--precision")
+        .unwrap_or_else(|| "f32".into())
+        .parse()?;
+    // The convolutions below dispatch on this thread's precision (bf16: AMX kernels where they
+    // apply, f32 elsewhere).
+    let _scope = precision.scope()?;
     let only = value("--config");
     let only_layer = value("--layer");
     let batch = if quick { 4 } else { 64 };

@@ -42,10 +42,34 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
         && crate::amx::available()
 }
 
-/// Whether `g` runs on the bf16 kernels now: the current thread's precision is bf16 and
-/// [`applies`] holds (the forward, input-gradient and weight-gradient dispatch all ask this).
+/// Most weights (`O·C·k²`) for which the forward and the input gradient take the bf16 kernels.
+/// Above it the f32 Winograd kernels are faster: ResNet-18's 512 → 512 layer on 4×4 maps
+/// (2.4 M weights) ran its forward in 11.2 ms on AMX against 7.5 ms in f32 Winograd, while the
+/// 256 → 256 layer on 8×8 maps (0.6 M weights) ran 5.5 against 7.8 ms (`bench_conv --precision`,
+/// width 1 32×32×3, batch 64; docs/engine.md).
+const MAX_WEIGHTS: usize = 1 << 20;
+
+/// Whether the forward (and, on the transposed geometry, the input gradient) of `g` runs on the
+/// bf16 kernels now: the current thread's precision is bf16, [`applies`] holds and the layer
+/// has at most [`MAX_WEIGHTS`] weights.
 pub(crate) fn selected(g: &ConvGeometry) -> bool {
-    crate::precision() == crate::Precision::Bf16 && applies(g)
+    crate::precision() == crate::Precision::Bf16
+        && applies(g)
+        && g.out_channels * g.in_channels * g.kernel * g.kernel <= MAX_WEIGHTS
+}
+
+/// Whether the weight gradient of `g` runs on the bf16 kernels now: as [`applies`] in bf16
+/// precision, with at least 32 input and output channels and at least `C·O/4` output positions
+/// over the batch to reduce over. The f32 Winograd weight gradient was faster for 16-channel
+/// layers (1.6–2.4 against 1.1–1.2 ms on 28×28 maps) and for few positions per weight
+/// (128 → 128 on 4×4: 0.9–1.1 against 0.7–0.8 ms; 256 → 256 on 8×8: 11.0 against 7.9 ms), the
+/// bf16 one from 32 channels on larger maps (32 → 32 on 14×14: 0.54 against 0.81 ms;
+/// 128 → 128 on 16×16: 6.7 against 9.4 ms).
+pub(crate) fn selected_grad_weight(g: &ConvGeometry) -> bool {
+    crate::precision() == crate::Precision::Bf16
+        && applies(g)
+        && g.in_channels.min(g.out_channels) >= 32
+        && 4 * g.batch * g.out_pixels() >= g.in_channels * g.out_channels
 }
 
 /// The flat padded grid of one image.

@@ -61,7 +61,7 @@ pub fn conv_backward(
         dx = Some(conv_forward(&gt, dy, &wt));
         need.0 = false;
     }
-    if need_dw && bf16 {
+    if need_dw && bf16_conv::selected_grad_weight(g) {
         dw = Some(bf16_conv::bf16_grad_weight(g, x, dy));
         need.1 = false;
     } else if need_dw && winograd::applies_grad_weight(g) {
