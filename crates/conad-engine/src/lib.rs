@@ -21,6 +21,12 @@
 //!   over memory on every stored gradient (`zeros_like` + `add`), so fewer, larger graph nodes
 //!   matter as much as fast kernels.
 //!
+//! * [`DirectGradients`]: a per-thread scope inside which fused blocks hand their parameter
+//!   gradients straight to the caller (merged into `backward()`'s `GradStore`) instead of through
+//!   a concatenated parameter tensor; [`ResidualStage`] runs a whole stage as one op inside it.
+//! * [`HugePageAlloc`]: an opt-in global allocator that backs large blocks with transparent huge
+//!   pages.
+//!
 //! * [`Precision`]: opt-in bf16 convolutions on AMX tiles (f32 accumulation and weights) for
 //!   stride-1 "same" layers with 16-multiple channel counts, scoped per thread.
 //!
@@ -66,6 +72,7 @@ mod matmul;
 mod plane_sums;
 mod precision;
 mod residual_block;
+mod residual_stage;
 mod scratch;
 mod simd;
 mod transpose;
@@ -87,4 +94,5 @@ pub use geometry::{ConvGeometry, MAX_GROUPS, TARGET_COLUMNS};
 pub use huge_pages::HugePageAlloc;
 pub use im2col::{col2im_add, im2col};
 pub use precision::{Precision, PrecisionScope, precision};
-pub use residual_block::{ResidualBlock, ResidualStage};
+pub use residual_block::ResidualBlock;
+pub use residual_stage::ResidualStage;

@@ -1,6 +1,9 @@
-//! A whole residual BasicBlock (He et al. 2016, Fig. 2 left) as one candle `CustomOp2` on
-//! `(x, θ)`: `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, `shortcut` = `bn_d(conv_d(x))`
-//! or the identity, `θ` = all weights and `[γ; β]` vectors concatenated.
+//! A whole residual BasicBlock (He et al. 2016, Fig. 2 left) as one candle op:
+//! `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, `shortcut` = `bn_d(conv_d(x))` or the
+//! identity. Two forms share the arithmetic ([`BlockCore`]): a `CustomOp2` on `(x, θ)`, `θ` = all
+//! weights and `γ`, `β` vectors concatenated, whose backward returns `dθ` through candle's graph;
+//! and, inside a [`crate::DirectGradients`] scope, a `CustomOp1` on `x` that reads the weights in
+//! place and hands their gradients to the scope.
 //!
 //! Why one op: candle's autograd stores every gradient as `zeros_like + add` (two extra passes
 //! over memory per graph node) and runs those element-wise ops on a spinning barrier pool that
@@ -43,7 +46,7 @@ pub struct ResidualBlock<'a> {
 
 /// Per-branch saved state of the forward pass.
 #[derive(Debug, Default)]
-struct Saved {
+pub(crate) struct Saved {
     z1: Vec<f32>,
     a: Vec<f32>,
     z2: Vec<f32>,
@@ -54,12 +57,12 @@ struct Saved {
 /// The block's arithmetic, shared by the graph-input op ([`BlockOp`], parameters as one
 /// concatenated tensor θ) and the direct-gradient op ([`DirectBlockOp`]).
 #[derive(Clone, Debug)]
-struct BlockCore {
+pub(crate) struct BlockCore {
     g1: ConvGeometry,
-    g2: ConvGeometry,
+    pub(crate) g2: ConvGeometry,
     gd: Option<ConvGeometry>,
     eps: [f64; 3],
-    saved: Arc<Mutex<Option<Saved>>>,
+    pub(crate) saved: Arc<Mutex<Option<Saved>>>,
 }
 
 /// The block as a candle op on `(x, θ)`, θ = all parameters concatenated.
@@ -69,10 +72,10 @@ struct BlockOp(BlockCore);
 /// The block as a candle op on `x` alone: it reads its parameters in place and hands their
 /// gradients to a [`crate::DirectGradients`] scope.
 #[derive(Clone, Debug)]
-struct DirectBlockOp {
-    core: BlockCore,
-    params: Vec<Tensor>,
-    deposits: Deposits,
+pub(crate) struct DirectBlockOp {
+    pub(crate) core: BlockCore,
+    pub(crate) params: Vec<Tensor>,
+    pub(crate) deposits: Deposits,
 }
 
 /// Lengths of the parameter pieces, in order `w1, γ1, β1, w2, γ2, β2[, wd, γd, βd]`.
@@ -88,7 +91,7 @@ fn piece_sizes(g1: &ConvGeometry, g2: &ConvGeometry, gd: Option<&ConvGeometry>) 
     sizes
 }
 
-fn poisoned() -> candle_core::Error {
+pub(crate) fn poisoned() -> candle_core::Error {
     candle_core::Error::Msg("residual block state poisoned".into())
 }
 
@@ -126,13 +129,13 @@ avx512_fn! {
     }
 }
 
-const NAME: &str = "conad-residual-block";
+pub(crate) const NAME: &str = "conad-residual-block";
 
 /// The input gradient (if asked for) and one gradient per parameter piece.
 type BlockGrads = (Option<Vec<f32>>, Vec<Vec<f32>>);
 
 impl BlockCore {
-    fn out_shape(&self) -> Shape {
+    pub(crate) fn out_shape(&self) -> Shape {
         let g2 = &self.g2;
         Shape::from((g2.batch, g2.out_channels, g2.out_height(), g2.out_width()))
     }
@@ -150,7 +153,7 @@ impl BlockCore {
     }
 
     /// The block's output from input `x` and parameter pieces `p`; keeps what the backward needs.
-    fn forward(&self, x: &[f32], p: &[&[f32]]) -> candle_core::Result<Vec<f32>> {
+    pub(crate) fn forward(&self, x: &[f32], p: &[&[f32]]) -> candle_core::Result<Vec<f32>> {
         self.check(x, p)?;
         let (g1, g2) = (&self.g1, &self.g2);
         let bn = |z: &[f32], g: &ConvGeometry, gamma: &[f32], beta: &[f32], eps: f64, relu| {
@@ -207,7 +210,7 @@ impl BlockCore {
 
     /// The input gradient (when `need_dx`) and the gradient of every parameter piece, from the
     /// block's input `xs`, output `ys` and output gradient `dys`.
-    fn backward(
+    pub(crate) fn backward(
         &self,
         xs: &[f32],
         ys: &[f32],
@@ -358,68 +361,9 @@ impl CustomOp1 for DirectBlockOp {
     }
 }
 
-/// A whole stage of blocks as one candle op on `x` (direct parameter gradients only): the
-/// blocks' input gradients pass from one block's backward to the previous one's without a
-/// graph node in between (candle would store each as `zeros_like + add`).
-#[derive(Clone, Debug)]
-struct StageOp {
-    blocks: Vec<DirectBlockOp>,
-    /// The outputs of all blocks but the last (the next block's input), kept by the forward.
-    inner: Arc<Mutex<Vec<Vec<f32>>>>,
-}
-
-impl CustomOp1 for StageOp {
-    fn name(&self) -> &'static str {
-        "conad-residual-stage"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = storage_slice(self.name(), s1, l1)?;
-        let mut inner = Vec::with_capacity(self.blocks.len().saturating_sub(1));
-        let mut y = Vec::new();
-        for (k, b) in self.blocks.iter().enumerate() {
-            let input = if k == 0 { x } else { &y };
-            let out = with_tensor_slices(NAME, &b.params, |p| b.core.forward(input, p))?;
-            if k > 0 {
-                inner.push(std::mem::replace(&mut y, out));
-            } else {
-                y = out;
-            }
-        }
-        *self.inner.lock().map_err(|_| poisoned())? = inner;
-        let shape = match self.blocks.last() {
-            Some(b) => b.core.out_shape(),
-            None => candle_core::bail!("{}: no blocks", self.name()),
-        };
-        Ok((CpuStorage::F32(y), shape))
-    }
-
-    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let inner = self.inner.lock().map_err(|_| poisoned())?;
-        let last = self.blocks.len() - 1;
-        let (xs, ys, dys) = (x.contiguous()?, y.contiguous()?, dy.contiguous()?);
-        let dx = with_tensor_slices(NAME, &[xs, ys, dys], |s| {
-            let mut grad: Option<Vec<f32>> = None;
-            for (k, b) in self.blocks.iter().enumerate().rev() {
-                let input = if k == 0 { s[0] } else { &inner[k - 1] };
-                let output = if k == last { s[1] } else { &inner[k] };
-                let dout = grad.as_deref().unwrap_or(s[2]);
-                let need_dx = k > 0 || x.track_op();
-                let (dx, grads) = with_tensor_slices(NAME, &b.params, |p| {
-                    b.core.backward(input, output, dout, p, need_dx)
-                })?;
-                b.deposit(grads)?;
-                grad = dx;
-            }
-            Ok(grad)
-        })?;
-        dx.map(|v| cpu_tensor(v, x.dims())).transpose()
-    }
-}
-
 impl DirectBlockOp {
     /// Hands the gradients of the block's variables to the scope.
-    fn deposit(&self, grads: Vec<Vec<f32>>) -> candle_core::Result<()> {
+    pub(crate) fn deposit(&self, grads: Vec<Vec<f32>>) -> candle_core::Result<()> {
         let mut deposits = self.deposits.lock().map_err(|_| poisoned())?;
         for (param, grad) in self.params.iter().zip(grads) {
             if param.is_variable() {
@@ -433,83 +377,15 @@ impl DirectBlockOp {
 /// The deposit list of the active [`crate::DirectGradients`] scope when a fused op on `x` with
 /// these parameters may use it: candle calls the op's backward only when `x` tracks gradients,
 /// and parameters computed from other tensors (not variables, yet tracked) need the graph.
-fn direct_deposits(x: &Tensor, params: &[Tensor]) -> Option<Deposits> {
+pub(crate) fn direct_deposits(x: &Tensor, params: &[Tensor]) -> Option<Deposits> {
     crate::direct_gradients::current()
         .filter(|_| x.track_op() && params.iter().all(|t| t.is_variable() || !t.track_op()))
 }
 
-/// A stage of residual blocks, run in sequence (ResNet's `layerN`).
-#[derive(Clone, Copy, Debug)]
-pub struct ResidualStage<'a> {
-    /// The stage's blocks, in order.
-    pub blocks: &'a [ResidualBlock<'a>],
-}
-
-impl ResidualStage<'_> {
-    /// Runs the blocks in order: as one op when training on CPU f32 tensors inside a
-    /// [`crate::DirectGradients`] scope, block by block ([`ResidualBlock::forward`]) otherwise —
-    /// the same function and gradients either way.
-    ///
-    /// # Errors
-    /// As [`ResidualBlock::forward`].
-    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if let Some(y) = self.forward_fused(x, train)? {
-            return Ok(y);
-        }
-        let mut h = x.clone();
-        for block in self.blocks {
-            h = block.forward(&h, train)?;
-        }
-        Ok(h)
-    }
-
-    /// The stage as one [`StageOp`], or `None` when some block must run on its own.
-    fn forward_fused(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
-        if self.blocks.len() < 2 || crate::direct_gradients::current().is_none() {
-            return Ok(None);
-        }
-        let mut dims = x.dims().to_vec();
-        let mut fused = Vec::with_capacity(self.blocks.len());
-        for block in self.blocks {
-            let Some(f) = block.fused(&dims, x, train)? else {
-                return Ok(None);
-            };
-            let g2 = &f.core.g2;
-            dims = vec![g2.batch, g2.out_channels, g2.out_height(), g2.out_width()];
-            fused.push(f);
-        }
-        let x = x.contiguous()?;
-        let all: Vec<Tensor> = fused
-            .iter()
-            .flat_map(|f| f.params.iter().cloned())
-            .collect();
-        let Some(deposits) = direct_deposits(&x, &all) else {
-            return Ok(None);
-        };
-        let saved: Vec<_> = fused.iter().map(|f| f.core.saved.clone()).collect();
-        let op = StageOp {
-            blocks: fused
-                .into_iter()
-                .map(|f| DirectBlockOp {
-                    core: f.core,
-                    params: f.params,
-                    deposits: deposits.clone(),
-                })
-                .collect(),
-            inner: Arc::default(),
-        };
-        let y = x.apply_op1(op)?;
-        for (block, saved) in self.blocks.iter().zip(&saved) {
-            block.update_running(saved)?;
-        }
-        Ok(Some(y))
-    }
-}
-
 /// A block prepared for a fused op: its arithmetic and its parameter tensors in piece order.
-struct Fused {
-    core: BlockCore,
-    params: Vec<Tensor>,
+pub(crate) struct Fused {
+    pub(crate) core: BlockCore,
+    pub(crate) params: Vec<Tensor>,
 }
 
 impl ResidualBlock<'_> {
@@ -558,7 +434,7 @@ impl ResidualBlock<'_> {
     ///
     /// # Errors
     /// [`Error::Shape`] when `dims` do not fit the convolutions or the shortcut.
-    fn fused(&self, dims: &[usize], x: &Tensor, train: bool) -> Result<Option<Fused>> {
+    pub(crate) fn fused(&self, dims: &[usize], x: &Tensor, train: bool) -> Result<Option<Fused>> {
         let g1 = ConvGeometry::new(
             dims,
             self.conv1.weight().dims(),
@@ -625,7 +501,7 @@ impl ResidualBlock<'_> {
     }
 
     /// Updates the running statistics from the batch statistics a fused forward saved.
-    fn update_running(&self, saved: &Mutex<Option<Saved>>) -> Result<()> {
+    pub(crate) fn update_running(&self, saved: &Mutex<Option<Saved>>) -> Result<()> {
         let guard = saved.lock().map_err(|_| Error::Candle(poisoned()))?;
         if let Some(sv) = guard.as_ref() {
             self.bn1.update_running(&sv.stats[0])?;

@@ -280,7 +280,9 @@ impl Checkpoint {
             Some(f) if f == CHECKPOINT_FORMAT => {}
             Some(f) => {
                 return Err(not_ckpt(format!(
-                    "format `{f}`, this build reads `{CHECKPOINT_FORMAT}`"
+                    "format `{f}`, this build reads `{CHECKPOINT_FORMAT}` (written by another \
+                     conad version: train it again — `conad train --overwrite`, or delete the run \
+                     directory — or read it with the version that wrote it)"
                 )));
             }
             None => return Err(not_ckpt("no `format` metadata entry".into())),

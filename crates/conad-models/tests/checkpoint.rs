@@ -331,7 +331,11 @@ fn a_file_without_a_content_hash_is_not_a_checkpoint_of_this_format() {
     std::fs::write(&path, bytes).unwrap();
     match Checkpoint::load(&path, &Device::Cpu) {
         Err(Error::NotACheckpoint { reason, .. }) => {
-            assert!(reason.contains("conad-checkpoint-v1"), "{reason}")
+            assert!(reason.contains("conad-checkpoint-v1"), "{reason}");
+            assert!(
+                reason.contains("conad train --overwrite"),
+                "the fix: {reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
