@@ -65,11 +65,14 @@ mod marked {
     static BITS: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
     /// Marks pages `first..end` (huge-page numbers) as advised; returns whether any was new.
+    /// Pages already marked cost one relaxed load each (no locked write on a shared line).
     pub(super) fn claim(first: usize, end: usize) -> bool {
         let mut new = false;
         for page in first..end.min(WORDS * 64) {
-            let bit = 1u64 << (page % 64);
-            new |= BITS[page / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0;
+            let (word, bit) = (&BITS[page / 64], 1u64 << (page % 64));
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                new |= word.fetch_or(bit, Ordering::Relaxed) & bit == 0;
+            }
         }
         new || end > WORDS * 64
     }
@@ -77,7 +80,8 @@ mod marked {
 
 /// `MADV_HUGEPAGE` on the huge pages inside `[p, p + size)` and, for a block of the main heap,
 /// on the rest of the heap above it (the unused top the next blocks are carved from), unless
-/// all were marked before. Failures are ignored: the advice is an optimisation only.
+/// all were marked before — blocks of glibc's mmap threshold and above are advised every time.
+/// Failures are ignored: the advice is an optimisation only.
 fn advise(p: *mut u8, size: usize) {
     #[cfg(target_os = "linux")]
     {
@@ -85,13 +89,21 @@ fn advise(p: *mut u8, size: usize) {
             return;
         }
         let (start, end) = (p as usize, p as usize + size);
-        if size >= HUGE_PAGE {
-            mark(
-                start.next_multiple_of(HUGE_PAGE),
-                end / HUGE_PAGE * HUGE_PAGE,
-            );
+        let inner = (
+            start.next_multiple_of(HUGE_PAGE),
+            end / HUGE_PAGE * HUGE_PAGE,
+        );
+        if size >= crate::allocator::MMAP_THRESHOLD {
+            // glibc maps blocks this large afresh and unmaps them on free, which drops the
+            // advice: advise every one (the bitmap would remember a reused address).
+            advise_range(inner.0, inner.1);
+            return;
         }
-        // SAFETY: `sbrk(0)` only reads the current program break.
+        if size >= HUGE_PAGE {
+            mark(inner.0, inner.1);
+        }
+        // SAFETY: `sbrk(0)` returns the current program break; glibc sets it on its first heap
+        // allocation, which Rust's runtime start-up has made before any caller runs here.
         let brk = unsafe { libc::sbrk(0) } as usize;
         if start < brk && end <= brk {
             // Above the block the heap's top chunk is untouched but for its header, which lies
@@ -107,7 +119,15 @@ fn advise(p: *mut u8, size: usize) {
 /// marked before.
 #[cfg(target_os = "linux")]
 fn mark(start: usize, end: usize) {
-    if end <= start || !marked::claim(start / HUGE_PAGE, end / HUGE_PAGE) {
+    if end > start && marked::claim(start / HUGE_PAGE, end / HUGE_PAGE) {
+        advise_range(start, end);
+    }
+}
+
+/// `MADV_HUGEPAGE` on `[start, end)`, ignoring failures.
+#[cfg(target_os = "linux")]
+fn advise_range(start: usize, end: usize) {
+    if end <= start {
         return;
     }
     // SAFETY: the range lies in memory the system allocator has mapped (a block it returned or

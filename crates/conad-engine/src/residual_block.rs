@@ -24,7 +24,7 @@ use crate::conv_backward::conv_backward;
 use crate::conv_forward::conv_forward;
 use crate::conv2d::Conv2d;
 use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slices};
-use crate::direct_gradients::Deposits;
+use crate::direct_gradients::{Deposits, deposit};
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
 use crate::simd::avx512_fn;
@@ -364,10 +364,9 @@ impl CustomOp1 for DirectBlockOp {
 impl DirectBlockOp {
     /// Hands the gradients of the block's variables to the scope.
     pub(crate) fn deposit(&self, grads: Vec<Vec<f32>>) -> candle_core::Result<()> {
-        let mut deposits = self.deposits.lock().map_err(|_| poisoned())?;
         for (param, grad) in self.params.iter().zip(grads) {
             if param.is_variable() {
-                deposits.push((param.clone(), cpu_tensor(grad, param.dims())?));
+                deposit(&self.deposits, param, cpu_tensor(grad, param.dims())?)?;
             }
         }
         Ok(())

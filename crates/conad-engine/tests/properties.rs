@@ -557,7 +557,8 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
 /// A stage of two blocks (projection, then identity shortcut) as one op inside a
 /// `DirectGradients` scope gives the separate ops' output, input and parameter gradients and
 /// running statistics bit for bit; so does the stage without a scope (block by block). A stage
-/// fed by an input that tracks no gradient still delivers its parameter gradients.
+/// fed by an input that tracks no gradient falls back to the blocks one by one (the first on the
+/// graph path, the second direct) and still delivers every parameter gradient.
 #[test]
 fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
     use conad_engine::{DirectGradients, ResidualBlock, ResidualStage};
@@ -656,6 +657,36 @@ fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
             );
         }
     }
+}
+
+/// A fused block built inside a `DirectGradients` scope whose backward runs after the scope
+/// ended reports an error instead of dropping its parameter gradients.
+#[test]
+fn backward_after_the_direct_gradient_scope_is_an_error() {
+    use conad_engine::{DirectGradients, ResidualBlock};
+    let x = Var::from_tensor(&randn("late.x", &[2, 4, 6, 6], 1.0)).unwrap();
+    let w1 = Var::from_tensor(&randn("late.w1", &[4, 4, 3, 3], 0.3)).unwrap();
+    let w2 = Var::from_tensor(&randn("late.w2", &[4, 4, 3, 3], 0.3)).unwrap();
+    let (bn1, _v1) = bn_layer(4, "late.bn1");
+    let (bn2, _v2) = bn_layer(4, "late.bn2");
+    let conv1 = Conv2d::new(w1.as_tensor().clone(), 1, 1).unwrap();
+    let conv2 = Conv2d::new(w2.as_tensor().clone(), 1, 1).unwrap();
+    let block = ResidualBlock {
+        conv1: &conv1,
+        bn1: &bn1,
+        conv2: &conv2,
+        bn2: &bn2,
+        downsample: None,
+    };
+    let scope = DirectGradients::scope();
+    let y = block.forward(x.as_tensor(), true).unwrap();
+    drop(scope);
+    let err = y.sum_all().unwrap().backward().unwrap_err();
+    assert!(err.to_string().contains("merge_into"), "{err}");
+    // Outside any scope the same block takes the graph path and delivers every gradient.
+    let y = block.forward(x.as_tensor(), true).unwrap();
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(w1.as_tensor()).is_some() && grads.get(w2.as_tensor()).is_some());
 }
 
 /// Evaluation mode: the engine op equals candle-nn's `BatchNorm` in eval mode (+ ReLU) within
