@@ -156,14 +156,6 @@ impl BlockCore {
     pub(crate) fn forward(&self, x: &[f32], p: &[&[f32]]) -> candle_core::Result<Vec<f32>> {
         self.check(x, p)?;
         let (g1, g2) = (&self.g1, &self.g2);
-        let bn = |z: &[f32], g: &ConvGeometry, gamma: &[f32], beta: &[f32], eps: f64, relu| {
-            let st = BatchNormStats::compute(z, g.batch, g.out_channels, g.out_pixels());
-            let y = batch_norm_forward(z, g.batch, g.out_pixels(), &st, gamma, beta, eps, relu);
-            (y, Arc::new(st))
-        };
-        let z1 = conv_forward(g1, x, p[0]);
-        let (a, st1) = bn(&z1, g1, p[1], p[2], self.eps[0], true);
-        let z2 = conv_forward(g2, &a, p[3]);
         let stats_of = |z: &[f32], g: &ConvGeometry| {
             Arc::new(BatchNormStats::compute(
                 z,
@@ -172,6 +164,19 @@ impl BlockCore {
                 g.out_pixels(),
             ))
         };
+        let z1 = conv_forward(g1, x, p[0]);
+        let st1 = stats_of(&z1, g1);
+        let a = batch_norm_forward(
+            &z1,
+            g1.batch,
+            g1.out_pixels(),
+            &st1,
+            p[1],
+            p[2],
+            self.eps[0],
+            true,
+        );
+        let z2 = conv_forward(g2, &a, p[3]);
         let st2 = stats_of(&z2, g2);
         // bn2, the shortcut's batch norm and the join `relu(b + s)` in one pass.
         let (zd, std) = match &self.gd {

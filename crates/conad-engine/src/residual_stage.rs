@@ -28,30 +28,24 @@ impl CustomOp1 for StageOp {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = storage_slice(self.name(), s1, l1)?;
-        let mut inner = Vec::with_capacity(self.blocks.len().saturating_sub(1));
-        let mut y = Vec::new();
-        for (k, b) in self.blocks.iter().enumerate() {
-            let input = if k == 0 { x } else { &y };
+        let mut outs: Vec<Vec<f32>> = Vec::with_capacity(self.blocks.len());
+        for b in &self.blocks {
+            let input = outs.last().map_or(x, Vec::as_slice);
             let out = with_tensor_slices(NAME, &b.params, |p| b.core.forward(input, p))?;
-            if k > 0 {
-                inner.push(std::mem::replace(&mut y, out));
-            } else {
-                y = out;
-            }
+            outs.push(out);
         }
-        *self.inner.lock().map_err(|_| poisoned())? = inner;
-        let shape = match self.blocks.last() {
-            Some(b) => b.core.out_shape(),
-            None => candle_core::bail!("{}: no blocks", self.name()),
+        let (Some(y), Some(last)) = (outs.pop(), self.blocks.last()) else {
+            candle_core::bail!("{}: no blocks", self.name());
         };
+        let shape = last.core.out_shape();
+        *self.inner.lock().map_err(|_| poisoned())? = outs;
         Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let inner = self.inner.lock().map_err(|_| poisoned())?;
         let last = self.blocks.len() - 1;
-        let (xs, ys, dys) = (x.contiguous()?, y.contiguous()?, dy.contiguous()?);
-        let dx = with_tensor_slices(NAME, &[xs, ys, dys], |s| {
+        let dx = with_tensor_slices(NAME, &[x.clone(), y.clone(), dy.clone()], |s| {
             let mut grad: Option<Vec<f32>> = None;
             for (k, b) in self.blocks.iter().enumerate().rev() {
                 let input = if k == 0 { s[0] } else { &inner[k - 1] };

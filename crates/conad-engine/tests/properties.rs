@@ -21,6 +21,19 @@ fn randn(seed: &str, shape: &[usize], scale: f32) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
 
+/// Appends the bit patterns of `t`'s values.
+fn push_bits(bits: &mut Vec<u32>, t: &Tensor) {
+    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    bits.extend(v.iter().map(|v| v.to_bits()));
+}
+
+/// `got` and `want` hold the same bit patterns.
+fn assert_same_bits(got: &[u32], want: &[u32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let differ = got.iter().zip(want).filter(|(p, q)| p != q).count();
+    assert_eq!(differ, 0, "{what}: {differ} values differ");
+}
+
 fn bn_layer(channels: usize, seed: &str) -> (BatchNorm2d, Vec<Var>) {
     let gamma =
         Var::from_tensor(&(randn(&format!("{seed}.g"), &[channels], 0.3) + 1.0).unwrap()).unwrap();
@@ -452,10 +465,7 @@ fn fused_conv_batch_norm_is_bit_identical_to_the_separate_ops() {
             let r = randn("cb.r", y.dims(), 1.0);
             let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let mut bits = Vec::new();
-            let mut push = |t: &Tensor| {
-                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                bits.extend(v.iter().map(|v| v.to_bits()));
-            };
+            let mut push = |t: &Tensor| push_bits(&mut bits, t);
             push(&y);
             for v in [&x, &w, &vars[0], &vars[1]] {
                 push(grads.get(v.as_tensor()).unwrap());
@@ -520,10 +530,7 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
                 direct.merge_into(&mut grads).unwrap();
             }
             let mut bits = Vec::new();
-            let mut push = |t: &Tensor| {
-                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                bits.extend(v.iter().map(|v| v.to_bits()));
-            };
+            let mut push = |t: &Tensor| push_bits(&mut bits, t);
             push(&y);
             let mut vars = vec![&x, &w1, &w2, &v1[0], &v1[1], &v2[0], &v2[1]];
             if down {
@@ -543,13 +550,8 @@ fn fused_residual_block_is_bit_identical_to_the_separate_ops() {
         };
         let separate = run(0);
         for mode in [1, 2] {
-            let fused = run(mode);
-            assert_eq!(fused.len(), separate.len());
-            let differ = fused.iter().zip(&separate).filter(|(p, q)| p != q).count();
-            assert_eq!(
-                differ, 0,
-                "mode {mode}, in {cin} out {cout} stride {stride}: {differ} values differ"
-            );
+            let what = format!("mode {mode}, in {cin} out {cout} stride {stride}");
+            assert_same_bits(&run(mode), &separate, &what);
         }
     }
 }
@@ -619,10 +621,7 @@ fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
             direct.merge_into(&mut grads).unwrap();
         }
         let mut bits = Vec::new();
-        let mut push = |t: &Tensor| {
-            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            bits.extend(v.iter().map(|v| v.to_bits()));
-        };
+        let mut push = |t: &Tensor| push_bits(&mut bits, t);
         push(&y);
         let mut vars = vec![&wa1, &wa2, &wad, &wb1, &wb2];
         for v in [&va1, &va2, &vad, &vb1, &vb2] {
@@ -648,13 +647,8 @@ fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
     for x_tracks in [true, false] {
         let separate = run(0, x_tracks);
         for mode in [1, 2] {
-            let stage = run(mode, x_tracks);
-            assert_eq!(stage.len(), separate.len());
-            let differ = stage.iter().zip(&separate).filter(|(p, q)| p != q).count();
-            assert_eq!(
-                differ, 0,
-                "mode {mode}, x tracks {x_tracks}: {differ} values differ"
-            );
+            let what = format!("mode {mode}, x tracks {x_tracks}");
+            assert_same_bits(&run(mode, x_tracks), &separate, &what);
         }
     }
 }
