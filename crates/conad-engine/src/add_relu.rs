@@ -4,7 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
-use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_overwrite_chunks, storage_slice, with_tensor_slice};
 use crate::error::{Error, Result};
 
 /// Elements per parallel task.
@@ -36,12 +36,15 @@ impl CustomOp2 for AddReluOp {
         }
         let a = storage_slice(self.name(), s1, l1)?;
         let b = storage_slice(self.name(), s2, l2)?;
-        let y = par_fill_chunks(a.len(), BLOCK, |k, y| {
-            let (a, b) = (&a[k * BLOCK..][..y.len()], &b[k * BLOCK..][..y.len()]);
-            for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
-                *o = (u + v).max(0.0);
-            }
-        });
+        // SAFETY: the loop stores every element of its piece.
+        let y = unsafe {
+            par_overwrite_chunks(a.len(), BLOCK, |k, y| {
+                let (a, b) = (&a[k * BLOCK..][..y.len()], &b[k * BLOCK..][..y.len()]);
+                for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
+                    *o = (u + v).max(0.0);
+                }
+            })
+        };
         Ok((CpuStorage::F32(y), Shape::from(l1.dims())))
     }
 
@@ -54,13 +57,16 @@ impl CustomOp2 for AddReluOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = with_tensor_slice(self.name(), y, |ys| {
             with_tensor_slice(self.name(), dy, |dys| {
-                Ok(par_fill_chunks(ys.len(), BLOCK, |k, g| {
-                    let ys = &ys[k * BLOCK..][..g.len()];
-                    let dys = &dys[k * BLOCK..][..g.len()];
-                    for ((o, &yv), &dv) in g.iter_mut().zip(ys).zip(dys) {
-                        *o = if yv > 0.0 { dv } else { 0.0 };
-                    }
-                }))
+                // SAFETY: the loop stores every element of its piece.
+                Ok(unsafe {
+                    par_overwrite_chunks(ys.len(), BLOCK, |k, g| {
+                        let ys = &ys[k * BLOCK..][..g.len()];
+                        let dys = &dys[k * BLOCK..][..g.len()];
+                        for ((o, &yv), &dv) in g.iter_mut().zip(ys).zip(dys) {
+                            *o = if yv > 0.0 { dv } else { 0.0 };
+                        }
+                    })
+                })
             })
         })?;
         let g = cpu_tensor(g, y.dims())?;

@@ -94,10 +94,13 @@ impl CustomOp3 for BatchNormEvalOp {
                         let scale: Vec<f32> = (0..channels)
                             .map(|c| (gs[c] as f64 * r[c]) as f32)
                             .collect();
-                        let dx = map_planes(xs.len(), pixels, channels, |plane, c, out| {
-                            let p = plane * pixels..(plane + 1) * pixels;
-                            scaled_upstream_plane(out, &ys[p.clone()], &dys[p], scale[c], relu);
-                        });
+                        // SAFETY: `scaled_upstream_plane` stores every element of its plane.
+                        let dx = unsafe {
+                            map_planes(xs.len(), pixels, channels, |plane, c, out| {
+                                let p = plane * pixels..(plane + 1) * pixels;
+                                scaled_upstream_plane(out, &ys[p.clone()], &dys[p], scale[c], relu);
+                            })
+                        };
                         let dgamma: Vec<f32> =
                             (0..channels).map(|c| (sums[c].1 * r[c]) as f32).collect();
                         let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slice};
+use crate::cpu_data::{cpu_tensor, par_overwrite_chunks, storage_slice, with_tensor_slice};
 use crate::plane_sums::{plane_grad_sums, plane_sq_dev, plane_sum, upstream};
 use crate::simd::avx512_fn;
 
@@ -115,19 +115,26 @@ pub(crate) fn planes_per_task(pixels: usize) -> usize {
 
 /// A fresh `N × C × H × W` buffer written plane by plane in parallel: `f(plane, channel, out)`
 /// fills plane `plane` (channel `plane mod C`) — the shape of every element-wise batch-norm pass.
-pub(crate) fn map_planes(
+///
+/// # Safety
+/// `f` must store every element of `out` before reading any ([`par_overwrite_chunks`]: the
+/// buffer is not zeroed first).
+pub(crate) unsafe fn map_planes(
     len: usize,
     pixels: usize,
     channels: usize,
     f: impl Fn(usize, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
     let per_task = planes_per_task(pixels);
-    par_fill_chunks(len, (pixels * per_task).max(1), |task, outs| {
-        for (j, plane_out) in outs.chunks_mut(pixels.max(1)).enumerate() {
-            let plane = task * per_task + j;
-            f(plane, plane % channels, plane_out);
-        }
-    })
+    // SAFETY: the planes tile each piece and `f` stores every element of its plane (contract).
+    unsafe {
+        par_overwrite_chunks(len, (pixels * per_task).max(1), |task, outs| {
+            for (j, plane_out) in outs.chunks_mut(pixels.max(1)).enumerate() {
+                let plane = task * per_task + j;
+                f(plane, plane % channels, plane_out);
+            }
+        })
+    }
 }
 
 /// `1/√(σ² + ε)` per channel.
@@ -154,15 +161,18 @@ pub fn batch_norm_forward(
 ) -> Vec<f32> {
     let channels = stats.mean.len();
     let (scale, shift) = scale_shift(stats, gamma, beta, eps);
-    map_planes(
-        batch * channels * pixels,
-        pixels,
-        channels,
-        |plane, c, yp| {
-            let xp = &x[plane * pixels..(plane + 1) * pixels];
-            normalize_plane(xp, yp, scale[c], shift[c], relu);
-        },
-    )
+    // SAFETY: `normalize_plane` stores every element of its output plane.
+    unsafe {
+        map_planes(
+            batch * channels * pixels,
+            pixels,
+            channels,
+            |plane, c, yp| {
+                let xp = &x[plane * pixels..(plane + 1) * pixels];
+                normalize_plane(xp, yp, scale[c], shift[c], relu);
+            },
+        )
+    }
 }
 
 /// Per channel `(a, b)` with `γ·(x − μ)·r + β = x·a + b`, computed in f64 and rounded once.
@@ -214,19 +224,24 @@ pub(crate) fn batch_norm_join(
         Shortcut::Identity(x) => (x, None),
         Shortcut::Normalized(zd, st, g, b, e) => (zd, Some(scale_shift(st, g, b, e))),
     };
-    map_planes(
-        batch * channels * pixels,
-        pixels,
-        channels,
-        |plane, c, yp| {
-            let range = plane * pixels..(plane + 1) * pixels;
-            let (zp, sp) = (&z[range.clone()], &short.0[range]);
-            match &short.1 {
-                None => join_plane(zp, sp, yp, scale[c], shift[c], 1.0, 0.0, false),
-                Some((sa, sb)) => join_plane(zp, sp, yp, scale[c], shift[c], sa[c], sb[c], true),
-            }
-        },
-    )
+    // SAFETY: `join_plane` stores every element of its output plane.
+    unsafe {
+        map_planes(
+            batch * channels * pixels,
+            pixels,
+            channels,
+            |plane, c, yp| {
+                let range = plane * pixels..(plane + 1) * pixels;
+                let (zp, sp) = (&z[range.clone()], &short.0[range]);
+                match &short.1 {
+                    None => join_plane(zp, sp, yp, scale[c], shift[c], 1.0, 0.0, false),
+                    Some((sa, sb)) => {
+                        join_plane(zp, sp, yp, scale[c], shift[c], sa[c], sb[c], true)
+                    }
+                }
+            },
+        )
+    }
 }
 
 avx512_fn! {
@@ -313,18 +328,21 @@ pub fn batch_norm_backward(
             )
         })
         .collect();
-    let dx = map_planes(xs.len(), pixels, channels, |plane, c, out| {
-        let (k, off, slope) = coef[c];
-        let p = plane * pixels..(plane + 1) * pixels;
-        dx_plane(
-            out,
-            &xs[p.clone()],
-            &ys[p.clone()],
-            &dys[p],
-            (k, off, slope),
-            relu,
-        );
-    });
+    // SAFETY: `dx_plane` stores every element of its output plane.
+    let dx = unsafe {
+        map_planes(xs.len(), pixels, channels, |plane, c, out| {
+            let (k, off, slope) = coef[c];
+            let p = plane * pixels..(plane + 1) * pixels;
+            dx_plane(
+                out,
+                &xs[p.clone()],
+                &ys[p.clone()],
+                &dys[p],
+                (k, off, slope),
+                relu,
+            );
+        })
+    };
     let dgamma: Vec<f32> = sums.iter().map(|&(_, sx)| sx as f32).collect();
     let dbeta: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();
     (dx, dgamma, dbeta)

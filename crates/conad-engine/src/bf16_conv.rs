@@ -29,7 +29,7 @@
 use rayon::prelude::*;
 
 use crate::amx::{Tiles, to_bf16};
-use crate::cpu_data::{par_fill_chunks, par_zeros};
+use crate::cpu_data::{par_overwrite_chunks, par_zeros};
 use crate::geometry::ConvGeometry;
 use crate::scratch::ScratchBuf;
 
@@ -251,7 +251,7 @@ pub(crate) fn bf16_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let kb = channel_block(c);
     let wa = pack_weights(g, w, kb);
     let (in_img, out_img) = (c * h * wd, o * h * wd);
-    par_fill_chunks(g.batch * out_img, out_img, |n, y| {
+    let kernel = |n: usize, y: &mut [f32]| {
         let x = &x[n * in_img..][..in_img];
         let mut xs = PackedScratch::<u32>::take(c / 2 * grid.len);
         let xq = xs.as_mut();
@@ -304,7 +304,10 @@ pub(crate) fn bf16_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                     .copy_from_slice(&flat[oo * grid.q + yy * grid.wp..][..wd]);
             }
         }
-    })
+    };
+    // SAFETY: the final copies store every row of every output channel of the image; nothing
+    // reads `y` before.
+    unsafe { par_overwrite_chunks(g.batch * out_img, out_img, kernel) }
 }
 
 /// `dW` of `y = conv2d(x, w)` in bf16 for a geometry [`applies`] accepts: `O × C × k × k` f32.

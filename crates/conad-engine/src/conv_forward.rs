@@ -5,7 +5,7 @@
 //! Winograd ([`crate::winograd`]) and other stride-1 "same" layers on wide maps the direct kernel
 //! of [`crate::direct_conv`] instead.
 
-use crate::cpu_data::par_fill_chunks;
+use crate::cpu_data::par_overwrite_chunks;
 
 use crate::bf16_conv;
 use crate::direct_conv;
@@ -36,7 +36,7 @@ pub(crate) fn im2col_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let in_img = g.in_channels * g.in_pixels();
     let out_img = cout * howo;
     let ipc = g.images_per_chunk();
-    par_fill_chunks(g.batch * out_img, ipc * out_img, |chunk, y_chunk| {
+    let kernel = |chunk: usize, y_chunk: &mut [f32]| {
         let n = y_chunk.len() / out_img;
         let x_chunk = &x[chunk * ipc * in_img..][..n * in_img];
         let ncols = n * howo;
@@ -56,5 +56,8 @@ pub(crate) fn im2col_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                 }
             }
         }
-    })
+    };
+    // SAFETY: the GEMM overwrites its `cout × ncols` destination (`accumulate = false`) and the
+    // copies cover every image and channel of the chunk; nothing reads `y_chunk` first.
+    unsafe { par_overwrite_chunks(g.batch * out_img, ipc * out_img, kernel) }
 }

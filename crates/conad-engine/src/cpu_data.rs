@@ -88,14 +88,10 @@ pub fn par_zeros(len: usize) -> Vec<f32> {
 /// A fresh buffer of `len` values cut into `chunk`-value pieces (the last may be shorter); each
 /// piece is zeroed and then handed to `f(index, piece)` **in the same parallel task**, so the
 /// zero-fill writes cache lines the kernel is about to write instead of making a separate pass
-/// over memory ([`par_zeros`] then `par_chunks_mut`). The result is what that pair gives, bit
-/// for bit, for any `f` that writes only its own piece. Measured: separate zero-fills were up to
-/// 8 % of a width-1/4 training step (docs/engine.md).
-pub fn par_fill_chunks(len: usize, chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    par_fill_chunks_with(len, chunk, f).0
-}
-
-/// [`par_fill_chunks`] whose kernel also returns a value per piece (in piece order).
+/// over memory ([`par_zeros`] then `par_chunks_mut`), for kernels that accumulate into their
+/// piece (col2im); kernels that store every value take [`par_overwrite_chunks`]. The result is
+/// what that pair gives, bit for bit, for any `f` that writes only its own piece, with `f`'s
+/// value per piece in piece order.
 pub fn par_fill_chunks_with<R: Send>(
     len: usize,
     chunk: usize,
@@ -121,21 +117,68 @@ pub fn par_fill_chunks_with<R: Send>(
     (v, results)
 }
 
+/// A fresh buffer of `len` values cut into `chunk`-value pieces, each handed to `f(index, piece)`
+/// in parallel **without** being zeroed first: for kernels that store every value of their piece
+/// (element-wise maps, convolution outputs). The zero-fill of [`par_fill_chunks`] was a second
+/// pass over every activation: 5 % of a width-1/4 training step (`perf`, docs/engine.md).
+///
+/// # Safety
+/// `f` must write every element of `piece` before reading it (and never read it otherwise): the
+/// piece starts as uninitialised memory. Builds with debug assertions fill each piece with a
+/// signalling-NaN sentinel first and panic if a value still holds it after `f`, so a kernel that
+/// misses an element fails its tests instead of returning stale memory.
+pub unsafe fn par_overwrite_chunks(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, piece)| {
+            if cfg!(debug_assertions) {
+                for x in piece.iter_mut() {
+                    x.write(f32::from_bits(UNWRITTEN));
+                }
+            }
+            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller's contract is that
+            // `f` writes every element before it reads any, so no uninitialised value is read.
+            let piece = unsafe { &mut *(std::ptr::from_mut(piece) as *mut [f32]) };
+            f(i, piece);
+            if cfg!(debug_assertions)
+                && let Some(j) = piece.iter().position(|x| x.to_bits() == UNWRITTEN)
+            {
+                panic!("par_overwrite_chunks: piece {i} left element {j} unwritten (kernel bug)");
+            }
+        });
+    // SAFETY: the pieces cover all `len` elements and `f` wrote each of them (the contract); a
+    // panic in `f` propagates out of `for_each` before this line, dropping `v` with length 0.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// The debug sentinel of [`par_overwrite_chunks`]: a signalling NaN, which no arithmetic
+/// produces (operations on NaNs return quiet ones).
+const UNWRITTEN: u32 = 0x7fa5_a5a5;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn par_fill_chunks_zeroes_every_piece_before_the_kernel_runs() {
+    fn par_fill_chunks_with_zeroes_every_piece_before_the_kernel_runs() {
         // A kernel that accumulates (reads before writing) sees zeros, and every piece, the
         // short last one included, is visited once with its own index.
-        let v = par_fill_chunks(10, 4, |i, piece| {
+        let (v, firsts) = par_fill_chunks_with(10, 4, |i, piece| {
             for (j, x) in piece.iter_mut().enumerate() {
                 *x += (i * 100 + j) as f32;
             }
+            piece[0]
         });
         assert_eq!(v, vec![0., 1., 2., 3., 100., 101., 102., 103., 200., 201.]);
-        assert!(par_fill_chunks(0, 4, |_, _| unreachable!()).is_empty());
+        assert_eq!(firsts, vec![0., 100., 200.]);
+        assert!(par_fill_chunks_with(0, 4, |_, _| unreachable!()).0.is_empty());
         // Equal to par_zeros + par_chunks_mut on a larger buffer.
         let mut reference = par_zeros(100_003);
         reference
@@ -146,11 +189,41 @@ mod tests {
                     .enumerate()
                     .for_each(|(j, x)| *x += (i ^ j) as f32)
             });
-        let ours = par_fill_chunks(100_003, 777, |i, p| {
+        let (ours, _) = par_fill_chunks_with(100_003, 777, |i, p| {
             p.iter_mut()
                 .enumerate()
                 .for_each(|(j, x)| *x += (i ^ j) as f32)
         });
         assert_eq!(ours, reference);
+    }
+
+    #[test]
+    fn par_overwrite_chunks_hands_every_piece_to_the_kernel_once() {
+        // Every piece, the short last one included, is visited once with its own index, and
+        // what the kernel stores is what comes back.
+        // SAFETY: the kernel writes every element of its piece.
+        let v = unsafe {
+            par_overwrite_chunks(10, 4, |i, piece| {
+                for (j, x) in piece.iter_mut().enumerate() {
+                    *x = (i * 100 + j) as f32;
+                }
+            })
+        };
+        assert_eq!(v, vec![0., 1., 2., 3., 100., 101., 102., 103., 200., 201.]);
+        // SAFETY: no piece to write.
+        assert!(unsafe { par_overwrite_chunks(0, 4, |_, _| unreachable!()) }.is_empty());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "left element 2 unwritten")]
+    fn par_overwrite_chunks_catches_a_kernel_that_skips_an_element_in_debug_builds() {
+        // SAFETY: deliberately broken kernel; the debug check panics before the buffer escapes.
+        let _ = unsafe {
+            par_overwrite_chunks(3, 3, |_, piece| {
+                piece[0] = 1.0;
+                piece[1] = 2.0;
+            })
+        };
     }
 }

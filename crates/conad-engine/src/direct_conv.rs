@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_data::par_fill_chunks;
+use crate::cpu_data::par_overwrite_chunks;
 use crate::geometry::ConvGeometry;
 use crate::scratch::ScratchBuf;
 
@@ -132,7 +132,7 @@ pub fn direct_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let packed = pack_weights(g, w, mr);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
-    par_fill_chunks(g.batch * out_img, out_img, |img, y_img| {
+    let kernel = |img: usize, y_img: &mut [f32]| {
         let x_img = &x[img * in_img..][..in_img];
         let mut pad = ScratchBuf::take(g.in_channels * t.pad_height * t.pad_width);
         pad_image(g, &t, x_img, &mut pad);
@@ -146,7 +146,10 @@ pub fn direct_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                 avx512::image::<12>(g, &t, &packed, &pad, y_img)
             }
         };
-    })
+    };
+    // SAFETY: the kernel's tiles cover every output channel, row and column of its image and
+    // store each value once, without reading `y_img`.
+    unsafe { par_overwrite_chunks(g.batch * out_img, out_img, kernel) }
 }
 
 #[cfg(target_arch = "x86_64")]

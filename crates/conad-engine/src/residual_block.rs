@@ -23,7 +23,7 @@ use crate::batch_norm_op::{
 use crate::conv_backward::conv_backward;
 use crate::conv_forward::conv_forward;
 use crate::conv2d::Conv2d;
-use crate::cpu_data::{cpu_tensor, par_fill_chunks, storage_slice, with_tensor_slices};
+use crate::cpu_data::{cpu_tensor, par_overwrite_chunks, storage_slice, with_tensor_slices};
 use crate::direct_gradients::{Deposits, deposit};
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
@@ -102,22 +102,28 @@ fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
 
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
-    par_fill_chunks(a.len(), SPAN, |k, o| {
-        let (a, b) = (&a[k * SPAN..][..o.len()], &b[k * SPAN..][..o.len()]);
-        for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
-            *o = f(u, v);
-        }
-    })
+    // SAFETY: the loop stores every element of its piece.
+    unsafe {
+        par_overwrite_chunks(a.len(), SPAN, |k, o| {
+            let (a, b) = (&a[k * SPAN..][..o.len()], &b[k * SPAN..][..o.len()]);
+            for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
+                *o = f(u, v);
+            }
+        })
+    }
 }
 
 /// `out[i] = a[i] + (y[i] > 0 ? dy[i] : 0)`: the identity shortcut's input gradient plus the
 /// main branch's, through the final ReLU.
 fn add_masked(a: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
-    par_fill_chunks(a.len(), SPAN, |k, o| {
-        let r = k * SPAN..k * SPAN + o.len();
-        add_masked_span(o, &a[r.clone()], &y[r.clone()], &dy[r]);
-    })
+    // SAFETY: `add_masked_span` stores every element of `o`.
+    unsafe {
+        par_overwrite_chunks(a.len(), SPAN, |k, o| {
+            let r = k * SPAN..k * SPAN + o.len();
+            add_masked_span(o, &a[r.clone()], &y[r.clone()], &dy[r]);
+        })
+    }
 }
 
 avx512_fn! {

@@ -46,7 +46,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu_data::{par_fill_chunks, par_zeros};
+use crate::cpu_data::{par_overwrite_chunks, par_zeros};
 use crate::geometry::{ConvGeometry, MAX_GROUPS};
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
@@ -321,7 +321,7 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
     let parallel = g.batch.div_ceil(ipc) < rayon::current_num_threads();
-    par_fill_chunks(g.batch * out_img, ipc * out_img, |k, y_chunk| {
+    let kernel = |k: usize, y_chunk: &mut [f32]| {
         let images = y_chunk.len() / out_img;
         let x_chunk = &x[k * ipc * in_img..][..images * in_img];
         #[cfg(target_arch = "x86_64")]
@@ -329,7 +329,10 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
         unsafe {
             avx512::chunk(g, u, x_chunk, y_chunk, parallel)
         };
-    })
+    };
+    // SAFETY: the output transform stores every position of every output channel of the chunk
+    // (each 2×2 tile's in-bounds values) and reads none.
+    unsafe { par_overwrite_chunks(g.batch * out_img, ipc * out_img, kernel) }
 }
 
 /// The 16 GEMMs of one chunk: `m[ξ]` (`O × T`, row-major) `= U_ξ · V_ξ`, with `V_ξ` stored
