@@ -178,7 +178,11 @@ mod tests {
         });
         assert_eq!(v, vec![0., 1., 2., 3., 100., 101., 102., 103., 200., 201.]);
         assert_eq!(firsts, vec![0., 100., 200.]);
-        assert!(par_fill_chunks_with(0, 4, |_, _| unreachable!()).0.is_empty());
+        assert!(
+            par_fill_chunks_with(0, 4, |_, _| unreachable!())
+                .0
+                .is_empty()
+        );
         // Equal to par_zeros + par_chunks_mut on a larger buffer.
         let mut reference = par_zeros(100_003);
         reference

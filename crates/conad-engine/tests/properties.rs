@@ -653,6 +653,136 @@ fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
     }
 }
 
+/// The trunk (stem conv + batch norm + ReLU, then stages) as one op inside a
+/// `DirectGradients` scope gives the separate ops' output, every parameter gradient (and the
+/// input's when it tracks) and running statistics bit for bit; so does the layer-by-layer path
+/// it takes without a scope or with a frozen stem weight (no fused op then).
+#[test]
+fn fused_residual_network_is_bit_identical_to_the_separate_ops() {
+    use conad_engine::{DirectGradients, ResidualBlock, ResidualNetwork, ResidualStage};
+    let (cin, c1, c2) = (3, 4, 6);
+    // 0: separate ops, 1: network without a scope, 2: network in a scope (one op),
+    // 3: network in a scope with a frozen stem weight (layer by layer).
+    let run = |mode: u8, x_tracks: bool| -> Vec<u32> {
+        let xt = randn("net.x", &[3, cin, 8, 7], 1.0);
+        let x = Var::from_tensor(&xt).unwrap();
+        let input = if x_tracks { x.as_tensor().clone() } else { xt };
+        let conv = |name: &str, o: usize, i: usize, k: usize, stride: usize| {
+            let w = Var::from_tensor(&randn(name, &[o, i, k, k], 0.3)).unwrap();
+            let c = Conv2d::new(w.as_tensor().clone(), stride, k / 2).unwrap();
+            (c, w)
+        };
+        let (stem, wstem) = conv("net.stem", c1, cin, 3, 1);
+        let stem = if mode == 3 {
+            Conv2d::new(wstem.as_tensor().detach(), 1, 1).unwrap()
+        } else {
+            stem
+        };
+        let (a1, wa1) = conv("net.a1", c1, c1, 3, 1);
+        let (a2, wa2) = conv("net.a2", c1, c1, 3, 1);
+        let (b1, wb1) = conv("net.b1", c2, c1, 3, 2);
+        let (b2, wb2) = conv("net.b2", c2, c2, 3, 1);
+        let (bd, wbd) = conv("net.bd", c2, c1, 1, 2);
+        let (bns, vs) = bn_layer(c1, "net.bns");
+        let (bna1, va1) = bn_layer(c1, "net.bna1");
+        let (bna2, va2) = bn_layer(c1, "net.bna2");
+        let (bnb1, vb1) = bn_layer(c2, "net.bnb1");
+        let (bnb2, vb2) = bn_layer(c2, "net.bnb2");
+        let (bnbd, vbd) = bn_layer(c2, "net.bnbd");
+        let direct = (mode >= 2).then(DirectGradients::scope);
+        let y = if mode > 0 {
+            let first = [ResidualBlock {
+                conv1: &a1,
+                bn1: &bna1,
+                conv2: &a2,
+                bn2: &bna2,
+                downsample: None,
+            }];
+            let second = [ResidualBlock {
+                conv1: &b1,
+                bn1: &bnb1,
+                conv2: &b2,
+                bn2: &bnb2,
+                downsample: Some((&bd, &bnbd)),
+            }];
+            let stages = [
+                ResidualStage { blocks: &first },
+                ResidualStage { blocks: &second },
+            ];
+            let net = ResidualNetwork {
+                stem_conv: &stem,
+                stem_bn: &bns,
+                stages: &stages,
+            };
+            let fused = net.forward_fused(&input, true).unwrap();
+            assert_eq!(fused.is_some(), mode == 2, "one op exactly in mode 2");
+            // Once through `forward` as well (running statistics move twice in every mode).
+            let _ = net.forward(&input, true).unwrap();
+            fused.unwrap_or_else(|| net.forward(&input, true).unwrap())
+        } else {
+            let mut last = None;
+            for _ in 0..2 {
+                let h = bns.forward_conv(&stem, &input, true, true).unwrap();
+                let a = bna1.forward_conv(&a1, &h, true, true).unwrap();
+                let b = bna2.forward_conv(&a2, &a, true, false).unwrap();
+                let h = conad_engine::add_relu(&b, &h).unwrap();
+                let a = bnb1.forward_conv(&b1, &h, true, true).unwrap();
+                let b = bnb2.forward_conv(&b2, &a, true, false).unwrap();
+                let s = bnbd.forward_conv(&bd, &h, true, false).unwrap();
+                last = Some(conad_engine::add_relu(&b, &s).unwrap());
+            }
+            last.unwrap()
+        };
+        let r = randn("net.r", y.dims(), 1.0);
+        let mut grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        if let Some(direct) = direct {
+            direct.merge_into(&mut grads).unwrap();
+        }
+        let mut bits = Vec::new();
+        let mut push = |t: &Tensor| push_bits(&mut bits, t);
+        push(&y);
+        let mut vars = vec![&wa1, &wa2, &wb1, &wb2, &wbd];
+        if mode != 3 {
+            vars.push(&wstem);
+        }
+        let bns_vars = [&vs, &va1, &va2, &vb1, &vb2, &vbd];
+        for v in bns_vars {
+            vars.extend(&v[..2]);
+        }
+        if x_tracks {
+            vars.push(&x);
+        }
+        for v in vars {
+            push(
+                grads
+                    .get(v.as_tensor())
+                    .expect("a gradient for every variable"),
+            );
+        }
+        for v in bns_vars {
+            for running in &v[2..] {
+                push(running.as_tensor());
+            }
+        }
+        bits
+    };
+    for x_tracks in [true, false] {
+        let separate = run(0, x_tracks);
+        for mode in [1, 2] {
+            let what = format!("mode {mode}, x tracks {x_tracks}");
+            assert_same_bits(&run(mode, x_tracks), &separate, &what);
+        }
+        // Frozen stem: the same values without the stem weight's gradient.
+        let frozen = run(3, x_tracks);
+        let stem_grad = 3 * 3 * cin * c1;
+        let y_len = 3 * c2 * 4 * 4;
+        let grads_before_stem = y_len + (c1 * c1 * 9) * 2 + c2 * c1 * 9 + c2 * c2 * 9 + c2 * c1;
+        let mut want = separate.clone();
+        want.drain(grads_before_stem..grads_before_stem + stem_grad);
+        assert_same_bits(&frozen, &want, &format!("frozen stem, x tracks {x_tracks}"));
+    }
+}
+
 /// A fused block built inside a `DirectGradients` scope whose backward runs after the scope
 /// ended reports an error instead of dropping its parameter gradients.
 #[test]

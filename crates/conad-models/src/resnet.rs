@@ -161,6 +161,29 @@ impl ResNet {
         }
     }
 
+    /// Stem and stages up to `stage` as conad-engine's one-op `ResidualNetwork` (CIFAR stem,
+    /// training inside a `DirectGradients` scope), or `None` for the layer-by-layer path.
+    fn trunk_fused(&self, x: &Tensor, stage: Stage, train: bool) -> Result<Option<Tensor>> {
+        if self.config.stem != Stem::Cifar {
+            return Ok(None);
+        }
+        let blocks: Vec<Vec<_>> = self.layers[..=stage.index()]
+            .iter()
+            .map(|layer| layer.iter().map(BasicBlock::engine_block).collect())
+            .collect();
+        let stages: Vec<_> = blocks
+            .iter()
+            .map(|b| conad_engine::ResidualStage { blocks: b })
+            .collect();
+        conad_engine::ResidualNetwork {
+            stem_conv: &self.conv1,
+            stem_bn: self.bn1.engine(),
+            stages: &stages,
+        }
+        .forward_fused(x, train)
+        .map_err(|e| engine_error(e, "resnet"))
+    }
+
     fn run_stage(&self, stage: Stage, mut x: Tensor, train: bool) -> Result<Tensor> {
         let layers = &self.layers[stage.index()];
         // The first block sets the stage's map size; when it runs on the engine, so do the
@@ -211,6 +234,9 @@ impl ResNet {
     /// As [`ResNet::forward_stages`].
     pub fn forward_to(&self, x: &Tensor, stage: Stage, train: bool) -> Result<Tensor> {
         self.check_input(x)?;
+        if let Some(y) = self.trunk_fused(x, stage, train)? {
+            return Ok(y);
+        }
         let mut h = self.stem(x, train)?;
         for s in Stage::ALL.into_iter().take(stage.index() + 1) {
             h = self.run_stage(s, h, train)?;
