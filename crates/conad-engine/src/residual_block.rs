@@ -14,6 +14,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 use crate::batch_norm::BatchNorm2d;
@@ -95,21 +97,20 @@ pub(crate) fn poisoned() -> candle_core::Error {
     candle_core::Error::Msg("residual block state poisoned".into())
 }
 
-/// `out[i] = a[i] + b[i]` in parallel blocks.
-fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
-    zip_map(a, b, |u, v| u + v)
+/// `a[i] += b[i]` in parallel spans (in place: no fresh buffer for the sum).
+fn add_into(a: &mut [f32], b: &[f32]) {
+    const SPAN: usize = 1 << 14;
+    a.par_chunks_mut(SPAN)
+        .zip(b.par_chunks(SPAN))
+        .for_each(|(a, b)| add_span(a, b));
 }
 
-fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    const SPAN: usize = 1 << 14;
-    // SAFETY: the loop stores every element of its piece.
-    unsafe {
-        par_overwrite_chunks(a.len(), SPAN, |k, o| {
-            let (a, b) = (&a[k * SPAN..][..o.len()], &b[k * SPAN..][..o.len()]);
-            for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
-                *o = f(u, v);
-            }
-        })
+avx512_fn! {
+    /// `a += b` over one span.
+    fn add_span(a: &mut [f32], b: &[f32]) {
+        for (u, &v) in a.iter_mut().zip(b) {
+            *u += v;
+        }
     }
 }
 
@@ -287,7 +288,10 @@ impl BlockCore {
                 let (dxd, dwd) = conv_backward(gd, xs, p[6], &dzd, need_dx, true);
                 grads.extend([dwd.unwrap_or_default(), dgd, dbd]);
                 match (dx1, dxd) {
-                    (Some(a), Some(b)) => Some(add(&a, &b)),
+                    (Some(mut a), Some(b)) => {
+                        add_into(&mut a, &b);
+                        Some(a)
+                    }
                     _ => None,
                 }
             }
