@@ -119,8 +119,8 @@ pub fn par_fill_chunks_with<R: Send>(
 
 /// A fresh buffer of `len` values cut into `chunk`-value pieces, each handed to `f(index, piece)`
 /// in parallel **without** being zeroed first: for kernels that store every value of their piece
-/// (element-wise maps, convolution outputs). The zero-fill of [`par_fill_chunks`] was a second
-/// pass over every activation: 5 % of a width-1/4 training step (`perf`, docs/engine.md).
+/// (element-wise maps, convolution outputs), where the zero-fill of [`par_fill_chunks_with`]
+/// would be a second pass over every activation (measurements: docs/engine.md, "Memory").
 ///
 /// # Safety
 /// `f` must write every element of `piece` before reading it (and never read it otherwise): the
