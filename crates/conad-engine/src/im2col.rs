@@ -109,12 +109,12 @@ pub(crate) fn columns<'a>(
 ///
 /// Same-size stride-1 layers copy each plane at a constant shift (`PlaneShift`). Rows that fit
 /// the AVX-512 permutes (stride ≤ 2, `W` ≤ 32, `Wo` ≤ 16: every stride-2 layer of a 28- or
-/// 32-px ResNet-18) take [`row_permutes::im2col_rows`]. Other geometries with output rows of at
+/// 32-px ResNet-18) take `row_permutes::im2col_rows`. Other geometries with output rows of at
 /// least `LONG_ROW` pixels first copy each plane into a zero-bordered buffer and then gather
 /// every kernel offset's rows from it without bounds checks (`gather_rows`; stride 2 by
 /// AVX-512 permutes): the per-row edge handling (two tiny `memset` calls per output row) made
 /// im2col 41 % of a width-1/4 stride-2 layer's time (`perf`, `bench_conv`). Shorter rows take
-/// the per-row loops ([`im2col_rows`]).
+/// the per-row loops (`im2col_rows`).
 pub fn im2col(g: &ConvGeometry, images: &[f32], n: usize, cols: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
     let (ho, wo) = (g.out_height(), g.out_width());
@@ -290,12 +290,12 @@ fn even_elements_avx512(src: &[f32], dst: &mut [f32]) {
 /// Folds `cols` (`C·k² × n·Ho·Wo`) back into `images` (`n × C × H × W`), *adding* every column
 /// entry to the input pixel it was copied from; pixels no window touches keep their value.
 ///
-/// Kernels larger than 1×1 whose rows fit the AVX-512 permutes ([`col2im_permutes`]) add each
-/// kernel offset's rows into a full-vector copy of the plane ([`row_permutes::col2im_rows`]).
+/// Kernels larger than 1×1 whose rows fit the AVX-512 permutes (`col2im_permutes`) add each
+/// kernel offset's rows into a full-vector copy of the plane (`row_permutes::col2im_rows`).
 /// Otherwise, with output rows of at least `LONG_ROW` pixels, each plane's contributions are
 /// summed in a zero-bordered buffer in kernel-offset order (rows added without bounds checks,
 /// stride 2 by AVX-512 permutes, `scatter_add_rows`) and the buffer's interior is then added to
-/// the image; shorter rows are added straight into the image ([`col2im_rows`]). All paths give the
+/// the image; shorter rows are added straight into the image (`col2im_rows`). All paths give the
 /// same bits on a zero destination (the engine's use).
 pub fn col2im_add(g: &ConvGeometry, cols: &[f32], n: usize, images: &mut [f32]) {
     let (h, w, k, s, p) = (g.height, g.width, g.kernel, g.stride, g.padding);
