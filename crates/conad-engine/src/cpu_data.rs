@@ -142,8 +142,12 @@ pub unsafe fn par_overwrite_chunks(
                     x.write(f32::from_bits(UNWRITTEN));
                 }
             }
-            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller's contract is that
-            // `f` writes every element before it reads any, so no uninitialised value is read.
+            // SAFETY: `MaybeUninit<f32>` has the layout of `f32` and the piece is aligned and
+            // dereferenceable. The reference points to uninitialised floats in release builds:
+            // a deliberate choice resting on Rust's operational semantics as Miri checks them
+            // (a reference must be aligned and dereferenceable; reading an uninitialised value
+            // is what is undefined), which `std`'s `MaybeUninit` docs state more conservatively.
+            // The caller's contract excludes every read before a write.
             let piece = unsafe { &mut *(std::ptr::from_mut(piece) as *mut [f32]) };
             f(i, piece);
             if cfg!(debug_assertions)

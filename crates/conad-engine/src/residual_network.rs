@@ -16,10 +16,14 @@ use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slices};
 use crate::direct_gradients::{Deposits, deposit};
 use crate::error::Result;
 use crate::geometry::ConvGeometry;
-use crate::residual_block::{DirectBlockOp, direct_deposits, poisoned};
+use crate::residual_block::{DirectBlockOp, direct_deposits};
 use crate::residual_stage::ResidualStage;
 
 const NAME: &str = "conad-residual-network";
+
+fn poisoned() -> candle_core::Error {
+    candle_core::Error::Msg(format!("{NAME}: state poisoned"))
+}
 
 /// The trunk on `(x, w_stem)`: the stem weight is the op's second input so that candle runs
 /// the backward even when `x` (images) tracks nothing; every other parameter is read in place
@@ -75,6 +79,9 @@ impl CustomOp2 for NetworkOp {
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let inner = self.inner.lock().map_err(|_| poisoned())?;
+        if inner.len() != self.blocks.len() {
+            candle_core::bail!("{NAME}: backward before forward");
+        }
         let mut all = vec![x.clone(), w.clone(), y.clone(), dy.clone()];
         all.extend(self.stem_affine.iter().cloned());
         let (dx, dw, dgamma, dbeta) = with_tensor_slices(NAME, &all, |s| {
@@ -96,9 +103,12 @@ impl CustomOp2 for NetworkOp {
                 b.deposit(grads)?;
                 grad = dx;
             }
-            let (stem_out, dstem) = match &grad {
-                Some(g) => (inner[0].as_slice(), g.as_slice()),
-                None => (ys, dys),
+            let (stem_out, dstem) = match (&grad, self.blocks.is_empty()) {
+                (_, true) => (ys, dys),
+                (Some(g), false) => (inner[0].as_slice(), g.as_slice()),
+                (None, false) => {
+                    candle_core::bail!("{NAME}: the first block gave no input gradient")
+                }
             };
             self.stem.backward(
                 NAME,
@@ -160,7 +170,11 @@ impl ResidualNetwork<'_> {
     /// [`crate::Error::Shape`] when `x` does not fit a convolution or a shortcut.
     pub fn forward_fused(&self, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
         let w = self.stem_conv.weight();
-        if !train || !self.stem_conv.uses_engine(x) || !w.is_variable() {
+        if !train
+            || crate::direct_gradients::current().is_none()
+            || !self.stem_conv.uses_engine(x)
+            || !w.is_variable()
+        {
             return Ok(None);
         }
         let g = ConvGeometry::new(

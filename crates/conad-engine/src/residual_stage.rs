@@ -44,6 +44,9 @@ impl CustomOp1 for StageOp {
 
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let inner = self.inner.lock().map_err(|_| poisoned())?;
+        if inner.len() + 1 != self.blocks.len() {
+            candle_core::bail!("{}: backward before forward", self.name());
+        }
         let last = self.blocks.len() - 1;
         let dx = with_tensor_slices(NAME, &[x.clone(), y.clone(), dy.clone()], |s| {
             let mut grad: Option<Vec<f32>> = None;

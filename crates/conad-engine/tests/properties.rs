@@ -716,6 +716,10 @@ fn fused_residual_network_is_bit_identical_to_the_separate_ops() {
             };
             let fused = net.forward_fused(&input, true).unwrap();
             assert_eq!(fused.is_some(), mode == 2, "one op exactly in mode 2");
+            assert!(
+                net.forward_fused(&input, false).unwrap().is_none(),
+                "evaluation runs layer by layer"
+            );
             // Once through `forward` as well (running statistics move twice in every mode).
             let _ = net.forward(&input, true).unwrap();
             fused.unwrap_or_else(|| net.forward(&input, true).unwrap())

@@ -175,13 +175,19 @@ impl ResNet {
             .iter()
             .map(|b| conad_engine::ResidualStage { blocks: b })
             .collect();
-        conad_engine::ResidualNetwork {
+        let fused = conad_engine::ResidualNetwork {
             stem_conv: &self.conv1,
             stem_bn: self.bn1.engine(),
             stages: &stages,
         }
-        .forward_fused(x, train)
-        .map_err(|e| engine_error(e, "resnet"))
+        .forward_fused(x, train);
+        match fused {
+            Ok(y) => Ok(y),
+            // A shape that does not fit some layer: the layer-by-layer path reports it with
+            // that layer's name.
+            Err(conad_engine::Error::Shape { .. }) => Ok(None),
+            Err(e) => Err(engine_error(e, "resnet")),
+        }
     }
 
     fn run_stage(&self, stage: Stage, mut x: Tensor, train: bool) -> Result<Tensor> {

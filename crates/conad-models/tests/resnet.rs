@@ -185,8 +185,13 @@ fn direct_gradients_equal_the_graph_path_bit_for_bit() {
         let scope = direct.then(conad_engine::DirectGradients::scope);
         let a = net.features(&input((4, 3, 12, 12), 7), true).unwrap();
         let b = net.features(&input((4, 3, 12, 12), 8), true).unwrap();
+        // A truncated pass too (UniCon-HA's stage heads): stem and two stages as one op.
+        let c = net
+            .forward_to(&input((4, 3, 12, 12), 9), Stage::Res2, true)
+            .unwrap();
         let loss = ((a.sqr().unwrap().sum_all().unwrap() * 0.5).unwrap()
-            + (&a * &b).unwrap().sum_all().unwrap())
+            + (&a * &b).unwrap().sum_all().unwrap()
+            + (c.sum_all().unwrap() * 0.25).unwrap())
         .unwrap();
         let mut grads = loss.backward().unwrap();
         if let Some(scope) = scope {
@@ -228,6 +233,18 @@ fn bad_inputs_give_typed_errors() {
             assert!(layer.starts_with("layer4"), "{layer}");
         }
         other => panic!("{other:?}"),
+    }
+    // The same inside a DirectGradients scope (as the trainer runs): the one-op trunk steps aside
+    // and the layer reports its own error.
+    {
+        let _scope = conad_engine::DirectGradients::scope();
+        match net.features(&input((1, 3, 8, 8), 0), true) {
+            Err(Error::BatchNormTooFewValues { layer, count, .. }) => {
+                assert_eq!(count, 1);
+                assert!(layer.starts_with("layer4"), "{layer}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
     // The same input is fine in evaluation mode.
     assert!(net.features(&input((1, 3, 8, 8), 0), false).is_ok());
