@@ -16,8 +16,8 @@ use crate::cpu_data::{cpu_tensor, storage_slice, with_tensor_slices};
 use crate::direct_gradients::{Deposits, deposit};
 use crate::error::Result;
 use crate::geometry::ConvGeometry;
-use crate::residual_block::{DirectBlockOp, direct_deposits};
-use crate::residual_stage::ResidualStage;
+use crate::residual_block::direct_deposits;
+use crate::residual_stage::{BlockChain, ResidualStage};
 
 const NAME: &str = "conad-residual-network";
 
@@ -33,10 +33,10 @@ struct NetworkOp {
     stem: ConvBnCore,
     /// The stem batch norm's `γ` and `β`.
     stem_affine: [Tensor; 2],
-    blocks: Vec<DirectBlockOp>,
+    blocks: BlockChain,
     deposits: Deposits,
-    /// The stem's output and every block's but the last, kept by the forward.
-    inner: Arc<Mutex<Vec<Vec<f32>>>>,
+    /// The stem's output (the blocks' input), kept by the forward.
+    stem_out: Arc<Mutex<Option<Vec<f32>>>>,
 }
 
 impl CustomOp2 for NetworkOp {
@@ -56,19 +56,9 @@ impl CustomOp2 for NetworkOp {
         let stem = with_tensor_slices(NAME, &self.stem_affine, |gb| {
             self.stem.forward(NAME, x, w, gb[0], gb[1])
         })?;
-        let mut outs = vec![stem];
-        for b in &self.blocks {
-            let input = outs.last().map_or(x, Vec::as_slice);
-            let out = with_tensor_slices(NAME, &b.params, |p| b.core.forward(input, p))?;
-            outs.push(out);
-        }
-        let shape = match self.blocks.last() {
-            Some(last) => last.core.out_shape(),
-            None => self.stem.out_shape(),
-        };
-        let y = outs.pop().unwrap_or_default();
-        *self.inner.lock().map_err(|_| poisoned())? = outs;
-        Ok((CpuStorage::F32(y), shape))
+        let y = self.blocks.forward(&stem)?;
+        *self.stem_out.lock().map_err(|_| poisoned())? = Some(stem);
+        Ok((CpuStorage::F32(y), self.blocks.out_shape()?))
     }
 
     fn bwd(
@@ -78,37 +68,16 @@ impl CustomOp2 for NetworkOp {
         y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let inner = self.inner.lock().map_err(|_| poisoned())?;
-        if inner.len() != self.blocks.len() {
+        let stem_out = self.stem_out.lock().map_err(|_| poisoned())?;
+        let Some(stem_out) = stem_out.as_deref() else {
             candle_core::bail!("{NAME}: backward before forward");
-        }
+        };
         let mut all = vec![x.clone(), w.clone(), y.clone(), dy.clone()];
         all.extend(self.stem_affine.iter().cloned());
         let (dx, dw, dgamma, dbeta) = with_tensor_slices(NAME, &all, |s| {
             let (xs, ws, ys, dys, gamma) = (s[0], s[1], s[2], s[3], s[4]);
-            // `inner[k]` is block k's input (inner[0] the stem's output).
-            let output_of = |k: usize| {
-                if k + 1 == self.blocks.len() {
-                    ys
-                } else {
-                    &inner[k + 1]
-                }
-            };
-            let mut grad: Option<Vec<f32>> = None;
-            for (k, b) in self.blocks.iter().enumerate().rev() {
-                let dout = grad.as_deref().unwrap_or(dys);
-                let (dx, grads) = with_tensor_slices(NAME, &b.params, |p| {
-                    b.core.backward(&inner[k], output_of(k), dout, p, true)
-                })?;
-                b.deposit(grads)?;
-                grad = dx;
-            }
-            let (stem_out, dstem) = match (&grad, self.blocks.is_empty()) {
-                (_, true) => (ys, dys),
-                (Some(g), false) => (inner[0].as_slice(), g.as_slice()),
-                (None, false) => {
-                    candle_core::bail!("{NAME}: the first block gave no input gradient")
-                }
+            let Some(dstem) = self.blocks.backward(stem_out, ys, dys, true)? else {
+                candle_core::bail!("{NAME}: the first block gave no input gradient");
             };
             self.stem.backward(
                 NAME,
@@ -116,7 +85,7 @@ impl CustomOp2 for NetworkOp {
                 ws,
                 gamma,
                 stem_out,
-                dstem,
+                &dstem,
                 x.track_op(),
                 w.track_op(),
             )
@@ -187,15 +156,13 @@ impl ResidualNetwork<'_> {
         if g.out_channels != channels || g.batch * g.out_pixels() < 2 {
             return Ok(None);
         }
-        let mut dims = vec![g.batch, g.out_channels, g.out_height(), g.out_width()];
-        let mut fused = Vec::new();
-        for block in self.stages.iter().flat_map(|s| s.blocks) {
-            let Some(f) = block.fused(&dims, x, train)? else {
-                return Ok(None);
-            };
-            let g2 = &f.core.g2;
-            dims = vec![g2.batch, g2.out_channels, g2.out_height(), g2.out_width()];
-            fused.push(f);
+        let dims = vec![g.batch, g.out_channels, g.out_height(), g.out_width()];
+        let blocks = || self.stages.iter().flat_map(|s| s.blocks);
+        let Some(fused) = BlockChain::fuse(blocks(), dims, x, train)? else {
+            return Ok(None);
+        };
+        if fused.is_empty() {
+            return Ok(None);
         }
         let (gamma, beta) = self.stem_bn.affine(channels, x.device())?;
         let mut all: Vec<Tensor> = vec![gamma.clone(), beta.clone()];
@@ -204,7 +171,7 @@ impl ResidualNetwork<'_> {
             return Ok(None);
         };
         let stem_saved = Arc::new(Mutex::new(ConvBnSaved::default()));
-        let block_saved: Vec<_> = fused.iter().map(|f| f.core.saved.clone()).collect();
+        let chain = BlockChain::new(fused, &deposits);
         let op = NetworkOp {
             stem: ConvBnCore {
                 g,
@@ -213,26 +180,16 @@ impl ResidualNetwork<'_> {
                 saved: stem_saved.clone(),
             },
             stem_affine: [gamma, beta],
-            blocks: fused
-                .into_iter()
-                .map(|f| DirectBlockOp {
-                    core: f.core,
-                    params: f.params,
-                    deposits: deposits.clone(),
-                })
-                .collect(),
+            blocks: chain.clone(),
             deposits,
-            inner: Arc::default(),
+            stem_out: Arc::default(),
         };
         let y = x.contiguous()?.apply_op2(&w.contiguous()?, op)?;
         let stats = stem_saved.lock().map_err(|_| poisoned())?.stats();
         if let Some(stats) = stats {
             self.stem_bn.update_running(&stats)?;
         }
-        let blocks = self.stages.iter().flat_map(|s| s.blocks);
-        for (block, saved) in blocks.zip(&block_saved) {
-            block.update_running(saved)?;
-        }
+        chain.update_running(blocks())?;
         Ok(Some(y))
     }
 }

@@ -34,6 +34,36 @@ fn assert_same_bits(got: &[u32], want: &[u32], what: &str) {
     assert_eq!(differ, 0, "{what}: {differ} values differ");
 }
 
+/// A bias-free convolution ("same" padding) whose weight is a fresh variable.
+fn conv_layer(seed: &str, o: usize, i: usize, k: usize, stride: usize) -> (Conv2d, Var) {
+    let w = Var::from_tensor(&randn(seed, &[o, i, k, k], 0.3)).unwrap();
+    let c = Conv2d::new(w.as_tensor().clone(), stride, k / 2).unwrap();
+    (c, w)
+}
+
+/// The bits of `y`, of the gradients of `weights`, of each batch norm's `γ`, `β` (the first two
+/// of [`bn_layer`]'s variables) and of `x` when given, then of the batch norms' running
+/// statistics.
+fn result_bits(
+    y: &Tensor,
+    grads: &candle_core::backprop::GradStore,
+    weights: &[&Var],
+    bns: &[&Vec<Var>],
+    x: Option<&Var>,
+) -> Vec<u32> {
+    let mut bits = Vec::new();
+    push_bits(&mut bits, y);
+    let affine = bns.iter().flat_map(|v| &v[..2]);
+    for v in weights.iter().copied().chain(affine).chain(x) {
+        let g = grads.get(v.as_tensor());
+        push_bits(&mut bits, g.expect("a gradient for every variable"));
+    }
+    for running in bns.iter().flat_map(|v| &v[2..]) {
+        push_bits(&mut bits, running.as_tensor());
+    }
+    bits
+}
+
 fn bn_layer(channels: usize, seed: &str) -> (BatchNorm2d, Vec<Var>) {
     let gamma =
         Var::from_tensor(&(randn(&format!("{seed}.g"), &[channels], 0.3) + 1.0).unwrap()).unwrap();
@@ -570,16 +600,11 @@ fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
         let xt = randn("st.x", &[4, cin, 9, 7], 1.0);
         let x = Var::from_tensor(&xt).unwrap();
         let input = if x_tracks { x.as_tensor().clone() } else { xt };
-        let conv = |name: &str, o: usize, i: usize, k: usize, stride: usize| {
-            let w = Var::from_tensor(&randn(name, &[o, i, k, k], 0.3)).unwrap();
-            let c = Conv2d::new(w.as_tensor().clone(), stride, k / 2).unwrap();
-            (c, w)
-        };
-        let (a1, wa1) = conv("st.a1", cout, cin, 3, 2);
-        let (a2, wa2) = conv("st.a2", cout, cout, 3, 1);
-        let (ad, wad) = conv("st.ad", cout, cin, 1, 2);
-        let (b1, wb1) = conv("st.b1", cout, cout, 3, 1);
-        let (b2, wb2) = conv("st.b2", cout, cout, 3, 1);
+        let (a1, wa1) = conv_layer("st.a1", cout, cin, 3, 2);
+        let (a2, wa2) = conv_layer("st.a2", cout, cout, 3, 1);
+        let (ad, wad) = conv_layer("st.ad", cout, cin, 1, 2);
+        let (b1, wb1) = conv_layer("st.b1", cout, cout, 3, 1);
+        let (b2, wb2) = conv_layer("st.b2", cout, cout, 3, 1);
         let (bna1, va1) = bn_layer(cout, "st.bna1");
         let (bna2, va2) = bn_layer(cout, "st.bna2");
         let (bnad, vad) = bn_layer(cout, "st.bnad");
@@ -620,29 +645,9 @@ fn fused_residual_stage_is_bit_identical_to_the_separate_ops() {
         if let Some(direct) = direct {
             direct.merge_into(&mut grads).unwrap();
         }
-        let mut bits = Vec::new();
-        let mut push = |t: &Tensor| push_bits(&mut bits, t);
-        push(&y);
-        let mut vars = vec![&wa1, &wa2, &wad, &wb1, &wb2];
-        for v in [&va1, &va2, &vad, &vb1, &vb2] {
-            vars.extend(&v[..2]);
-        }
-        if x_tracks {
-            vars.push(&x);
-        }
-        for v in vars {
-            push(
-                grads
-                    .get(v.as_tensor())
-                    .expect("a gradient for every variable"),
-            );
-        }
-        for v in [&va1, &va2, &vad, &vb1, &vb2] {
-            for running in &v[2..] {
-                push(running.as_tensor());
-            }
-        }
-        bits
+        let weights = [&wa1, &wa2, &wad, &wb1, &wb2];
+        let bns = [&va1, &va2, &vad, &vb1, &vb2];
+        result_bits(&y, &grads, &weights, &bns, x_tracks.then_some(&x))
     };
     for x_tracks in [true, false] {
         let separate = run(0, x_tracks);
@@ -667,22 +672,17 @@ fn fused_residual_network_is_bit_identical_to_the_separate_ops() {
         let xt = randn("net.x", &[3, cin, 8, 7], 1.0);
         let x = Var::from_tensor(&xt).unwrap();
         let input = if x_tracks { x.as_tensor().clone() } else { xt };
-        let conv = |name: &str, o: usize, i: usize, k: usize, stride: usize| {
-            let w = Var::from_tensor(&randn(name, &[o, i, k, k], 0.3)).unwrap();
-            let c = Conv2d::new(w.as_tensor().clone(), stride, k / 2).unwrap();
-            (c, w)
-        };
-        let (stem, wstem) = conv("net.stem", c1, cin, 3, 1);
+        let (stem, wstem) = conv_layer("net.stem", c1, cin, 3, 1);
         let stem = if mode == 3 {
             Conv2d::new(wstem.as_tensor().detach(), 1, 1).unwrap()
         } else {
             stem
         };
-        let (a1, wa1) = conv("net.a1", c1, c1, 3, 1);
-        let (a2, wa2) = conv("net.a2", c1, c1, 3, 1);
-        let (b1, wb1) = conv("net.b1", c2, c1, 3, 2);
-        let (b2, wb2) = conv("net.b2", c2, c2, 3, 1);
-        let (bd, wbd) = conv("net.bd", c2, c1, 1, 2);
+        let (a1, wa1) = conv_layer("net.a1", c1, c1, 3, 1);
+        let (a2, wa2) = conv_layer("net.a2", c1, c1, 3, 1);
+        let (b1, wb1) = conv_layer("net.b1", c2, c1, 3, 2);
+        let (b2, wb2) = conv_layer("net.b2", c2, c2, 3, 1);
+        let (bd, wbd) = conv_layer("net.bd", c2, c1, 1, 2);
         let (bns, vs) = bn_layer(c1, "net.bns");
         let (bna1, va1) = bn_layer(c1, "net.bna1");
         let (bna2, va2) = bn_layer(c1, "net.bna2");
@@ -742,33 +742,12 @@ fn fused_residual_network_is_bit_identical_to_the_separate_ops() {
         if let Some(direct) = direct {
             direct.merge_into(&mut grads).unwrap();
         }
-        let mut bits = Vec::new();
-        let mut push = |t: &Tensor| push_bits(&mut bits, t);
-        push(&y);
-        let mut vars = vec![&wa1, &wa2, &wb1, &wb2, &wbd];
+        let mut weights = vec![&wa1, &wa2, &wb1, &wb2, &wbd];
         if mode != 3 {
-            vars.push(&wstem);
+            weights.push(&wstem);
         }
-        let bns_vars = [&vs, &va1, &va2, &vb1, &vb2, &vbd];
-        for v in bns_vars {
-            vars.extend(&v[..2]);
-        }
-        if x_tracks {
-            vars.push(&x);
-        }
-        for v in vars {
-            push(
-                grads
-                    .get(v.as_tensor())
-                    .expect("a gradient for every variable"),
-            );
-        }
-        for v in bns_vars {
-            for running in &v[2..] {
-                push(running.as_tensor());
-            }
-        }
-        bits
+        let bns = [&vs, &va1, &va2, &vb1, &vb2, &vbd];
+        result_bits(&y, &grads, &weights, &bns, x_tracks.then_some(&x))
     };
     for x_tracks in [true, false] {
         let separate = run(0, x_tracks);
