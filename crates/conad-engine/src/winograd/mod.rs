@@ -1,63 +1,52 @@
-//! Winograd F(2×2, 3×3) convolution for 3×3, stride-1, padding-1 layers.
+//! Winograd convolution for 3×3, stride-1, padding-1 layers: F(2×2, 3×3) ([`f2x3`]) and
+//! F(4×4, 3×3) ([`f4x3`]) behind one driver.
 //!
 //! Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), §4, eq. (8):
-//! each 2×2 output tile is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the tile's 4×4 input patch `d`
-//! and the 3×3 kernel `g`, with
-//!
-//! ```text
-//!      ⎡1  0 −1  0⎤        ⎡ 1    0    0 ⎤
-//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢1/2  1/2  1/2⎥    Aᵀ = ⎡1 1  1  0⎤
-//!      ⎢0 −1  1  0⎥        ⎢1/2 −1/2  1/2⎥         ⎣0 1 −1 −1⎦
-//!      ⎣0  1  0 −1⎦        ⎣ 0    0    1 ⎦
-//! ```
-//!
-//! Summed over input channels, the element-wise products become 16 independent GEMMs, one per
-//! position `ξ` of the 4×4 transformed tile: `M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T)` over the
-//! `T` tiles of a chunk of images. That is 16 multiply-adds per tile and channel pair where the
-//! direct convolution needs 36 (2.25× fewer), on operands shaped for a packed GEMM however small
-//! the feature map is — which suits ResNet-18's 256- and 512-channel layers on 8×8, 7×7 and 4×4
-//! maps (why this matters, with measurements: `docs/engine.md`).
+//! each `m×m` output tile is `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` for the tile's `(m+2)×(m+2)`
+//! input patch `d` and the 3×3 kernel `g`. Summed over input channels, the element-wise products
+//! become `(m+2)²` independent GEMMs, one per position `ξ` of the transformed tile:
+//! `M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T)` over the `T` tiles of a chunk of images — on
+//! operands shaped for a packed GEMM however small the feature map is, which suits ResNet-18's
+//! 256- and 512-channel layers on 8×8, 7×7 and 4×4 maps (why this matters, with measurements:
+//! `docs/engine.md`). A [`Tiling`] supplies one algorithm's transforms; the chunking, packing,
+//! GEMMs and scatter here are shared.
 //!
 //! Layouts: `U` is `[o][ξ][c]`; the input transform runs on 16 channels at a time (one AVX-512
 //! vector) from a zero-bordered, channel-minor copy of the image (all channels of a pixel
-//! contiguous, so each tile's 16 stores per `ξ` fill whole cache lines), and writes `V_ξ` tile-major
+//! contiguous, so each tile's stores per `ξ` fill whole cache lines), and writes `V_ξ` tile-major
 //! (`[ξ][t][c]`, read by the GEMM as a column-major `C × T` matrix); the output transform runs on
-//! 16 tiles at a time from `M` (`[ξ][o][t]`) and scatters the 2×2 results into NCHW. Consecutive
-//! `ξ` blocks of `V`, `dM` and `M` sit one cache line further apart than their length
-//! ([`xi_stride`]), so that the 16 streams of a transform never share L1 sets.
+//! 16 tiles at a time from `M` (`[ξ][o][t]`) and scatters the `m×m` results into NCHW.
+//! Consecutive `ξ` blocks of `V`, `dM` and `M` sit one cache line further apart than their
+//! length ([`xi_stride`]), so that the store streams of a transform never share L1 sets.
 //!
 //! The input gradient of such a layer is the same convolution of the output gradient with the
-//! flipped, transposed kernel; flipping a 3×3 kernel swaps rows and columns 0 and 3 of its
-//! transform (`G J = Q G` with `J` the 3×3 and `Q` the 0↔3 reversal), so [`winograd_grad_input`]
-//! transforms the layer's own kernel straight into the transposed, index-permuted layout its
-//! GEMMs read like the forward's (`U'[c][ξ][o] = U[o][Qξ][c]`, no flipped copy of the weight).
-//! Both kernel transforms load 16 kernels' taps with gathers. The weight gradient
+//! flipped, transposed kernel ([`Tiling::flipped_kernel_transform`]). The weight gradient
 //! ([`winograd_grad_weight`]) transforms output-gradient tiles (`A dY Aᵀ`) and input tiles
-//! (`Bᵀ d B`), reduces over tiles with 16 GEMMs (a 16 × 16 register-block kernel for layers of
-//! at most 16 input and output channels) and maps back with `dW = Gᵀ dU G`. The weight gradient
-//! takes over from [`MIN_GRAD_WEIGHT_CHANNELS`] channels, the forward and input gradient from
-//! [`MIN_CHANNELS`].
-//!
-//! Accuracy: the transforms only add, subtract and halve, so results equal direct convolution up
-//! to float rounding (tested against the im2col path and PyTorch).
+//! (`Bᵀ d B`), reduces over tiles with one GEMM per `ξ` (a 16 × 16 register-block kernel for
+//! layers of at most 16 input and output channels) and maps back with `dW = Gᵀ dU G`. The weight
+//! gradient takes over from [`MIN_GRAD_WEIGHT_CHANNELS`] channels, the forward and input gradient
+//! from [`MIN_CHANNELS`]; [`tiling_for`] picks the algorithm per layer.
 //!
 //! Determinism: chunks are whole images (a function of the shape only), and every output value is
 //! produced by one task from one GEMM with a fixed summation order.
 
+mod f2x3;
+mod f4x3;
+
 use rayon::prelude::*;
+
+pub(crate) use f2x3::F2x3;
+pub(crate) use f4x3::F4x3;
 
 use crate::cpu_data::{par_overwrite_chunks, par_zeros};
 use crate::geometry::{ConvGeometry, MAX_GROUPS};
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
-use crate::simd::avx512_fn;
 
-/// Positions in a transformed 4×4 tile: one GEMM each.
-const XI: usize = 16;
 /// Channels (input transform) or tiles (output transform) per vector.
 const LANES: usize = 16;
-/// Tiles per chunk the chunking aims for (the GEMMs' `n`).
-const TARGET_TILES: usize = 128;
+/// The most positions a transformed tile has ([`F4x3`]: 6 × 6).
+const MAX_XI: usize = 36;
 /// Values all weight-gradient partials may hold together (8 MiB) before layers get fewer groups
 /// (never fewer than two).
 const PARTIAL_VALUES: usize = 1 << 21;
@@ -68,12 +57,75 @@ const MIN_CHANNELS: usize = 64;
 /// 1.10 ms, 32 → 32 on 14×14 0.87 → 0.62 ms; docs/engine.md). The forward and input gradient of
 /// 16- and 32-channel layers stay on the direct kernel, which beats Winograd there.
 const MIN_GRAD_WEIGHT_CHANNELS: usize = 16;
-/// Transformed-tile index of the flipped kernel: `Q = [3, 1, 2, 0]` on rows and columns.
-const FLIP: [usize; 4] = [3, 1, 2, 0];
+
+/// One Winograd algorithm F(m×m, 3×3): its sizes and its transforms of 16 lanes at a time.
+pub(crate) trait Tiling: Sync {
+    /// Outputs per tile side, `m`.
+    const M: usize;
+    /// Positions of a transformed `(m + 2) × (m + 2)` tile: one GEMM each.
+    const XI: usize;
+    /// Tiles per chunk the chunking aims for (the GEMMs' `n`).
+    const TARGET_TILES: usize;
+
+    /// `G g Gᵀ` of 16 kernels at once: `g[tap][lane]` (taps row-major) → `u[ξ][lane]` (the first
+    /// [`Self::XI`] rows).
+    fn kernel_lanes(g: &[[f32; LANES]; 9]) -> [[f32; LANES]; MAX_XI];
+
+    /// `Gᵀ z G` of 16 transformed-kernel gradients: `z[ξ][lane]` → `dw[tap][lane]`.
+    fn kernel_adjoint_lanes(z: &[[f32; LANES]; MAX_XI]) -> [[f32; LANES]; 9];
+
+    /// `U'[c][ξ][o]`: the transform of the flipped, transposed kernel — the input gradient's
+    /// kernel — in [`kernel_transform`]'s layout for a layer of `in_channels` outputs and
+    /// `out_channels` inputs.
+    fn flipped_kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> ScratchBuf;
+
+    /// `V = Bᵀ d B` of one tile and 16 channels: `d[a][b]` at `src + a·row + b·cell`, `V_ξ` stored
+    /// at `dst + ξ·stride`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; every load and store must be in bounds.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn input_tile(src: *const f32, row: usize, cell: usize, dst: *mut f32, stride: usize);
+
+    /// `dM = A dY Aᵀ` of one `m×m` output-gradient tile and 16 channels: `dY[a][b]` at
+    /// `src + a·row + b·cell`, `dM_ξ` stored at `dst + ξ·stride`.
+    ///
+    /// # Safety
+    /// As [`Self::input_tile`].
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn output_adjoint_tile(
+        src: *const f32,
+        row: usize,
+        cell: usize,
+        dst: *mut f32,
+        stride: usize,
+    );
+
+    /// `Y = Aᵀ M A` of 16 tiles (the lanes under `k`): `M_ξ` at `src + ξ·stride`; returns the
+    /// `m²` outputs row-major (`out[a·m + b]`).
+    ///
+    /// # Safety
+    /// As [`Self::input_tile`].
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn output_tile(
+        src: *const f32,
+        stride: usize,
+        k: std::arch::x86_64::__mmask16,
+    ) -> [[f32; LANES]; 16];
+}
+
+/// The Winograd algorithms, for dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Algorithm {
+    /// [`F2x3`].
+    F2x3,
+    /// [`F4x3`].
+    F4x3,
+}
 
 /// Distance between consecutive `ξ` blocks of `len` values in the transformed buffers: one
 /// cache line more than `len`. With `T·16` a multiple of 1024 (128 tiles per chunk, or 256 on
-/// 32×32 maps) the 16 blocks would start a multiple of 4 KiB apart, so the transforms' 16 store
+/// 32×32 maps) the blocks would start a multiple of 4 KiB apart, so the transforms' store
 /// streams (one per `ξ`) and the GEMMs' operand reads would all fall into the same L1 sets.
 fn xi_stride(len: usize) -> usize {
     len + LANES
@@ -108,16 +160,43 @@ fn enabled_for(g: &ConvGeometry, min_channels: usize) -> bool {
         && !*DISABLED.get_or_init(|| std::env::var_os("CONAD_NO_WINOGRAD").is_some())
 }
 
-/// Tiles per image along each axis: `(⌈H/2⌉, ⌈W/2⌉)`.
-fn tile_grid(g: &ConvGeometry) -> (usize, usize) {
-    (g.height.div_ceil(2), g.width.div_ceil(2))
+/// Which pass of a layer a Winograd algorithm is picked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// `y = conv(x, w)`.
+    Forward,
+    /// `dx` from `dy`.
+    GradInput,
+    /// `dW` from `x` and `dy`.
+    GradWeight,
 }
 
-/// Images per chunk: about [`TARGET_TILES`] tiles, and at least two chunks when the batch allows
-/// (a function of the shape only).
-fn images_per_chunk(g: &ConvGeometry) -> usize {
-    let (th, tw) = tile_grid(g);
-    TARGET_TILES
+/// The algorithm for pass `pass` of layer `g`. `CONAD_WINOGRAD` = `f2x3` or `f4x3` (read once)
+/// forces one for every pass, for side-by-side measurements.
+pub(crate) fn tiling_for(g: &ConvGeometry, pass: Pass) -> Algorithm {
+    static FORCED: std::sync::OnceLock<Option<Algorithm>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| match std::env::var("CONAD_WINOGRAD").as_deref() {
+        Ok("f2x3") => Some(Algorithm::F2x3),
+        Ok("f4x3") => Some(Algorithm::F4x3),
+        _ => None,
+    });
+    if let Some(a) = forced {
+        return a;
+    }
+    let _ = (g, pass);
+    Algorithm::F2x3
+}
+
+/// Tiles per image along each axis: `(⌈H/m⌉, ⌈W/m⌉)`.
+fn tile_grid<T: Tiling>(g: &ConvGeometry) -> (usize, usize) {
+    (g.height.div_ceil(T::M), g.width.div_ceil(T::M))
+}
+
+/// Images per chunk: about [`Tiling::TARGET_TILES`] tiles, and at least two chunks when the batch
+/// allows (a function of the shape only).
+fn images_per_chunk<T: Tiling>(g: &ConvGeometry) -> usize {
+    let (th, tw) = tile_grid::<T>(g);
+    T::TARGET_TILES
         .div_ceil(th * tw)
         .min(g.batch.div_ceil(2))
         .max(1)
@@ -127,130 +206,109 @@ fn images_per_chunk(g: &ConvGeometry) -> usize {
 ///
 /// # Panics
 /// If the CPU lacks AVX-512F or `w` is not `O × C × 9` values.
-pub fn kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> ScratchBuf {
+pub(crate) fn kernel_transform<T: Tiling>(
+    w: &[f32],
+    out_channels: usize,
+    in_channels: usize,
+) -> ScratchBuf {
     assert!(crate::simd::avx512());
     assert_eq!(w.len(), out_channels * in_channels * 9);
     // Every value is overwritten below: a pooled buffer, neither allocated nor zeroed per call
     // (a width-1 step transforms ~67 MB of kernels).
-    let mut u = ScratchBuf::take(out_channels * XI * in_channels);
-    u.par_chunks_mut(XI * in_channels)
+    let mut u = ScratchBuf::take(out_channels * T::XI * in_channels);
+    u.par_chunks_mut(T::XI * in_channels)
         .zip(w.par_chunks(in_channels * 9))
         .for_each(|(uo, wo)| {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F was asserted above; `wo` is one output channel's `C × 9` kernels
-            // and `uo` its `16 × C` row.
+            // and `uo` its `XI × C` row.
             unsafe {
-                avx512::kernel_row(wo, uo)
+                avx512::kernel_row::<T>(wo, uo)
             }
         });
-    u
-}
-
-/// `U'[c][ξ][o] = U[o][Qξ][c]`: the transform of the flipped, transposed kernel — the input
-/// gradient's kernel — in [`kernel_transform`]'s layout for a layer of `in_channels` outputs and
-/// `out_channels` inputs (flipping a 3×3 kernel permutes its transform by `Q`, see the module
-/// docs). The values are [`kernel_transform`]'s, bit for bit.
-///
-/// # Panics
-/// As [`kernel_transform`].
-fn flipped_kernel_transform(w: &[f32], out_channels: usize, in_channels: usize) -> ScratchBuf {
-    assert!(crate::simd::avx512());
-    assert_eq!(w.len(), out_channels * in_channels * 9);
-    let mut u = ScratchBuf::take(in_channels * XI * out_channels);
-    u.par_chunks_mut(LANES * XI * out_channels)
-        .enumerate()
-        .for_each(|(block, rows)| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F was asserted above; `rows` holds whole rows `U'[c]` from input
-            // channel `16·block` on.
-            unsafe {
-                avx512::flipped_kernel_rows(w, in_channels, block * LANES, rows)
-            }
-        });
-    u
-}
-
-/// `G g Gᵀ` of 16 kernels at once: `g[tap][lane]` (taps row-major) → `u[ξ][lane]`.
-#[inline(always)]
-fn transform_lanes(g: &[[f32; LANES]; 9]) -> [[f32; LANES]; XI] {
-    // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
-    let mut t = [[[0.0f32; LANES]; 3]; 4];
-    for col in 0..3 {
-        for l in 0..LANES {
-            let (a, b, d) = (g[col][l], g[3 + col][l], g[6 + col][l]);
-            t[0][col][l] = a;
-            t[1][col][l] = 0.5 * (a + b + d);
-            t[2][col][l] = 0.5 * (a - b + d);
-            t[3][col][l] = d;
-        }
-    }
-    let mut u = [[0.0f32; LANES]; XI];
-    for (row, [a, b, d]) in t.iter().enumerate() {
-        for l in 0..LANES {
-            u[row * 4][l] = a[l];
-            u[row * 4 + 1][l] = 0.5 * (a[l] + b[l] + d[l]);
-            u[row * 4 + 2][l] = 0.5 * (a[l] - b[l] + d[l]);
-            u[row * 4 + 3][l] = d[l];
-        }
-    }
     u
 }
 
 /// `y = conv2d(x, w)` for a 3×3, stride-1, padding-1 layer, contiguous NCHW `x` and
-/// `O × C × 3 × 3` `w`; returns `N × O × H × W`.
+/// `O × C × 3 × 3` `w`; returns `N × O × H × W`. The algorithm is [`tiling_for`]'s.
 ///
 /// # Panics
 /// If `g` is not a 3×3 "same" stride-1 layer or the CPU lacks AVX-512F (see [`applies`]).
 pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
-    assert!(is_3x3_same(g) && crate::simd::avx512());
-    let u = kernel_transform(w, g.out_channels, g.in_channels);
-    run(g, x, &u)
+    match tiling_for(g, Pass::Forward) {
+        Algorithm::F2x3 => conv::<F2x3>(g, x, w),
+        Algorithm::F4x3 => conv::<F4x3>(g, x, w),
+    }
 }
 
 /// The input gradient `dx` (`N × C × H × W`) of `y = conv2d(x, w)` for a 3×3, stride-1,
 /// padding-1 layer `g` from `dy` (`N × O × H × W`): the "same" convolution of `dy` with the
-/// flipped, transposed kernel.
+/// flipped, transposed kernel. The algorithm is [`tiling_for`]'s.
 ///
 /// # Panics
 /// As [`winograd_conv`].
 pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    match tiling_for(g, Pass::GradInput) {
+        Algorithm::F2x3 => grad_input::<F2x3>(g, dy, w),
+        Algorithm::F4x3 => grad_input::<F4x3>(g, dy, w),
+    }
+}
+
+/// The weight gradient `dW` (`O × C × 3 × 3`) of `y = conv2d(x, w)` for a 3×3, stride-1,
+/// padding-1 layer `g` from `x` (`N × C × H × W`) and `dy` (`N × O × H × W`). The algorithm is
+/// [`tiling_for`]'s.
+///
+/// # Panics
+/// As [`winograd_conv`].
+pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    match tiling_for(g, Pass::GradWeight) {
+        Algorithm::F2x3 => grad_weight::<F2x3>(g, x, dy),
+        Algorithm::F4x3 => grad_weight::<F4x3>(g, x, dy),
+    }
+}
+
+/// [`winograd_conv`] with algorithm `T`.
+fn conv<T: Tiling>(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert!(is_3x3_same(g) && crate::simd::avx512());
-    let u = flipped_kernel_transform(w, g.out_channels, g.in_channels);
+    let u = kernel_transform::<T>(w, g.out_channels, g.in_channels);
+    run::<T>(g, x, &u)
+}
+
+/// [`winograd_grad_input`] with algorithm `T`.
+fn grad_input<T: Tiling>(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    assert!(is_3x3_same(g) && crate::simd::avx512());
+    let u = T::flipped_kernel_transform(w, g.out_channels, g.in_channels);
     let gt = ConvGeometry {
         in_channels: g.out_channels,
         out_channels: g.in_channels,
         ..*g
     };
-    run(&gt, dy, &u)
+    run::<T>(&gt, dy, &u)
 }
 
-/// The weight gradient `dW` (`O × C × 3 × 3`) of `y = conv2d(x, w)` for a 3×3, stride-1,
-/// padding-1 layer `g` from `x` (`N × C × H × W`) and `dy` (`N × O × H × W`).
+/// [`winograd_grad_weight`] with algorithm `T`.
 ///
 /// The gradient of the Winograd forward pass, which equals the convolution for every `w`:
-/// `dU_ξ (O × C) = Σ_t dM_ξ[·, t] V_ξ[·, t]ᵀ` with `dM = A dY Aᵀ` per 2×2 output tile (zero past
-/// the map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: 16 GEMMs (or
-/// 16 × 16 block reductions) over tiles instead of one over `9 ×` as many im2col rows. Chunks
-/// are grouped into at most [`MAX_GROUPS`] groups, fewer for wide layers ([`PARTIAL_VALUES`];
-/// shape-determined); each group accumulates its chunks in order and the partials are summed in
-/// group order, so the result does not depend on the thread count.
-///
-/// # Panics
-/// As [`winograd_conv`].
-pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+/// `dU_ξ (O × C) = Σ_t dM_ξ[·, t] V_ξ[·, t]ᵀ` with `dM = A dY Aᵀ` per output tile (zero past the
+/// map's edge) and `V = Bᵀ d B` as in the forward pass, then `dW = Gᵀ dU G`: one GEMM (or
+/// 16 × 16 block reduction) per `ξ` over tiles instead of one over `9 ×` as many im2col rows.
+/// Chunks are grouped into at most [`MAX_GROUPS`] groups, fewer for wide layers
+/// ([`PARTIAL_VALUES`]; shape-determined); each group accumulates its chunks in order and the
+/// partials are summed in group order, so the result does not depend on the thread count.
+fn grad_weight<T: Tiling>(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(is_3x3_same(g) && crate::simd::avx512());
     let (cin, cout) = (g.in_channels, g.out_channels);
-    let ipc = images_per_chunk(g);
+    let ipc = images_per_chunk::<T>(g);
     let chunks = g.batch.div_ceil(ipc);
-    // Fewer partials for wide layers: a 512-channel layer's dU is 16 MiB, and summing eight of
-    // them cost more than the parallelism beyond two groups gained.
-    let max_groups = (PARTIAL_VALUES / (XI * cout * cin)).clamp(2, MAX_GROUPS);
+    // Fewer partials for wide layers: a 512-channel layer's dU is 16–36 MiB, and summing eight
+    // of them cost more than the parallelism beyond two groups gained.
+    let max_groups = (PARTIAL_VALUES / (T::XI * cout * cin)).clamp(2, MAX_GROUPS);
     let per_group = chunks.div_ceil(max_groups);
     let groups = chunks.div_ceil(per_group);
     // One partial per group, lent by this thread's pool (each is overwritten by its group's
     // first chunk, so none is zeroed).
     let mut partials: Vec<ScratchBuf> = (0..groups)
-        .map(|_| ScratchBuf::take(XI * cout * cin))
+        .map(|_| ScratchBuf::take(T::XI * cout * cin))
         .collect();
     partials.par_iter_mut().enumerate().for_each(|(group, du)| {
         let first = group * per_group;
@@ -260,64 +318,24 @@ pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F was asserted above; the ranges are whole images of `g`.
             unsafe {
-                avx512::grad_weight_chunk(g, img0, n, x, dy, du, chunk > first)
+                avx512::grad_weight_chunk::<T>(g, img0, n, x, dy, du, chunk > first)
             };
         }
     });
     let mut dw = par_zeros(cout * cin * 9);
-    dw.par_chunks_mut(cin * 9)
-        .enumerate()
-        .for_each(|(o, dwo)| kernel_adjoint_row(&partials, o, cin, dwo));
+    dw.par_chunks_mut(cin * 9).enumerate().for_each(|(o, dwo)| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F was asserted above.
+        unsafe {
+            avx512::kernel_adjoint_row::<T>(&partials, o, cin, dwo)
+        }
+    });
     dw
 }
 
-avx512_fn! {
-    /// `dW[o][c] = Gᵀ dU[o][c] G` for one output channel, `dU` being the sum of the group partials
-    /// (`[o][ξ][c]` each) in group order; 16 input channels at a time.
-    fn kernel_adjoint_row(partials: &[ScratchBuf], o: usize, cin: usize, dwo: &mut [f32]) {
-        // Gᵀ applied to a 4-vector per lane: (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
-        #[inline(always)]
-        fn gt(z: [[f32; LANES]; 4]) -> [[f32; LANES]; 3] {
-            let mut r = [[0.0f32; LANES]; 3];
-            for l in 0..LANES {
-                let (sum, diff) = (0.5 * (z[1][l] + z[2][l]), 0.5 * (z[1][l] - z[2][l]));
-                r[0][l] = z[0][l] + sum;
-                r[1][l] = diff;
-                r[2][l] = sum + z[3][l];
-            }
-            r
-        }
-        for c0 in (0..cin).step_by(LANES) {
-            let cn = (cin - c0).min(LANES);
-            let mut z = [[0.0f32; LANES]; XI];
-            for p in partials {
-                for (xi, zx) in z.iter_mut().enumerate() {
-                    let src = &p[(o * XI + xi) * cin + c0..][..cn];
-                    for (a, b) in zx.iter_mut().zip(src) {
-                        *a += *b;
-                    }
-                }
-            }
-            // Gᵀ down each of the four columns, then Gᵀ along each of the three resulting rows.
-            let mut cols = [[[0.0f32; LANES]; 3]; 4];
-            for (col, out) in cols.iter_mut().enumerate() {
-                *out = gt([z[col], z[4 + col], z[8 + col], z[12 + col]]);
-            }
-            for ky in 0..3 {
-                let row = gt([cols[0][ky], cols[1][ky], cols[2][ky], cols[3][ky]]);
-                for (kx, vals) in row.iter().enumerate() {
-                    for ci in 0..cn {
-                        dwo[(c0 + ci) * 9 + ky * 3 + kx] = vals[ci];
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The convolution of `x` under geometry `g` with the kernel whose transform `u` describes.
-fn run(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
-    let ipc = images_per_chunk(g);
+fn run<T: Tiling>(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
+    let ipc = images_per_chunk::<T>(g);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
     let parallel = g.batch.div_ceil(ipc) < rayon::current_num_threads();
@@ -327,18 +345,18 @@ fn run(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
         unsafe {
-            avx512::chunk(g, u, x_chunk, y_chunk, parallel)
+            avx512::chunk::<T>(g, u, x_chunk, y_chunk, parallel)
         };
     };
     // SAFETY: the output transform stores every position of every output channel of the chunk
-    // (each 2×2 tile's in-bounds values) and reads none.
+    // (each tile's in-bounds values) and reads none.
     unsafe { par_overwrite_chunks(g.batch * out_img, ipc * out_img, kernel) }
 }
 
-/// The 16 GEMMs of one chunk: `m[ξ]` (`O × T`, row-major) `= U_ξ · V_ξ`, with `V_ξ` stored
+/// The `XI` GEMMs of one chunk: `m[ξ]` (`O × T`, row-major) `= U_ξ · V_ξ`, with `V_ξ` stored
 /// tile-major (`T × c16`) in `v`.
 #[allow(clippy::too_many_arguments)]
-fn chunk_gemms(
+fn chunk_gemms<T: Tiling>(
     g: &ConvGeometry,
     u: &[f32],
     tiles: usize,
@@ -348,14 +366,14 @@ fn chunk_gemms(
     parallel: bool,
 ) {
     let (cin, cout) = (g.in_channels, g.out_channels);
-    // The 16 GEMMs are independent: with fewer chunks than threads (a single image being
-    // scored) they run in parallel; each is still computed whole by one thread, so the results
-    // do not change.
+    // The GEMMs are independent: with fewer chunks than threads (a single image being scored)
+    // they run in parallel; each is still computed whole by one thread, so the results do not
+    // change.
     let one = |xi: usize, dst: &mut [f32]| {
-        // U_ξ[o][c] = u[o·16C + ξ·C + c].
+        // U_ξ[o][c] = u[o·XI·C + ξ·C + c].
         let lhs = MatRef {
             data: &u[xi * cin..],
-            row_stride: XI * cin,
+            row_stride: T::XI * cin,
             col_stride: 1,
         };
         let rhs = MatRef {
@@ -376,7 +394,7 @@ fn chunk_gemms(
         );
     };
     let sm = xi_stride(cout * tiles);
-    let m = &mut m[..XI * sm];
+    let m = &mut m[..T::XI * sm];
     if parallel {
         m.par_chunks_mut(sm)
             .enumerate()
@@ -392,7 +410,7 @@ fn chunk_gemms(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{FLIP, LANES, XI, chunk_gemms, tile_grid, transform_lanes, xi_stride};
+    use super::{LANES, MAX_XI, Tiling, chunk_gemms, tile_grid, xi_stride};
     use crate::geometry::ConvGeometry;
     use crate::matmul::{MatRef, gemm_into};
     use crate::scratch::ScratchBuf;
@@ -405,7 +423,11 @@ mod avx512 {
     /// AVX-512F must be available.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn gather_taps(src: &[f32], stride: usize, lanes: usize) -> [[f32; LANES]; 9] {
+    pub(super) unsafe fn gather_taps(
+        src: &[f32],
+        stride: usize,
+        lanes: usize,
+    ) -> [[f32; LANES]; 9] {
         assert!((1..=LANES).contains(&lanes) && src.len() >= (lanes - 1) * stride + 9);
         let stride = i32::try_from(stride).expect("kernel stride fits in i32");
         assert!(stride.checked_mul(LANES as i32).is_some());
@@ -428,42 +450,50 @@ mod avx512 {
         g
     }
 
-    /// One output channel's kernels `wo` (`C × 9`) → `uo` (`16 × C`), 16 input channels at a
+    /// One output channel's kernels `wo` (`C × 9`) → `uo` (`XI × C`), 16 input channels at a
     /// time.
     ///
     /// # Safety
     /// AVX-512F must be available.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn kernel_row(wo: &[f32], uo: &mut [f32]) {
+    pub(super) unsafe fn kernel_row<T: Tiling>(wo: &[f32], uo: &mut [f32]) {
         let cin = wo.len() / 9;
         for c0 in (0..cin).step_by(LANES) {
             let cn = (cin - c0).min(LANES);
             // SAFETY: AVX-512F (caller); channels `c0..c0 + cn` lie in `wo`.
             let g = unsafe { gather_taps(&wo[c0 * 9..], 9, cn) };
-            for (xi, v) in transform_lanes(&g).iter().enumerate() {
+            for (xi, v) in T::kernel_lanes(&g).iter().take(T::XI).enumerate() {
                 uo[xi * cin + c0..][..cn].copy_from_slice(&v[..cn]);
             }
         }
     }
 
-    /// The rows `U'[c]` of input channels `c0..` (`rows` holds whole rows of `16 × O` values),
-    /// 16 output channels at a time; `w` is the layer's `O × C × 3 × 3` weight.
+    /// `dW[o][c] = Gᵀ dU[o][c] G` for one output channel, `dU` being the sum of the group partials
+    /// (`[o][ξ][c]` each) in group order; 16 input channels at a time.
     ///
     /// # Safety
     /// AVX-512F must be available.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn flipped_kernel_rows(w: &[f32], cin: usize, c0: usize, rows: &mut [f32]) {
-        let cout = w.len() / (cin * 9);
-        let cn = rows.len() / (XI * cout);
-        for o0 in (0..cout).step_by(LANES) {
-            let on = (cout - o0).min(LANES);
-            for ci in 0..cn {
-                // SAFETY: AVX-512F (caller); output channels `o0..o0 + on` of input channel
-                // `c0 + ci` lie in `w`.
-                let g = unsafe { gather_taps(&w[(o0 * cin + c0 + ci) * 9..], cin * 9, on) };
-                for (xi, v) in transform_lanes(&g).iter().enumerate() {
-                    let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
-                    rows[(ci * XI + q) * cout + o0..][..on].copy_from_slice(&v[..on]);
+    pub(super) unsafe fn kernel_adjoint_row<T: Tiling>(
+        partials: &[ScratchBuf],
+        o: usize,
+        cin: usize,
+        dwo: &mut [f32],
+    ) {
+        for c0 in (0..cin).step_by(LANES) {
+            let cn = (cin - c0).min(LANES);
+            let mut z = [[0.0f32; LANES]; MAX_XI];
+            for p in partials {
+                for (xi, zx) in z.iter_mut().enumerate().take(T::XI) {
+                    let src = &p[(o * T::XI + xi) * cin + c0..][..cn];
+                    for (a, b) in zx.iter_mut().zip(src) {
+                        *a += *b;
+                    }
+                }
+            }
+            for (tap, vals) in T::kernel_adjoint_lanes(&z).iter().enumerate() {
+                for ci in 0..cn {
+                    dwo[(c0 + ci) * 9 + tap] = vals[ci];
                 }
             }
         }
@@ -476,28 +506,31 @@ mod avx512 {
         pub(super) w: usize,
         pub(super) th: usize,
         pub(super) tw: usize,
-        /// Grid row length in cells: `2·tw + 2`.
+        /// Outputs per tile side.
+        pub(super) m: usize,
+        /// Grid row length in cells: `m·tw + 2`.
         pub(super) pw: usize,
         /// Tiles in the chunk.
         pub(super) tiles: usize,
     }
 
     impl ChunkShape {
-        pub(super) fn new(g: &ConvGeometry, images: usize) -> Self {
-            let (th, tw) = tile_grid(g);
+        pub(super) fn new<T: Tiling>(g: &ConvGeometry, images: usize) -> Self {
+            let (th, tw) = tile_grid::<T>(g);
             Self {
                 h: g.height,
                 w: g.width,
                 th,
                 tw,
-                pw: 2 * tw + 2,
+                m: T::M,
+                pw: T::M * tw + 2,
                 tiles: images * th * tw,
             }
         }
 
-        /// Values in the grid: `(2·th + 2)·(2·tw + 2)` cells of `c16` channels.
+        /// Values in the grid: `(m·th + 2)·(m·tw + 2)` cells of `c16` channels.
         pub(super) fn grid_len(&self, c16: usize) -> usize {
-            (2 * self.th + 2) * self.pw * c16
+            (self.m * self.th + 2) * self.pw * c16
         }
     }
 
@@ -581,7 +614,7 @@ mod avx512 {
     /// (`n × channels × H × W`) after packing the image into the first
     /// [`ChunkShape::grid_len`]`(c16)` values of `grid` (cells of `c16` channels, so a tile's
     /// stores cover whole cache lines); `tile(grid, base, t, c0)` handles chunk tile `t` for
-    /// channels `c0 ..`, `base` being the grid offset of its 4×4 patch's corner.
+    /// channels `c0 ..`, `base` being the grid offset of its input patch's corner.
     #[inline(always)]
     fn for_each_group_tile(
         s: &ChunkShape,
@@ -611,7 +644,7 @@ mod avx512 {
                 for j in 0..s.tw {
                     let t = (img * s.th + ti) * s.tw + j;
                     for c0 in (0..channels).step_by(LANES) {
-                        tile(grid, (2 * ti * s.pw + 2 * j) * c16 + c0, t, c0);
+                        tile(grid, (s.m * (ti * s.pw + j)) * c16 + c0, t, c0);
                     }
                 }
             }
@@ -621,10 +654,9 @@ mod avx512 {
     /// `V = Bᵀ d B` of every tile and 16-channel group: `v[ξ][t][c]` (`c16` channels per row).
     ///
     /// # Safety
-    /// AVX-512F must be available; `v` holds `16·xi_stride(T·c16)` values.
-    #[allow(clippy::needless_range_loop)]
+    /// AVX-512F must be available; `v` holds `XI·xi_stride(T·c16)` values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn input_transform(
+    pub(super) unsafe fn input_transform<T: Tiling>(
         s: &ChunkShape,
         images: &[f32],
         channels: usize,
@@ -633,44 +665,31 @@ mod avx512 {
         v: &mut [f32],
     ) {
         let sv = xi_stride(s.tiles * c16);
-        assert_eq!(v.len(), XI * sv);
+        assert_eq!(v.len(), T::XI * sv);
         let pw = s.pw;
         let vp = v.as_mut_ptr();
         for_each_group_tile(s, images, (channels, c16), grid, |grid, base, t, c0| {
-            let gp = grid.as_ptr();
-            let mut e = [[_mm512_setzero_ps(); 4]; 4];
-            for (a, ea) in e.iter_mut().enumerate() {
-                // SAFETY: rows 2ti + a ≤ 2th + 1 and columns 2j + b ≤ 2tw + 1 lie in the grid.
-                let d = |b: usize| unsafe { _mm512_loadu_ps(gp.add(base + (a * pw + b) * c16)) };
-                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-                ea[0] = _mm512_sub_ps(d0, d2);
-                ea[1] = _mm512_add_ps(d1, d2);
-                ea[2] = _mm512_sub_ps(d2, d1);
-                ea[3] = _mm512_sub_ps(d1, d3);
-            }
-            for col in 0..4 {
-                let rows = [
-                    _mm512_sub_ps(e[0][col], e[2][col]),
-                    _mm512_add_ps(e[1][col], e[2][col]),
-                    _mm512_sub_ps(e[2][col], e[1][col]),
-                    _mm512_sub_ps(e[1][col], e[3][col]),
-                ];
-                for (p, val) in rows.into_iter().enumerate() {
-                    let at = (p * 4 + col) * sv + t * c16 + c0;
-                    // SAFETY: c0 + 16 ≤ c16, so `at + 16 ≤ v.len()`.
-                    unsafe { _mm512_storeu_ps(vp.add(at), val) };
-                }
-            }
+            // SAFETY: the patch's rows m·ti + a ≤ m·th + 1 and columns m·j + b ≤ m·tw + 1 lie
+            // in the grid; c0 + 16 ≤ c16, so every store `ξ·sv + t·c16 + c0 + 16 ≤ v.len()`.
+            unsafe {
+                T::input_tile(
+                    grid.as_ptr().add(base),
+                    pw * c16,
+                    c16,
+                    vp.add(t * c16 + c0),
+                    sv,
+                )
+            };
         });
     }
 
-    /// `dM = A dY Aᵀ` (the adjoint of the output transform) of every 2×2 tile of `dy` and
+    /// `dM = A dY Aᵀ` (the adjoint of the output transform) of every `m×m` tile of `dy` and
     /// 16-channel group: `dm[ξ][t][o]` (`o16` channels per row).
     ///
     /// # Safety
-    /// AVX-512F must be available; `dm` holds `16·xi_stride(T·o16)` values.
+    /// AVX-512F must be available; `dm` holds `XI·xi_stride(T·o16)` values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_adjoint(
+    pub(super) unsafe fn output_adjoint<T: Tiling>(
         s: &ChunkShape,
         dy: &[f32],
         channels: usize,
@@ -679,65 +698,49 @@ mod avx512 {
         dm: &mut [f32],
     ) {
         let sd = xi_stride(s.tiles * o16);
-        assert_eq!(dm.len(), XI * sd);
+        assert_eq!(dm.len(), T::XI * sd);
         let pw = s.pw;
         let dp = dm.as_mut_ptr();
         for_each_group_tile(s, dy, (channels, o16), grid, |grid, base, t, c0| {
-            let gp = grid.as_ptr();
             // The tile's outputs sit one cell right and below its input patch's corner.
-            // SAFETY: rows 2ti + 1 + a and columns 2j + 1 + b (a, b ≤ 1) lie in the grid.
-            let d = |a: usize, b: usize| unsafe {
-                _mm512_loadu_ps(gp.add(base + ((a + 1) * pw + b + 1) * o16))
+            // SAFETY: rows m·ti + 1 + a and columns m·j + 1 + b (a, b < m) lie in the grid;
+            // c0 + 16 ≤ o16, so every store lies in `dm`.
+            unsafe {
+                T::output_adjoint_tile(
+                    grid.as_ptr().add(base + (pw + 1) * o16),
+                    pw * o16,
+                    o16,
+                    dp.add(t * o16 + c0),
+                    sd,
+                )
             };
-            let (d00, d01, d10, d11) = (d(0, 0), d(0, 1), d(1, 0), d(1, 1));
-            // A = [[1, 0], [1, 1], [1, −1], [0, −1]]: rows of A·dY, then (A·dY)·Aᵀ.
-            let zero = _mm512_setzero_ps();
-            let rows = [
-                [d00, d01],
-                [_mm512_add_ps(d00, d10), _mm512_add_ps(d01, d11)],
-                [_mm512_sub_ps(d00, d10), _mm512_sub_ps(d01, d11)],
-                [_mm512_sub_ps(zero, d10), _mm512_sub_ps(zero, d11)],
-            ];
-            for (p, [r0, r1]) in rows.into_iter().enumerate() {
-                let vals = [
-                    r0,
-                    _mm512_add_ps(r0, r1),
-                    _mm512_sub_ps(r0, r1),
-                    _mm512_sub_ps(zero, r1),
-                ];
-                for (col, val) in vals.into_iter().enumerate() {
-                    let at = (p * 4 + col) * sd + t * o16 + c0;
-                    // SAFETY: c0 + 16 ≤ o16, so `at + 16 ≤ dm.len()`.
-                    unsafe { _mm512_storeu_ps(dp.add(at), val) };
-                }
-            }
         });
     }
 
     /// `Y = Aᵀ M A` of every tile from `m[ξ][o][t]`, scattered into the chunk's NCHW output.
     ///
     /// # Safety
-    /// AVX-512F must be available; `m` holds `16·xi_stride(O·T)` values and `y_chunk` the chunk's
+    /// AVX-512F must be available; `m` holds `XI·xi_stride(O·T)` values and `y_chunk` the chunk's
     /// images.
-    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_transform(
+    pub(super) unsafe fn output_transform<T: Tiling>(
         s: &ChunkShape,
         m: &[f32],
         cout: usize,
         y_chunk: &mut [f32],
     ) {
-        let (h, w, tiles) = (s.h, s.w, s.tiles);
+        let (h, w, tiles, mt) = (s.h, s.w, s.tiles, s.m);
         let sm = xi_stride(cout * tiles);
-        assert_eq!(m.len(), XI * sm);
+        assert_eq!(m.len(), T::XI * sm);
         assert_eq!(y_chunk.len() * s.th * s.tw, tiles * cout * h * w);
-        // Where tile t's top-left output lands (for o = 0), and which of its four outputs exist.
+        // Where tile t's top-left output lands (for o = 0), and how many of its rows and columns
+        // lie inside the map.
         let mut offsets = Vec::with_capacity(tiles);
         for img in 0..tiles / (s.th * s.tw) {
             for ti in 0..s.th {
                 for j in 0..s.tw {
-                    let at = img * cout * h * w + 2 * ti * w + 2 * j;
-                    offsets.push((at, 2 * j + 1 < w, 2 * ti + 1 < h));
+                    let at = img * cout * h * w + mt * (ti * w + j);
+                    offsets.push((at, (h - mt * ti).min(mt), (w - mt * j).min(mt)));
                 }
             }
         }
@@ -745,38 +748,14 @@ mod avx512 {
         for o in 0..cout {
             for t0 in (0..tiles).step_by(LANES) {
                 let lanes = (tiles - t0).min(LANES);
-                let k = mask(lanes);
                 // SAFETY: the masked loads read `lanes` values of row `o` of each M_ξ.
-                let mq = |xi: usize| unsafe {
-                    _mm512_maskz_loadu_ps(k, mp.add(xi * sm + o * tiles + t0))
-                };
-                let mut r = [[_mm512_setzero_ps(); 4]; 2];
-                for col in 0..4 {
-                    let (m0, m1, m2, m3) = (mq(col), mq(4 + col), mq(8 + col), mq(12 + col));
-                    r[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-                    r[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-                }
-                let mut out = [[0.0f32; LANES]; 4];
-                for (a, ra) in r.iter().enumerate() {
-                    let left = _mm512_add_ps(_mm512_add_ps(ra[0], ra[1]), ra[2]);
-                    let right = _mm512_sub_ps(_mm512_sub_ps(ra[1], ra[2]), ra[3]);
-                    // SAFETY: each destination is a 16-float array.
-                    unsafe {
-                        _mm512_storeu_ps(out[2 * a].as_mut_ptr(), left);
-                        _mm512_storeu_ps(out[2 * a + 1].as_mut_ptr(), right);
-                    }
-                }
+                let out = unsafe { T::output_tile(mp.add(o * tiles + t0), sm, mask(lanes)) };
                 for l in 0..lanes {
-                    let (at, right, below) = offsets[t0 + l];
+                    let (at, rows, cols) = offsets[t0 + l];
                     let at = at + o * h * w;
-                    y_chunk[at] = out[0][l];
-                    if right {
-                        y_chunk[at + 1] = out[1][l];
-                    }
-                    if below {
-                        y_chunk[at + w] = out[2][l];
-                        if right {
-                            y_chunk[at + w + 1] = out[3][l];
+                    for a in 0..rows {
+                        for b in 0..cols {
+                            y_chunk[at + a * w + b] = out[a * mt + b][l];
                         }
                     }
                 }
@@ -790,7 +769,7 @@ mod avx512 {
     /// # Safety
     /// AVX-512F must be available; `x` and `dy` hold the whole batch of `g`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn grad_weight_chunk(
+    pub(super) unsafe fn grad_weight_chunk<T: Tiling>(
         g: &ConvGeometry,
         img0: usize,
         n: usize,
@@ -801,15 +780,15 @@ mod avx512 {
     ) {
         let (cin, cout) = (g.in_channels, g.out_channels);
         let (in_img, out_img) = (cin * g.in_pixels(), cout * g.out_pixels());
-        let s = ChunkShape::new(g, n);
+        let s = ChunkShape::new::<T>(g, n);
         let (c16, o16) = (cin.next_multiple_of(LANES), cout.next_multiple_of(LANES));
         let tiles = s.tiles;
-        let mut v = ScratchBuf::take(XI * xi_stride(tiles * c16));
-        let mut dm = ScratchBuf::take(XI * xi_stride(tiles * o16));
+        let mut v = ScratchBuf::take(T::XI * xi_stride(tiles * c16));
+        let mut dm = ScratchBuf::take(T::XI * xi_stride(tiles * o16));
         let mut grid = ScratchBuf::take(s.grid_len(c16.max(o16)));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
-            input_transform(
+            input_transform::<T>(
                 &s,
                 &x[img0 * in_img..][..n * in_img],
                 cin,
@@ -817,7 +796,7 @@ mod avx512 {
                 &mut grid,
                 &mut v,
             );
-            output_adjoint(
+            output_adjoint::<T>(
                 &s,
                 &dy[img0 * out_img..][..n * out_img],
                 cout,
@@ -826,12 +805,12 @@ mod avx512 {
                 &mut dm,
             );
         }
-        for xi in 0..XI {
+        for xi in 0..T::XI {
             let dm = &dm[xi * xi_stride(tiles * o16)..][..tiles * o16];
             let v = &v[xi * xi_stride(tiles * c16)..][..tiles * c16];
             if o16 == LANES && c16 == LANES {
                 // SAFETY: AVX-512F (caller); the sizes are asserted inside.
-                unsafe { tile_sum_block((cin, cout), xi, tiles, (dm, v), du, accumulate) };
+                unsafe { tile_sum_block((cin, cout), (xi, T::XI), tiles, (dm, v), du, accumulate) };
                 continue;
             }
             let lhs = MatRef {
@@ -849,7 +828,7 @@ mod avx512 {
                 cin,
                 tiles,
                 &mut du[xi * cin..],
-                XI * cin,
+                T::XI * cin,
                 1,
                 accumulate,
                 lhs,
@@ -866,11 +845,11 @@ mod avx512 {
     ///
     /// # Safety
     /// AVX-512F must be available; `dm` and `v` are `T × 16` (`T = tiles`, channels beyond `O` and
-    /// `C` zero), `du` is `O × 16 × C` with `O, C ≤ 16`.
+    /// `C` zero), `du` is `O × XI × C` with `O, C ≤ 16`.
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_sum_block(
         (cin, cout): (usize, usize),
-        xi: usize,
+        (xi, xis): (usize, usize),
         tiles: usize,
         (dm, v): (&[f32], &[f32]),
         du: &mut [f32],
@@ -878,8 +857,8 @@ mod avx512 {
     ) {
         assert!(cout <= LANES && cin <= LANES);
         assert!(dm.len() >= tiles * LANES && v.len() >= tiles * LANES);
-        // Row `o` of dU_ξ: the `cin` values from `o·16·C + ξ·C`.
-        let row = |o: usize| o * XI * cin + xi * cin..o * XI * cin + (xi + 1) * cin;
+        // Row `o` of dU_ξ: the `cin` values from `o·XI·C + ξ·C` (`XI = xis`).
+        let row = |o: usize| o * xis * cin + xi * cin..o * xis * cin + (xi + 1) * cin;
         assert!(du.len() >= row(cout - 1).end);
         let lanes = mask(cin);
         let mut acc = [_mm512_setzero_ps(); LANES];
@@ -913,7 +892,7 @@ mod avx512 {
     /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
     /// whole output images of `g`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn chunk(
+    pub(super) unsafe fn chunk<T: Tiling>(
         g: &ConvGeometry,
         u: &[f32],
         x_chunk: &[f32],
@@ -921,22 +900,23 @@ mod avx512 {
         parallel: bool,
     ) {
         let (cin, cout) = (g.in_channels, g.out_channels);
-        let s = ChunkShape::new(g, x_chunk.len() / (cin * g.in_pixels()));
+        let s = ChunkShape::new::<T>(g, x_chunk.len() / (cin * g.in_pixels()));
         let c16 = cin.next_multiple_of(LANES);
-        let mut v = ScratchBuf::take(XI * xi_stride(s.tiles * c16));
-        let mut m = ScratchBuf::take(XI * xi_stride(cout * s.tiles));
+        let mut v = ScratchBuf::take(T::XI * xi_stride(s.tiles * c16));
+        let mut m = ScratchBuf::take(T::XI * xi_stride(cout * s.tiles));
         let mut grid = ScratchBuf::take(s.grid_len(c16));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
-            input_transform(&s, x_chunk, cin, c16, &mut grid, &mut v);
-            chunk_gemms(g, u, s.tiles, c16, &v, &mut m, parallel);
-            output_transform(&s, &m, cout, y_chunk);
+            input_transform::<T>(&s, x_chunk, cin, c16, &mut grid, &mut v);
+            chunk_gemms::<T>(g, u, s.tiles, c16, &v, &mut m, parallel);
+            output_transform::<T>(&s, &m, cout, y_chunk);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::f2x3::FLIP;
     use super::*;
     use crate::conv_backward::conv_backward;
     use crate::conv_forward::im2col_conv;
@@ -948,177 +928,254 @@ mod tests {
             .collect()
     }
 
-    fn assert_close(got: &[f32], want: &[f32], c: usize, what: &str) {
+    /// `|got − want| ≤ tol · (1 + |want|) · √terms` at every position: rounding error grows with
+    /// the square root of the number of terms summed (values of `pattern` are in [−1, 1]).
+    fn assert_close(got: &[f32], want: &[f32], terms: usize, tol: f32, what: &str) {
         assert_eq!(got.len(), want.len());
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
             assert!(
-                (a - b).abs() <= 1e-5 * (1.0 + b.abs()) * (c as f32).sqrt(),
+                (a - b).abs() <= tol * (1.0 + b.abs()) * (terms as f32).sqrt(),
                 "{what} at {i}: {a} vs {b}"
             );
         }
     }
 
-    /// A single image's 16 GEMMs run in parallel on a multi-thread pool and in order on a
-    /// one-thread pool: the same bits either way (forward and input gradient).
+    /// Rounding tolerance per algorithm: F(4×4, 3×3)'s transforms scale by up to 8 and 1/24,
+    /// F(2×2, 3×3)'s only add and halve.
+    fn tolerance<T: Tiling>() -> f32 {
+        if T::M == 2 { 1e-5 } else { 1e-4 }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// A single image's GEMMs run in parallel on a multi-thread pool and in order on a
+    /// one-thread pool: the same bits either way (forward and input gradient, both algorithms).
     #[test]
     fn single_image_parallel_gemms_give_the_serial_bits() {
         if !crate::simd::avx512() {
             eprintln!("no AVX-512F: Winograd convolution not tested");
             return;
         }
-        let (c, o, h, w) = (32, 48, 14, 14);
-        let g = ConvGeometry::new(&[1, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
-        let x = pattern(c * h * w, 37, 101);
-        let wt = pattern(o * c * 9, 53, 97);
-        let dy = pattern(o * h * w, 29, 89);
-        let serial = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| {
-                (
-                    winograd_conv(&g, &x, &wt),
-                    winograd_grad_input(&g, &dy, &wt),
-                )
-            });
-        let parallel = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap()
-            .install(|| {
-                (
-                    winograd_conv(&g, &x, &wt),
-                    winograd_grad_input(&g, &dy, &wt),
-                )
-            });
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&serial.0), bits(&parallel.0));
-        assert_eq!(bits(&serial.1), bits(&parallel.1));
+        fn check<T: Tiling>() {
+            let (c, o, h, w) = (32, 48, 14, 14);
+            let g = ConvGeometry::new(&[1, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+            let x = pattern(c * h * w, 37, 101);
+            let wt = pattern(o * c * 9, 53, 97);
+            let dy = pattern(o * h * w, 29, 89);
+            let on = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| (conv::<T>(&g, &x, &wt), grad_input::<T>(&g, &dy, &wt)))
+            };
+            let (serial, parallel) = (on(1), on(4));
+            assert_eq!(bits(&serial.0), bits(&parallel.0), "m = {}", T::M);
+            assert_eq!(bits(&serial.1), bits(&parallel.1), "m = {}", T::M);
+        }
+        check::<F2x3>();
+        check::<F4x3>();
     }
 
-    /// Winograd equals the im2col + GEMM convolution, forward and both gradients, on odd and even,
-    /// square and non-square maps (partial tiles on the right and bottom edges), a 1×1 map,
-    /// batch 1, ragged chunks and channel counts that are not multiples of 16.
+    /// Both algorithms equal the im2col + GEMM convolution, forward and input gradient, on odd and
+    /// even, square and non-square maps (partial tiles on the right and bottom edges, maps
+    /// smaller than one tile), a 1×1 map, batch 1, ragged chunks and channel counts that are not
+    /// multiples of 16; `conv_backward` takes the dispatched algorithm.
     #[test]
     fn winograd_matches_im2col_convolution_and_its_input_gradient() {
-        for &(n, c, o, h, w) in &[
-            (2, 16, 16, 8, 8),
-            (3, 20, 17, 7, 7),
-            (1, 16, 32, 5, 9),
-            (5, 33, 16, 4, 4),
-            (2, 16, 18, 1, 1),
-            (1, 16, 16, 14, 14),
-            (9, 24, 16, 3, 6),
-            (3, 64, 72, 7, 6),
-        ] {
-            let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
-            if !crate::simd::avx512() {
-                eprintln!("no AVX-512F: Winograd convolution not tested");
-                return;
-            }
-            let x = pattern(n * c * h * w, 37, 101);
-            let wt = pattern(o * c * 9, 53, 97);
-            let got = winograd_conv(&g, &x, &wt);
-            assert_close(
-                &got,
-                &im2col_conv(&g, &x, &wt),
-                c,
-                &format!("{g:?} forward"),
-            );
-            let dy = pattern(n * o * h * w, 29, 89);
-            let gt = ConvGeometry::new(&[n, o, h, w], &[c, o, 3, 3], 1, 1).unwrap();
-            let want = im2col_conv(&gt, &dy, &flip_transpose(&wt, o, c, 3));
-            let got = winograd_grad_input(&g, &dy, &wt);
-            assert_close(&got, &want, o, &format!("{g:?} grad-input"));
-            if applies(&g) {
-                let (dx, _) = conv_backward(&g, &x, &wt, &dy, true, false);
-                assert_eq!(
-                    dx.unwrap(),
-                    got,
-                    "conv_backward takes the Winograd input gradient"
+        if !crate::simd::avx512() {
+            eprintln!("no AVX-512F: Winograd convolution not tested");
+            return;
+        }
+        fn check<T: Tiling>() {
+            for &(n, c, o, h, w) in &[
+                (2, 16, 16, 8, 8),
+                (3, 20, 17, 7, 7),
+                (1, 16, 32, 5, 9),
+                (5, 33, 16, 4, 4),
+                (2, 16, 18, 1, 1),
+                (1, 16, 16, 14, 14),
+                (9, 24, 16, 3, 6),
+                (3, 64, 72, 7, 6),
+                (4, 16, 16, 10, 13),
+            ] {
+                let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+                let x = pattern(n * c * h * w, 37, 101);
+                let wt = pattern(o * c * 9, 53, 97);
+                let what = format!("m = {}, {g:?}", T::M);
+                let got = conv::<T>(&g, &x, &wt);
+                let want = im2col_conv(&g, &x, &wt);
+                assert_close(&got, &want, c, tolerance::<T>(), &format!("{what} forward"));
+                let dy = pattern(n * o * h * w, 29, 89);
+                let gt = ConvGeometry::new(&[n, o, h, w], &[c, o, 3, 3], 1, 1).unwrap();
+                let want = im2col_conv(&gt, &dy, &flip_transpose(&wt, o, c, 3));
+                let got = grad_input::<T>(&g, &dy, &wt);
+                assert_close(
+                    &got,
+                    &want,
+                    o,
+                    tolerance::<T>(),
+                    &format!("{what} grad-input"),
                 );
             }
         }
+        check::<F2x3>();
+        check::<F4x3>();
+        let g = ConvGeometry::new(&[3, 64, 7, 6], &[72, 64, 3, 3], 1, 1).unwrap();
+        let (x, wt) = (pattern(3 * 64 * 42, 37, 101), pattern(72 * 64 * 9, 53, 97));
+        let dy = pattern(3 * 72 * 42, 29, 89);
+        if applies(&g) {
+            let (dx, _) = conv_backward(&g, &x, &wt, &dy, true, false);
+            assert_eq!(
+                bits(&dx.unwrap()),
+                bits(&winograd_grad_input(&g, &dy, &wt)),
+                "conv_backward takes the Winograd input gradient"
+            );
+        }
     }
 
-    /// The Winograd weight gradient equals the im2col one (up to rounding): the 16 × 16 block
-    /// kernel (16 and fewer channels, ragged `O` and `C`) and the GEMM path, each with groups of
-    /// one chunk (first chunk overwrites) and of several chunks (later chunks accumulate: 20 or 10
-    /// one-image chunks in at most 8 groups), odd maps with partial tiles, and a 32×32 map (256
-    /// tiles a chunk: the `ξ` blocks' padded stride).
+    /// The Winograd weight gradient equals the im2col one (up to rounding), both algorithms: the
+    /// 16 × 16 block kernel (16 and fewer channels, ragged `O` and `C`) and the GEMM path, each
+    /// with groups of one chunk (first chunk overwrites) and of several chunks (later chunks
+    /// accumulate: 20 or 10 one-image chunks in at most 8 groups), odd maps with partial tiles,
+    /// and a 32×32 map (256 tiles a chunk: the `ξ` blocks' padded stride).
     #[test]
     fn winograd_grad_weight_matches_im2col() {
         if !crate::simd::avx512() {
             eprintln!("no AVX-512F: Winograd weight gradient not tested");
             return;
         }
-        for &(n, c, o, h, w) in &[
-            (2, 16, 16, 14, 14),
-            (9, 12, 16, 7, 9),
-            (3, 16, 5, 6, 6),
-            (2, 16, 16, 32, 32),
-            (4, 32, 24, 14, 14),
-            (2, 40, 64, 5, 3),
-            (20, 16, 16, 24, 24),
-            (20, 12, 5, 23, 23),
-            (10, 32, 24, 23, 23),
-        ] {
-            let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
-            let x = pattern(n * c * h * w, 37, 101);
-            let dy = pattern(n * o * h * w, 29, 89);
-            let got = winograd_grad_weight(&g, &x, &dy);
-            let want = crate::conv_backward::im2col_grad_weight(&g, &x, &dy);
-            assert_close(&got, &want, n * h * w, &format!("{g:?} grad-weight"));
-            if applies_grad_weight(&g) {
-                let (_, dw) = conv_backward(&g, &x, &pattern(o * c * 9, 53, 97), &dy, false, true);
-                assert_eq!(
-                    dw.unwrap(),
-                    got,
-                    "conv_backward takes the Winograd weight gradient"
-                );
+        fn check<T: Tiling>() {
+            for &(n, c, o, h, w) in &[
+                (2, 16, 16, 14, 14),
+                (9, 12, 16, 7, 9),
+                (3, 16, 5, 6, 6),
+                (2, 16, 16, 32, 32),
+                (4, 32, 24, 14, 14),
+                (2, 40, 64, 5, 3),
+                (20, 16, 16, 24, 24),
+                (20, 12, 5, 23, 23),
+                (10, 32, 24, 23, 23),
+            ] {
+                let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+                let x = pattern(n * c * h * w, 37, 101);
+                let dy = pattern(n * o * h * w, 29, 89);
+                let got = grad_weight::<T>(&g, &x, &dy);
+                let want = crate::conv_backward::im2col_grad_weight(&g, &x, &dy);
+                let what = format!("m = {}, {g:?} grad-weight", T::M);
+                assert_close(&got, &want, n * h * w, tolerance::<T>(), &what);
             }
+        }
+        check::<F2x3>();
+        check::<F4x3>();
+        let g = ConvGeometry::new(&[4, 32, 14, 14], &[24, 32, 3, 3], 1, 1).unwrap();
+        let (x, dy) = (
+            pattern(4 * 32 * 196, 37, 101),
+            pattern(4 * 24 * 196, 29, 89),
+        );
+        if applies_grad_weight(&g) {
+            let (_, dw) = conv_backward(&g, &x, &pattern(24 * 32 * 9, 53, 97), &dy, false, true);
+            assert_eq!(
+                bits(&dw.unwrap()),
+                bits(&winograd_grad_weight(&g, &x, &dy)),
+                "conv_backward takes the Winograd weight gradient"
+            );
         }
     }
 
-    /// The kernel transform of a hand-computed kernel: `G g Gᵀ` for g = [[1,2,3],[4,5,6],[7,8,9]]
-    /// (numpy: `G @ g @ G.T` with G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]), placed at
-    /// `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block).
+    /// The kernel transforms of a hand-computed kernel: `G g Gᵀ` for g = [[1,2,3],[4,5,6],[7,8,9]],
+    /// placed at `U[o][ξ][c]` for a 2 × 17 weight (a ragged 16-channel block). F(2×2, 3×3): numpy
+    /// `G @ g @ G.T` with G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]; F(4×4, 3×3): the same
+    /// product in exact fractions (Python: `from fractions import Fraction`, G as in `f4x3`'s
+    /// docs), rounded to f32.
     #[test]
     fn kernel_transform_matches_hand_computation() {
         if !crate::simd::avx512() {
             eprintln!("no AVX-512F: Winograd kernel transform not tested");
             return;
         }
-        let want = [
-            1.0, 3.0, 1.0, 3.0, //
-            6.0, 11.25, 3.75, 9.0, //
-            2.0, 3.75, 1.25, 3.0, //
+        fn check<T: Tiling>(want: &[f64]) {
+            let (o, c) = (2, 17);
+            let mut w = vec![0.0f32; o * c * 9];
+            for (i, v) in w[(c + 16) * 9..][..9].iter_mut().enumerate() {
+                *v = (i + 1) as f32;
+            }
+            let u = kernel_transform::<T>(&w, o, c);
+            for (xi, want) in want.iter().enumerate() {
+                let got = u[(T::XI + xi) * c + 16];
+                assert!(
+                    (f64::from(got) - want).abs() <= 1e-6 * want.abs(),
+                    "m = {}, ξ = {xi}: {got} vs {want}",
+                    T::M
+                );
+            }
+            assert_eq!(u.iter().filter(|v| **v != 0.0).count(), T::XI);
+        }
+        #[rustfmt::skip]
+        check::<F2x3>(&[
+            1.0, 3.0, 1.0, 3.0,
+            6.0, 11.25, 3.75, 9.0,
+            2.0, 3.75, 1.25, 3.0,
             7.0, 12.0, 4.0, 9.0,
-        ];
-        let (o, c) = (2, 17);
-        let mut w = vec![0.0f32; o * c * 9];
-        for (i, v) in w[(c + 16) * 9..][..9].iter_mut().enumerate() {
-            *v = (i + 1) as f32;
-        }
-        let u = kernel_transform(&w, o, c);
-        for xi in 0..16 {
-            assert_eq!(u[(16 + xi) * c + 16], want[xi], "ξ = {xi}");
-        }
-        assert_eq!(u.iter().filter(|v| **v != 0.0).count(), 16);
+        ]);
+        #[rustfmt::skip]
+        check::<F4x3>(&[
+            1.0 / 16.0, -1.0 / 4.0, -1.0 / 12.0, 17.0 / 96.0, 3.0 / 32.0, 3.0 / 4.0,
+            -1.0 / 2.0, 5.0 / 4.0, 5.0 / 12.0, -19.0 / 24.0, -3.0 / 8.0, -3.0,
+            -1.0 / 6.0, 5.0 / 12.0, 5.0 / 36.0, -19.0 / 72.0, -1.0 / 8.0, -1.0,
+            37.0 / 96.0, -11.0 / 12.0, -11.0 / 36.0, 329.0 / 576.0, 17.0 / 64.0, 17.0 / 8.0,
+            7.0 / 32.0, -1.0 / 2.0, -1.0 / 6.0, 59.0 / 192.0, 9.0 / 64.0, 9.0 / 8.0,
+            7.0 / 4.0, -4.0, -4.0 / 3.0, 59.0 / 24.0, 9.0 / 8.0, 9.0,
+        ]);
     }
 
-    /// The input gradient's kernel transform is the forward's, transposed and permuted by `Q`,
-    /// bit for bit — with ragged 16-channel blocks on both sides.
+    /// `Gᵀ z G` is the adjoint of `G g Gᵀ`: `⟨G g Gᵀ, z⟩ = ⟨g, Gᵀ z G⟩` for 16 kernels and 16
+    /// transformed gradients at once (a wrong coefficient or index in either breaks it).
+    #[test]
+    fn kernel_adjoint_is_the_transpose_of_the_kernel_transform() {
+        fn check<T: Tiling>() {
+            let mut g = [[0.0f32; LANES]; 9];
+            let mut z = [[0.0f32; LANES]; MAX_XI];
+            for (i, v) in g.iter_mut().flatten().enumerate() {
+                *v = ((i * 37) % 101) as f32 / 50.0 - 1.0;
+            }
+            for (i, v) in z.iter_mut().take(T::XI).flatten().enumerate() {
+                *v = ((i * 53) % 97) as f32 / 48.0 - 1.0;
+            }
+            let (u, dw) = (T::kernel_lanes(&g), T::kernel_adjoint_lanes(&z));
+            for l in 0..LANES {
+                let lhs: f64 = (0..T::XI)
+                    .map(|xi| f64::from(u[xi][l]) * f64::from(z[xi][l]))
+                    .sum();
+                let rhs: f64 = (0..9)
+                    .map(|t| f64::from(g[t][l]) * f64::from(dw[t][l]))
+                    .sum();
+                assert!(
+                    (lhs - rhs).abs() < 1e-5 * (1.0 + lhs.abs()),
+                    "m = {}, lane {l}: {lhs} vs {rhs}",
+                    T::M
+                );
+            }
+        }
+        check::<F2x3>();
+        check::<F4x3>();
+    }
+
+    /// F(2×2, 3×3)'s input-gradient kernel transform is the forward's, transposed and permuted by
+    /// `Q`, bit for bit — with ragged 16-channel blocks on both sides.
     #[test]
     fn flipped_kernel_transform_is_the_permuted_forward_transform() {
         if !crate::simd::avx512() {
             eprintln!("no AVX-512F: Winograd kernel transform not tested");
             return;
         }
+        const XI: usize = F2x3::XI;
         for (o, c) in [(20, 35), (16, 16), (3, 50), (64, 1)] {
             let w = pattern(o * c * 9, 61, 103);
-            let u = kernel_transform(&w, o, c);
-            let ut = flipped_kernel_transform(&w, o, c);
+            let u = kernel_transform::<F2x3>(&w, o, c);
+            let ut = F2x3::flipped_kernel_transform(&w, o, c);
             assert_eq!(ut.len(), u.len());
             for oi in 0..o {
                 for ci in 0..c {
