@@ -160,20 +160,12 @@ fn enabled_for(g: &ConvGeometry, min_channels: usize) -> bool {
         && !*DISABLED.get_or_init(|| std::env::var_os("CONAD_NO_WINOGRAD").is_some())
 }
 
-/// Which pass of a layer a Winograd algorithm is picked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pass {
-    /// `y = conv(x, w)`.
-    Forward,
-    /// `dx` from `dy`.
-    GradInput,
-    /// `dW` from `x` and `dy`.
-    GradWeight,
-}
-
-/// The algorithm for pass `pass` of layer `g`. `CONAD_WINOGRAD` = `f2x3` or `f4x3` (read once)
-/// forces one for every pass, for side-by-side measurements.
-pub(crate) fn tiling_for(g: &ConvGeometry, pass: Pass) -> Algorithm {
+/// The algorithm for every pass of layer `g`: F(4×4, 3×3) on maps larger than one of its
+/// tiles, F(2×2, 3×3) on maps of at most 4×4 — where F(4×4)'s forward and input gradient only
+/// break even and its weight gradient is slower (its `dU` partials are 2.25× larger; measured
+/// per layer, docs/engine.md). `CONAD_WINOGRAD` = `f2x3` or `f4x3` (read once) forces
+/// one for every pass, for side-by-side measurements or to reproduce earlier bits.
+pub(crate) fn tiling_for(g: &ConvGeometry) -> Algorithm {
     static FORCED: std::sync::OnceLock<Option<Algorithm>> = std::sync::OnceLock::new();
     let forced = *FORCED.get_or_init(|| match std::env::var("CONAD_WINOGRAD").as_deref() {
         Ok("f2x3") => Some(Algorithm::F2x3),
@@ -183,8 +175,11 @@ pub(crate) fn tiling_for(g: &ConvGeometry, pass: Pass) -> Algorithm {
     if let Some(a) = forced {
         return a;
     }
-    let _ = (g, pass);
-    Algorithm::F2x3
+    if g.height <= F4x3::M && g.width <= F4x3::M {
+        Algorithm::F2x3
+    } else {
+        Algorithm::F4x3
+    }
 }
 
 /// Tiles per image along each axis: `(⌈H/m⌉, ⌈W/m⌉)`.
@@ -235,7 +230,7 @@ pub(crate) fn kernel_transform<T: Tiling>(
 /// # Panics
 /// If `g` is not a 3×3 "same" stride-1 layer or the CPU lacks AVX-512F (see [`applies`]).
 pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
-    match tiling_for(g, Pass::Forward) {
+    match tiling_for(g) {
         Algorithm::F2x3 => conv::<F2x3>(g, x, w),
         Algorithm::F4x3 => conv::<F4x3>(g, x, w),
     }
@@ -248,7 +243,7 @@ pub fn winograd_conv(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// # Panics
 /// As [`winograd_conv`].
 pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
-    match tiling_for(g, Pass::GradInput) {
+    match tiling_for(g) {
         Algorithm::F2x3 => grad_input::<F2x3>(g, dy, w),
         Algorithm::F4x3 => grad_input::<F4x3>(g, dy, w),
     }
@@ -261,7 +256,7 @@ pub fn winograd_grad_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> 
 /// # Panics
 /// As [`winograd_conv`].
 pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    match tiling_for(g, Pass::GradWeight) {
+    match tiling_for(g) {
         Algorithm::F2x3 => grad_weight::<F2x3>(g, x, dy),
         Algorithm::F4x3 => grad_weight::<F4x3>(g, x, dy),
     }
