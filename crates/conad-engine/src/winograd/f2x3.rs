@@ -126,7 +126,7 @@ impl Tiling for F2x3 {
         src: *const f32,
         stride: usize,
         k: std::arch::x86_64::__mmask16,
-    ) -> [[f32; LANES]; 16] {
+    ) -> [std::arch::x86_64::__m512; 16] {
         // SAFETY: forwarded contract.
         unsafe { avx512::output_tile(src, stride, k) }
     }
@@ -249,11 +249,7 @@ mod avx512 {
     /// AVX-512F must be available; the 16 masked loads must be in bounds.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_tile(
-        src: *const f32,
-        stride: usize,
-        k: __mmask16,
-    ) -> [[f32; LANES]; 16] {
+    pub(super) unsafe fn output_tile(src: *const f32, stride: usize, k: __mmask16) -> [__m512; 16] {
         // SAFETY: in bounds by the caller's contract.
         let mq = |xi: usize| unsafe { _mm512_maskz_loadu_ps(k, src.add(xi * stride)) };
         let mut r = [[_mm512_setzero_ps(); 4]; 2];
@@ -262,15 +258,10 @@ mod avx512 {
             r[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
             r[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
         }
-        let mut out = [[0.0f32; LANES]; 16];
+        let mut out = [_mm512_setzero_ps(); 16];
         for (a, ra) in r.iter().enumerate() {
-            let left = _mm512_add_ps(_mm512_add_ps(ra[0], ra[1]), ra[2]);
-            let right = _mm512_sub_ps(_mm512_sub_ps(ra[1], ra[2]), ra[3]);
-            // SAFETY: each destination is a 16-float array.
-            unsafe {
-                _mm512_storeu_ps(out[2 * a].as_mut_ptr(), left);
-                _mm512_storeu_ps(out[2 * a + 1].as_mut_ptr(), right);
-            }
+            out[2 * a] = _mm512_add_ps(_mm512_add_ps(ra[0], ra[1]), ra[2]);
+            out[2 * a + 1] = _mm512_sub_ps(_mm512_sub_ps(ra[1], ra[2]), ra[3]);
         }
         out
     }

@@ -134,7 +134,7 @@ impl Tiling for F4x3 {
         src: *const f32,
         stride: usize,
         k: std::arch::x86_64::__mmask16,
-    ) -> [[f32; LANES]; 16] {
+    ) -> [std::arch::x86_64::__m512; 16] {
         // SAFETY: forwarded contract.
         unsafe { avx512::output_tile(src, stride, k) }
     }
@@ -145,8 +145,6 @@ impl Tiling for F4x3 {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
-
-    use super::LANES;
 
     /// `Bᵀ d` of one 6-vector (16 lanes).
     #[inline]
@@ -273,11 +271,7 @@ mod avx512 {
     /// AVX-512F must be available; the 36 masked loads must be in bounds.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_tile(
-        src: *const f32,
-        stride: usize,
-        k: __mmask16,
-    ) -> [[f32; LANES]; 16] {
+    pub(super) unsafe fn output_tile(src: *const f32, stride: usize, k: __mmask16) -> [__m512; 16] {
         // SAFETY: in bounds by the caller's contract.
         let mq = |xi: usize| unsafe { _mm512_maskz_loadu_ps(k, src.add(xi * stride)) };
         // Aᵀ down each of the six columns (6 → 4 rows), then Aᵀ along each row.
@@ -288,12 +282,9 @@ mod avx512 {
                 r[a][col] = val;
             }
         }
-        let mut out = [[0.0f32; LANES]; 16];
+        let mut out = [_mm512_setzero_ps(); 16];
         for (a, ra) in r.iter().enumerate() {
-            for (b, val) in at(*ra).into_iter().enumerate() {
-                // SAFETY: each destination is a 16-float array.
-                unsafe { _mm512_storeu_ps(out[a * 4 + b].as_mut_ptr(), val) };
-            }
+            out[a * 4..][..4].copy_from_slice(&at(*ra));
         }
         out
     }

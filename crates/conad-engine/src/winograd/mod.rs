@@ -102,7 +102,7 @@ pub(crate) trait Tiling: Sync {
     );
 
     /// `Y = Aᵀ M A` of 16 tiles (the lanes under `k`): `M_ξ` at `src + ξ·stride`; returns the
-    /// `m²` outputs row-major (`out[a·m + b]`).
+    /// `m²` outputs row-major (`out[a·m + b]`, one vector of 16 tiles each; the rest zero).
     ///
     /// # Safety
     /// As [`Self::input_tile`].
@@ -111,7 +111,7 @@ pub(crate) trait Tiling: Sync {
         src: *const f32,
         stride: usize,
         k: std::arch::x86_64::__mmask16,
-    ) -> [[f32; LANES]; 16];
+    ) -> [std::arch::x86_64::__m512; 16];
 }
 
 /// The Winograd algorithms, for dispatch.
@@ -740,18 +740,26 @@ mod avx512 {
             }
         }
         let mp = m.as_ptr();
+        let yp = y_chunk.as_mut_ptr();
         for o in 0..cout {
             for t0 in (0..tiles).step_by(LANES) {
                 let lanes = (tiles - t0).min(LANES);
                 // SAFETY: the masked loads read `lanes` values of row `o` of each M_ξ.
                 let out = unsafe { T::output_tile(mp.add(o * tiles + t0), sm, mask(lanes)) };
-                for l in 0..lanes {
+                // One vector per tile, its outputs row-major in lanes `a·m + b`.
+                let per_tile = transpose16(out);
+                for (l, vals) in per_tile.iter().enumerate().take(lanes) {
                     let (at, rows, cols) = offsets[t0 + l];
                     let at = at + o * h * w;
                     for a in 0..rows {
-                        for b in 0..cols {
-                            y_chunk[at + a * w + b] = out[a * mt + b][l];
-                        }
+                        // Row `a`'s lanes `a·m .. a·m + cols` land at `at + a·w ..`: a store
+                        // through a base `a·m` values lower, masked to those lanes. The base
+                        // may point before `y_chunk` (wrapping arithmetic, never dereferenced).
+                        let k = (u32::from(mask(cols)) << (a * mt)) as __mmask16;
+                        let base = yp.wrapping_add(at + a * w).wrapping_sub(a * mt);
+                        // SAFETY: the stored positions `at + a·w + b` (b < cols) are the tile's
+                        // in-bounds outputs, inside `y_chunk` (asserted sizes).
+                        unsafe { _mm512_mask_storeu_ps(base, k, *vals) };
                     }
                 }
             }
