@@ -39,6 +39,7 @@ pub(crate) use f2x3::F2x3;
 pub(crate) use f4x3::F4x3;
 
 use crate::cpu_data::{par_overwrite_chunks, par_zeros};
+use crate::direct_conv::flip_transpose;
 use crate::geometry::{ConvGeometry, MAX_GROUPS};
 use crate::matmul::{MatRef, gemm_into};
 use crate::scratch::ScratchBuf;
@@ -50,13 +51,39 @@ const MAX_XI: usize = 36;
 /// Values all weight-gradient partials may hold together (8 MiB) before layers get fewer groups
 /// (never fewer than two).
 const PARTIAL_VALUES: usize = 1 << 21;
-/// Fewest input and output channels for which [`applies`] picks Winograd.
-const MIN_CHANNELS: usize = 64;
+/// Fewest input and output channels for which [`applies`] picks Winograd: 32-channel layers
+/// through [`Products::Blocked`] beat the direct kernel (width-1/4 ResNet-18 layer2, 14×14 and
+/// 16×16 maps: 0.64 → 0.57 and 0.74 → 0.57 ms per forward), 16-channel layers do not (28×28 even,
+/// 32×32 0.79 → 0.95 ms: the transforms outweigh the products; docs/engine.md).
+const MIN_CHANNELS: usize = 32;
 /// Fewest input and output channels for which the weight gradient is Winograd's (measured
 /// against the direct and im2col kernels, width-1/4 ResNet-18 at 28×28: 16 → 16 channels 1.51 →
 /// 1.10 ms, 32 → 32 on 14×14 0.87 → 0.62 ms; docs/engine.md). The forward and input gradient of
-/// 16- and 32-channel layers stay on the direct kernel, which beats Winograd there.
+/// 16-channel layers stay on the direct kernel, which beats Winograd there.
 const MIN_GRAD_WEIGHT_CHANNELS: usize = 16;
+
+/// Most input and output channels (each rounded up to 16) for which the forward and input
+/// gradient compute the per-`ξ` products as register blocks ([`Products::Blocked`]) instead of
+/// `gemm` crate calls, whose per-call packing and edge handling outweigh 16- to 32-channel
+/// products.
+const MAX_BLOCKED_CHANNELS: usize = 32;
+
+/// How a chunk's per-`ξ` products `M_ξ = U_ξ · V_ξ` are computed, with the kernel transform in
+/// the layout each reads.
+#[derive(Clone, Copy, Debug)]
+enum Products<'a> {
+    /// `gemm` crate GEMMs on `U[o][ξ][c]` ([`kernel_transform`]), writing `M[ξ][o][t]`.
+    Gemm(&'a [f32]),
+    /// Register blocks of 16 output channels × 8 tiles on `U[ξ][c16][o16]`
+    /// ([`kernel_transform_blocked`]), writing `M[ξ][t][o16]`.
+    Blocked(&'a [f32]),
+}
+
+/// Whether the products of a layer with `g`'s channels are [`Products::Blocked`].
+fn blocked(g: &ConvGeometry) -> bool {
+    g.in_channels.next_multiple_of(LANES) <= MAX_BLOCKED_CHANNELS
+        && g.out_channels.next_multiple_of(LANES) <= MAX_BLOCKED_CHANNELS
+}
 
 /// One Winograd algorithm F(m×m, 3×3): its sizes and its transforms of 16 lanes at a time.
 pub(crate) trait Tiling: Sync {
@@ -224,6 +251,46 @@ pub(crate) fn kernel_transform<T: Tiling>(
     u
 }
 
+/// `U[ξ][c][o] = (G g Gᵀ)_ξ` for every kernel `g = W[o][c]`, with `c` and `o` padded to
+/// multiples of 16 by zero kernels: the layout of [`Products::Blocked`] (16 output channels of
+/// one input channel contiguous).
+///
+/// # Panics
+/// As [`kernel_transform`].
+fn kernel_transform_blocked<T: Tiling>(
+    w: &[f32],
+    out_channels: usize,
+    in_channels: usize,
+) -> ScratchBuf {
+    assert!(crate::simd::avx512());
+    assert_eq!(w.len(), out_channels * in_channels * 9);
+    let (c16, o16) = (
+        in_channels.next_multiple_of(LANES),
+        out_channels.next_multiple_of(LANES),
+    );
+    let mut u = ScratchBuf::take(T::XI * c16 * o16);
+    // Padded input channels are zero rows; at most 32 × 32 kernels, so one thread.
+    u.fill(0.0);
+    #[cfg(target_arch = "x86_64")]
+    for c in 0..in_channels {
+        for o0 in (0..out_channels).step_by(LANES) {
+            // SAFETY: AVX-512F was asserted above; output channels `o0..` of input channel `c`
+            // lie in `w`.
+            let g = unsafe {
+                avx512::gather_taps(
+                    &w[(o0 * in_channels + c) * 9..],
+                    in_channels * 9,
+                    (out_channels - o0).min(LANES),
+                )
+            };
+            for (xi, lanes) in T::kernel_lanes(&g).iter().take(T::XI).enumerate() {
+                u[(xi * c16 + c) * o16 + o0..][..LANES].copy_from_slice(lanes);
+            }
+        }
+    }
+    u
+}
+
 /// `y = conv2d(x, w)` for a 3×3, stride-1, padding-1 layer, contiguous NCHW `x` and
 /// `O × C × 3 × 3` `w`; returns `N × O × H × W`. The algorithm is [`tiling_for`]'s.
 ///
@@ -265,20 +332,31 @@ pub fn winograd_grad_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32>
 /// [`winograd_conv`] with algorithm `T`.
 fn conv<T: Tiling>(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert!(is_3x3_same(g) && crate::simd::avx512());
-    let u = kernel_transform::<T>(w, g.out_channels, g.in_channels);
-    run::<T>(g, x, &u)
+    if blocked(g) {
+        let u = kernel_transform_blocked::<T>(w, g.out_channels, g.in_channels);
+        run::<T>(g, x, Products::Blocked(&u))
+    } else {
+        let u = kernel_transform::<T>(w, g.out_channels, g.in_channels);
+        run::<T>(g, x, Products::Gemm(&u))
+    }
 }
 
 /// [`winograd_grad_input`] with algorithm `T`.
 fn grad_input<T: Tiling>(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     assert!(is_3x3_same(g) && crate::simd::avx512());
-    let u = T::flipped_kernel_transform(w, g.out_channels, g.in_channels);
     let gt = ConvGeometry {
         in_channels: g.out_channels,
         out_channels: g.in_channels,
         ..*g
     };
-    run::<T>(&gt, dy, &u)
+    if blocked(&gt) {
+        let flipped = flip_transpose(w, g.out_channels, g.in_channels, 3);
+        let u = kernel_transform_blocked::<T>(&flipped, g.in_channels, g.out_channels);
+        run::<T>(&gt, dy, Products::Blocked(&u))
+    } else {
+        let u = T::flipped_kernel_transform(w, g.out_channels, g.in_channels);
+        run::<T>(&gt, dy, Products::Gemm(&u))
+    }
 }
 
 /// [`winograd_grad_weight`] with algorithm `T`.
@@ -328,8 +406,8 @@ fn grad_weight<T: Tiling>(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// The convolution of `x` under geometry `g` with the kernel whose transform `u` describes.
-fn run<T: Tiling>(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
+/// The convolution of `x` under geometry `g` with the kernel whose transform `products` holds.
+fn run<T: Tiling>(g: &ConvGeometry, x: &[f32], products: Products<'_>) -> Vec<f32> {
     let ipc = images_per_chunk::<T>(g);
     let in_img = g.in_channels * g.in_pixels();
     let out_img = g.out_channels * g.out_pixels();
@@ -340,7 +418,7 @@ fn run<T: Tiling>(g: &ConvGeometry, x: &[f32], u: &[f32]) -> Vec<f32> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the callers asserted AVX-512F; the chunks are whole images of `g`.
         unsafe {
-            avx512::chunk::<T>(g, u, x_chunk, y_chunk, parallel)
+            avx512::chunk::<T>(g, products, x_chunk, y_chunk, parallel)
         };
     };
     // SAFETY: the output transform stores every position of every output channel of the chunk
@@ -405,7 +483,7 @@ fn chunk_gemms<T: Tiling>(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{LANES, MAX_XI, Tiling, chunk_gemms, tile_grid, xi_stride};
+    use super::{LANES, MAX_XI, Products, Tiling, chunk_gemms, tile_grid, xi_stride};
     use crate::geometry::ConvGeometry;
     use crate::matmul::{MatRef, gemm_into};
     use crate::scratch::ScratchBuf;
@@ -712,7 +790,48 @@ mod avx512 {
         });
     }
 
-    /// `Y = Aᵀ M A` of every tile from `m[ξ][o][t]`, scattered into the chunk's NCHW output.
+    /// Where each tile of a chunk puts its top-left output (for output channel 0, in the chunk's
+    /// NCHW images of `cout` channels), and how many of its rows and columns lie inside the map.
+    fn tile_offsets(s: &ChunkShape, cout: usize) -> Vec<(usize, usize, usize)> {
+        let (h, w, mt) = (s.h, s.w, s.m);
+        let mut offsets = Vec::with_capacity(s.tiles);
+        for img in 0..s.tiles / (s.th * s.tw) {
+            for ti in 0..s.th {
+                for j in 0..s.tw {
+                    let at = img * cout * h * w + mt * (ti * w + j);
+                    offsets.push((at, (h - mt * ti).min(mt), (w - mt * j).min(mt)));
+                }
+            }
+        }
+        offsets
+    }
+
+    /// Stores one tile's outputs `vals` (row-major in lanes `a·m + b`) at `y + at + a·w + b` for
+    /// the tile's `rows × cols` in-map outputs: one masked store per row.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; those positions must lie in the allocation `y` points into.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_tile(
+        y: *mut f32,
+        (at, rows, cols): (usize, usize, usize),
+        (w, mt): (usize, usize),
+        vals: __m512,
+    ) {
+        for a in 0..rows {
+            // Row `a`'s lanes `a·m .. a·m + cols` land at `at + a·w ..`: a store through a base
+            // `a·m` values lower, masked to those lanes. The base may point before the output
+            // (wrapping arithmetic, never dereferenced).
+            let k = (u32::from(mask(cols)) << (a * mt)) as __mmask16;
+            let base = y.wrapping_add(at + a * w).wrapping_sub(a * mt);
+            // SAFETY: only the stored positions are accessed (caller's contract).
+            unsafe { _mm512_mask_storeu_ps(base, k, vals) };
+        }
+    }
+
+    /// `Y = Aᵀ M A` of every tile from `m[ξ][o][t]` (16 tiles at a time), stored into the
+    /// chunk's NCHW output.
     ///
     /// # Safety
     /// AVX-512F must be available; `m` holds `XI·xi_stride(O·T)` values and `y_chunk` the chunk's
@@ -724,43 +843,194 @@ mod avx512 {
         cout: usize,
         y_chunk: &mut [f32],
     ) {
-        let (h, w, tiles, mt) = (s.h, s.w, s.tiles, s.m);
+        let (h, w, tiles) = (s.h, s.w, s.tiles);
         let sm = xi_stride(cout * tiles);
         assert_eq!(m.len(), T::XI * sm);
         assert_eq!(y_chunk.len() * s.th * s.tw, tiles * cout * h * w);
-        // Where tile t's top-left output lands (for o = 0), and how many of its rows and columns
-        // lie inside the map.
-        let mut offsets = Vec::with_capacity(tiles);
-        for img in 0..tiles / (s.th * s.tw) {
-            for ti in 0..s.th {
-                for j in 0..s.tw {
-                    let at = img * cout * h * w + mt * (ti * w + j);
-                    offsets.push((at, (h - mt * ti).min(mt), (w - mt * j).min(mt)));
-                }
-            }
-        }
-        let mp = m.as_ptr();
-        let yp = y_chunk.as_mut_ptr();
+        let offsets = tile_offsets(s, cout);
+        let (mp, yp) = (m.as_ptr(), y_chunk.as_mut_ptr());
         for o in 0..cout {
             for t0 in (0..tiles).step_by(LANES) {
                 let lanes = (tiles - t0).min(LANES);
                 // SAFETY: the masked loads read `lanes` values of row `o` of each M_ξ.
                 let out = unsafe { T::output_tile(mp.add(o * tiles + t0), sm, mask(lanes)) };
-                // One vector per tile, its outputs row-major in lanes `a·m + b`.
+                // One vector per tile, its outputs row-major.
                 let per_tile = transpose16(out);
                 for (l, vals) in per_tile.iter().enumerate().take(lanes) {
                     let (at, rows, cols) = offsets[t0 + l];
-                    let at = at + o * h * w;
-                    for a in 0..rows {
-                        // Row `a`'s lanes `a·m .. a·m + cols` land at `at + a·w ..`: a store
-                        // through a base `a·m` values lower, masked to those lanes. The base
-                        // may point before `y_chunk` (wrapping arithmetic, never dereferenced).
-                        let k = (u32::from(mask(cols)) << (a * mt)) as __mmask16;
-                        let base = yp.wrapping_add(at + a * w).wrapping_sub(a * mt);
-                        // SAFETY: the stored positions `at + a·w + b` (b < cols) are the tile's
-                        // in-bounds outputs, inside `y_chunk` (asserted sizes).
-                        unsafe { _mm512_mask_storeu_ps(base, k, *vals) };
+                    // SAFETY: the tile's in-map outputs of channel `o` lie in `y_chunk`
+                    // (asserted sizes).
+                    unsafe { store_tile(yp, (at + o * h * w, rows, cols), (w, s.m), *vals) };
+                }
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A` of every tile from `m[ξ][t][o16]` (16 output channels at a time), stored
+    /// into the chunk's NCHW output.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `m` holds `XI·xi_stride(T·o16)` values and `y_chunk` the
+    /// chunk's images.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn output_transform_blocked<T: Tiling>(
+        s: &ChunkShape,
+        m: &[f32],
+        (cout, o16): (usize, usize),
+        y_chunk: &mut [f32],
+    ) {
+        let (h, w, tiles) = (s.h, s.w, s.tiles);
+        let sm = xi_stride(tiles * o16);
+        assert_eq!(m.len(), T::XI * sm);
+        assert_eq!(y_chunk.len() * s.th * s.tw, tiles * cout * h * w);
+        let (mp, yp) = (m.as_ptr(), y_chunk.as_mut_ptr());
+        if s.m == 4 {
+            // SAFETY: as this function's (same sizes, asserted above).
+            unsafe { output_rows_of_four::<T>(s, mp, (cout, o16), yp) };
+            return;
+        }
+        let offsets = tile_offsets(s, cout);
+        for (t, &(at, rows, cols)) in offsets.iter().enumerate() {
+            for o0 in (0..cout).step_by(LANES) {
+                // SAFETY: the loads read 16 channels of tile `t` of each M_ξ.
+                let out = unsafe { T::output_tile(mp.add(t * o16 + o0), sm, 0xffff) };
+                // One vector per output channel, the tile's outputs row-major.
+                let per_channel = transpose16(out);
+                for (l, vals) in per_channel.iter().enumerate().take(cout - o0) {
+                    // SAFETY: the tile's in-map outputs of channel `o0 + l` lie in `y_chunk`
+                    // (asserted sizes).
+                    unsafe { store_tile(yp, (at + (o0 + l) * h * w, rows, cols), (w, s.m), *vals) };
+                }
+            }
+        }
+    }
+
+    /// [`output_transform_blocked`] for 4×4 output tiles: four neighbouring tiles of a tile row
+    /// give each output row 16 contiguous values, so each channel's rows are stored as whole
+    /// vectors (a 4 × 4 transpose of 128-bit lanes) instead of four values per store.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `m` and `y` as in [`output_transform_blocked`], `s.m == 4`.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn output_rows_of_four<T: Tiling>(
+        s: &ChunkShape,
+        m: *const f32,
+        (cout, o16): (usize, usize),
+        y: *mut f32,
+    ) {
+        assert_eq!(s.m, 4);
+        let (h, w) = (s.h, s.w);
+        let sm = xi_stride(s.tiles * o16);
+        for img in 0..s.tiles / (s.th * s.tw) {
+            for ti in 0..s.th {
+                let rows = (h - 4 * ti).min(4);
+                for j0 in (0..s.tw).step_by(4) {
+                    let group = (s.tw - j0).min(4);
+                    let t0 = (img * s.th + ti) * s.tw + j0;
+                    let cols = mask((w - 4 * j0).min(LANES));
+                    let at = img * cout * h * w + 4 * (ti * w + j0);
+                    for o0 in (0..cout).step_by(LANES) {
+                        let mut per = [[_mm512_setzero_ps(); LANES]; 4];
+                        for (g, per) in per.iter_mut().enumerate().take(group) {
+                            // SAFETY: the loads read 16 channels of tile t0 + g of each M_ξ.
+                            *per = transpose16(unsafe {
+                                T::output_tile(m.add((t0 + g) * o16 + o0), sm, 0xffff)
+                            });
+                        }
+                        for l in 0..(cout - o0).min(LANES) {
+                            let (p0, p1, p2, p3) = (per[0][l], per[1][l], per[2][l], per[3][l]);
+                            let x0 = _mm512_shuffle_f32x4::<0x44>(p0, p1);
+                            let x1 = _mm512_shuffle_f32x4::<0xee>(p0, p1);
+                            let y0 = _mm512_shuffle_f32x4::<0x44>(p2, p3);
+                            let y1 = _mm512_shuffle_f32x4::<0xee>(p2, p3);
+                            let out_rows = [
+                                _mm512_shuffle_f32x4::<0x88>(x0, y0),
+                                _mm512_shuffle_f32x4::<0xdd>(x0, y0),
+                                _mm512_shuffle_f32x4::<0x88>(x1, y1),
+                                _mm512_shuffle_f32x4::<0xdd>(x1, y1),
+                            ];
+                            for (a, row) in out_rows.iter().enumerate().take(rows) {
+                                // SAFETY: row 4·ti + a < H, columns 4·j0 .. 4·j0 + cols < W of
+                                // channel o0 + l of image `img`: inside the chunk's output.
+                                unsafe {
+                                    _mm512_mask_storeu_ps(
+                                        y.add(at + (o0 + l) * h * w + a * w),
+                                        cols,
+                                        *row,
+                                    )
+                                };
+                            }
+                        }
                     }
+                }
+            }
+        }
+    }
+
+    /// `N` tiles × 16 output channels of one `M_ξ` (`m[t][o16]`, from channel `o0` and tile
+    /// `t0`): `M[t][o] = Σ_c V[t][c]·U[c][o]`, the 16 × 16 blocks of `U` (`u[c][o16]`) held in
+    /// registers, each `V` value broadcast, input channels summed in order.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `u` holds `c16` rows of `o16`, `v` and `m` tiles `t0 .. t0 + N`
+    /// of `c16` and `o16` values.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn product_block<const N: usize>(
+        (u, v, m): (*const f32, *const f32, *mut f32),
+        (c16, o16): (usize, usize),
+        (o0, t0): (usize, usize),
+    ) {
+        let mut acc = [_mm512_setzero_ps(); N];
+        for c0 in (0..c16).step_by(LANES) {
+            // SAFETY: rows c0 .. c0 + 16 of `u` hold channels o0 .. o0 + 16 (caller's contract).
+            let uc: [__m512; LANES] =
+                std::array::from_fn(|c| unsafe { _mm512_loadu_ps(u.add((c0 + c) * o16 + o0)) });
+            for (c, uc) in uc.iter().enumerate() {
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: tile t0 + t, channel c0 + c lies in `v` (caller's contract).
+                    let vt = unsafe { *v.add((t0 + t) * c16 + c0 + c) };
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(vt), *uc, *acc);
+                }
+            }
+        }
+        for (t, acc) in acc.iter().enumerate() {
+            // SAFETY: tile t0 + t, channels o0 .. o0 + 16 lie in `m` (caller's contract).
+            unsafe { _mm512_storeu_ps(m.add((t0 + t) * o16 + o0), *acc) };
+        }
+    }
+
+    /// The per-`ξ` products of one chunk as [`Products::Blocked`]: `m[ξ][t][o16]` from `u`
+    /// (`[ξ][c16][o16]`) and `v` (`[ξ][t][c16]`), 8 tiles per register block.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn blocked_products<T: Tiling>(
+        u: &[f32],
+        v: &[f32],
+        m: &mut [f32],
+        (tiles, c16, o16): (usize, usize, usize),
+    ) {
+        const BLOCK: usize = 8;
+        let (sv, sm) = (xi_stride(tiles * c16), xi_stride(tiles * o16));
+        assert!(u.len() >= T::XI * c16 * o16 && v.len() >= T::XI * sv && m.len() >= T::XI * sm);
+        for xi in 0..T::XI {
+            let ptrs = (
+                u[xi * c16 * o16..].as_ptr(),
+                v[xi * sv..].as_ptr(),
+                m[xi * sm..].as_mut_ptr(),
+            );
+            for o0 in (0..o16).step_by(LANES) {
+                let full = tiles - tiles % BLOCK;
+                for t0 in (0..full).step_by(BLOCK) {
+                    // SAFETY: the asserted sizes cover tiles t0 .. t0 + 8 < tiles.
+                    unsafe { product_block::<BLOCK>(ptrs, (c16, o16), (o0, t0)) };
+                }
+                for t0 in full..tiles {
+                    // SAFETY: as above, one tile.
+                    unsafe { product_block::<1>(ptrs, (c16, o16), (o0, t0)) };
                 }
             }
         }
@@ -888,8 +1158,8 @@ mod avx512 {
         }
     }
 
-    /// One forward (or input-gradient) chunk: input transform, GEMMs, output transform, with
-    /// `V`, `M` and the grid lent by this thread's scratch pool.
+    /// One forward (or input-gradient) chunk: input transform, products, output transform,
+    /// with `V`, `M` and the grid lent by this thread's scratch pool.
     ///
     /// # Safety
     /// AVX-512F must be available. `x_chunk` holds `n` whole input images and `y_chunk` `n`
@@ -897,22 +1167,31 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn chunk<T: Tiling>(
         g: &ConvGeometry,
-        u: &[f32],
+        products: Products<'_>,
         x_chunk: &[f32],
         y_chunk: &mut [f32],
         parallel: bool,
     ) {
         let (cin, cout) = (g.in_channels, g.out_channels);
         let s = ChunkShape::new::<T>(g, x_chunk.len() / (cin * g.in_pixels()));
-        let c16 = cin.next_multiple_of(LANES);
+        let (c16, o16) = (cin.next_multiple_of(LANES), cout.next_multiple_of(LANES));
         let mut v = ScratchBuf::take(T::XI * xi_stride(s.tiles * c16));
-        let mut m = ScratchBuf::take(T::XI * xi_stride(cout * s.tiles));
         let mut grid = ScratchBuf::take(s.grid_len(c16));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
             input_transform::<T>(&s, x_chunk, cin, c16, &mut grid, &mut v);
-            chunk_gemms::<T>(g, u, s.tiles, c16, &v, &mut m, parallel);
-            output_transform::<T>(&s, &m, cout, y_chunk);
+            match products {
+                Products::Gemm(u) => {
+                    let mut m = ScratchBuf::take(T::XI * xi_stride(cout * s.tiles));
+                    chunk_gemms::<T>(g, u, s.tiles, c16, &v, &mut m, parallel);
+                    output_transform::<T>(&s, &m, cout, y_chunk);
+                }
+                Products::Blocked(u) => {
+                    let mut m = ScratchBuf::take(T::XI * xi_stride(s.tiles * o16));
+                    blocked_products::<T>(u, &v, &mut m, (s.tiles, c16, o16));
+                    output_transform_blocked::<T>(&s, &m, (cout, o16), y_chunk);
+                }
+            }
         }
     }
 }
@@ -982,10 +1261,11 @@ mod tests {
         check::<F4x3>();
     }
 
-    /// Both algorithms equal the im2col + GEMM convolution, forward and input gradient, on odd and
-    /// even, square and non-square maps (partial tiles on the right and bottom edges, maps
-    /// smaller than one tile), a 1×1 map, batch 1, ragged chunks and channel counts that are not
-    /// multiples of 16; `conv_backward` takes the dispatched algorithm.
+    /// Both algorithms equal the im2col + GEMM convolution, forward and input gradient, through
+    /// both kinds of products (≤ 32 and > 32 channels), on odd and even, square and non-square
+    /// maps (partial tiles on the right and bottom edges, maps smaller than one tile, tile rows
+    /// of more than four tiles), a 1×1 map, batch 1, ragged chunks and channel counts that are
+    /// not multiples of 16; `conv_backward` takes the dispatched algorithm.
     #[test]
     fn winograd_matches_im2col_convolution_and_its_input_gradient() {
         if !crate::simd::avx512() {
@@ -1003,6 +1283,7 @@ mod tests {
                 (9, 24, 16, 3, 6),
                 (3, 64, 72, 7, 6),
                 (4, 16, 16, 10, 13),
+                (2, 32, 16, 9, 23),
             ] {
                 let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
                 let x = pattern(n * c * h * w, 37, 101);
