@@ -32,7 +32,7 @@ impl Tiling for F2x3 {
     const TARGET_TILES: usize = 128;
 
     #[inline(always)]
-    fn kernel_lanes(g: &[[f32; LANES]; 9]) -> [[f32; LANES]; MAX_XI] {
+    fn kernel_lanes(g: &[[f32; LANES]; 9], u: &mut [[f32; LANES]]) {
         // t = G g (4 × 3 per lane), then U = t Gᵀ (4 × 4 per lane).
         let mut t = [[[0.0f32; LANES]; 3]; 4];
         for col in 0..3 {
@@ -44,7 +44,7 @@ impl Tiling for F2x3 {
                 t[3][col][l] = d;
             }
         }
-        let mut u = [[0.0f32; LANES]; MAX_XI];
+        let u = &mut u[..Self::XI];
         for (row, [a, b, d]) in t.iter().enumerate() {
             for l in 0..LANES {
                 u[row * 4][l] = a[l];
@@ -53,11 +53,10 @@ impl Tiling for F2x3 {
                 u[row * 4 + 3][l] = d[l];
             }
         }
-        u
     }
 
     #[inline(always)]
-    fn kernel_adjoint_lanes(z: &[[f32; LANES]; MAX_XI]) -> [[f32; LANES]; 9] {
+    fn kernel_adjoint_lanes(z: &[[f32; LANES]]) -> [[f32; LANES]; 9] {
         // Gᵀ applied to a 4-vector per lane: (z0 + (z1 + z2)/2, (z1 − z2)/2, (z1 + z2)/2 + z3).
         #[inline(always)]
         fn gt(z: [[f32; LANES]; 4]) -> [[f32; LANES]; 3] {
@@ -139,7 +138,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::avx512::gather_taps;
-    use super::{F2x3, FLIP, LANES, Tiling};
+    use super::{F2x3, FLIP, LANES, MAX_XI, Tiling};
 
     /// The rows `U'[c]` of input channels `c0..` (`rows` holds whole rows of `16 × O` values),
     /// 16 output channels at a time; `w` is the layer's `O × C × 3 × 3` weight.
@@ -151,13 +150,15 @@ mod avx512 {
         const XI: usize = F2x3::XI;
         let cout = w.len() / (cin * 9);
         let cn = rows.len() / (XI * cout);
+        let mut u = [[0.0f32; LANES]; MAX_XI];
         for o0 in (0..cout).step_by(LANES) {
             let on = (cout - o0).min(LANES);
             for ci in 0..cn {
                 // SAFETY: AVX-512F (caller); output channels `o0..o0 + on` of input channel
                 // `c0 + ci` lie in `w`.
                 let g = unsafe { gather_taps(&w[(o0 * cin + c0 + ci) * 9..], cin * 9, on) };
-                for (xi, v) in F2x3::kernel_lanes(&g).iter().take(XI).enumerate() {
+                F2x3::kernel_lanes(&g, &mut u);
+                for (xi, v) in u.iter().take(XI).enumerate() {
                     let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
                     rows[(ci * XI + q) * cout + o0..][..on].copy_from_slice(&v[..on]);
                 }

@@ -18,7 +18,7 @@
 //! Flipping the kernel maps the points 2 and −2 to ½ and −½, outside the set, so the input
 //! gradient transforms an explicitly flipped, transposed copy of the weight.
 
-use super::{LANES, MAX_XI, Tiling, kernel_transform};
+use super::{LANES, Tiling, kernel_transform};
 use crate::direct_conv::flip_transpose;
 use crate::scratch::ScratchBuf;
 
@@ -57,7 +57,7 @@ impl Tiling for F4x3 {
     const TARGET_TILES: usize = 64;
 
     #[inline(always)]
-    fn kernel_lanes(g: &[[f32; LANES]; 9]) -> [[f32; LANES]; MAX_XI] {
+    fn kernel_lanes(g: &[[f32; LANES]; 9], u: &mut [[f32; LANES]]) {
         // t = G g (6 × 3 per lane), then U = t Gᵀ (6 × 6 per lane).
         let mut t = [[[0.0f32; LANES]; 3]; 6];
         for col in 0..3 {
@@ -68,7 +68,7 @@ impl Tiling for F4x3 {
                 }
             }
         }
-        let mut u = [[0.0f32; LANES]; MAX_XI];
+        let u = &mut u[..Self::XI];
         for (row, [a, b, c]) in t.iter().enumerate() {
             for l in 0..LANES {
                 for (q, val) in g6(a[l], b[l], c[l]).into_iter().enumerate() {
@@ -76,11 +76,10 @@ impl Tiling for F4x3 {
                 }
             }
         }
-        u
     }
 
     #[inline(always)]
-    fn kernel_adjoint_lanes(z: &[[f32; LANES]; MAX_XI]) -> [[f32; LANES]; 9] {
+    fn kernel_adjoint_lanes(z: &[[f32; LANES]]) -> [[f32; LANES]; 9] {
         // Gᵀ down each of the six columns (6 → 3), then Gᵀ along each of the three rows.
         let mut cols = [[[0.0f32; LANES]; 3]; 6];
         for (col, out) in cols.iter_mut().enumerate() {

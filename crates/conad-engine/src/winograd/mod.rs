@@ -95,11 +95,12 @@ pub(crate) trait Tiling: Sync {
     const TARGET_TILES: usize;
 
     /// `G g Gᵀ` of 16 kernels at once: `g[tap][lane]` (taps row-major) → `u[ξ][lane]` (the first
-    /// [`Self::XI`] rows).
-    fn kernel_lanes(g: &[[f32; LANES]; 9]) -> [[f32; LANES]; MAX_XI];
+    /// [`Self::XI`] rows of `u`, which has at least that many).
+    fn kernel_lanes(g: &[[f32; LANES]; 9], u: &mut [[f32; LANES]]);
 
-    /// `Gᵀ z G` of 16 transformed-kernel gradients: `z[ξ][lane]` → `dw[tap][lane]`.
-    fn kernel_adjoint_lanes(z: &[[f32; LANES]; MAX_XI]) -> [[f32; LANES]; 9];
+    /// `Gᵀ z G` of 16 transformed-kernel gradients: `z[ξ][lane]` (the first [`Self::XI`] rows)
+    /// → `dw[tap][lane]`.
+    fn kernel_adjoint_lanes(z: &[[f32; LANES]]) -> [[f32; LANES]; 9];
 
     /// `U'[c][ξ][o]`: the transform of the flipped, transposed kernel — the input gradient's
     /// kernel — in [`kernel_transform`]'s layout for a layer of `in_channels` outputs and
@@ -271,6 +272,7 @@ fn kernel_transform_blocked<T: Tiling>(
     let mut u = ScratchBuf::take(T::XI * c16 * o16);
     // Padded input channels are zero rows; at most 32 × 32 kernels, so one thread.
     u.fill(0.0);
+    let mut lanes = [[0.0f32; LANES]; MAX_XI];
     #[cfg(target_arch = "x86_64")]
     for c in 0..in_channels {
         for o0 in (0..out_channels).step_by(LANES) {
@@ -283,7 +285,8 @@ fn kernel_transform_blocked<T: Tiling>(
                     (out_channels - o0).min(LANES),
                 )
             };
-            for (xi, lanes) in T::kernel_lanes(&g).iter().take(T::XI).enumerate() {
+            T::kernel_lanes(&g, &mut lanes);
+            for (xi, lanes) in lanes.iter().take(T::XI).enumerate() {
                 u[(xi * c16 + c) * o16 + o0..][..LANES].copy_from_slice(lanes);
             }
         }
@@ -531,11 +534,13 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn kernel_row<T: Tiling>(wo: &[f32], uo: &mut [f32]) {
         let cin = wo.len() / 9;
+        let mut u = [[0.0f32; LANES]; MAX_XI];
         for c0 in (0..cin).step_by(LANES) {
             let cn = (cin - c0).min(LANES);
             // SAFETY: AVX-512F (caller); channels `c0..c0 + cn` lie in `wo`.
             let g = unsafe { gather_taps(&wo[c0 * 9..], 9, cn) };
-            for (xi, v) in T::kernel_lanes(&g).iter().take(T::XI).enumerate() {
+            T::kernel_lanes(&g, &mut u);
+            for (xi, v) in u.iter().take(T::XI).enumerate() {
                 uo[xi * cin + c0..][..cn].copy_from_slice(&v[..cn]);
             }
         }
@@ -553,18 +558,20 @@ mod avx512 {
         cin: usize,
         dwo: &mut [f32],
     ) {
+        let mut z = [[0.0f32; LANES]; MAX_XI];
+        let z = &mut z[..T::XI];
         for c0 in (0..cin).step_by(LANES) {
             let cn = (cin - c0).min(LANES);
-            let mut z = [[0.0f32; LANES]; MAX_XI];
+            z.fill([0.0; LANES]);
             for p in partials {
-                for (xi, zx) in z.iter_mut().enumerate().take(T::XI) {
+                for (xi, zx) in z.iter_mut().enumerate() {
                     let src = &p[(o * T::XI + xi) * cin + c0..][..cn];
                     for (a, b) in zx.iter_mut().zip(src) {
                         *a += *b;
                     }
                 }
             }
-            for (tap, vals) in T::kernel_adjoint_lanes(&z).iter().enumerate() {
+            for (tap, vals) in T::kernel_adjoint_lanes(z).iter().enumerate() {
                 for ci in 0..cn {
                     dwo[(c0 + ci) * 9 + tap] = vals[ci];
                 }
@@ -1428,7 +1435,9 @@ mod tests {
             for (i, v) in z.iter_mut().take(T::XI).flatten().enumerate() {
                 *v = ((i * 53) % 97) as f32 / 48.0 - 1.0;
             }
-            let (u, dw) = (T::kernel_lanes(&g), T::kernel_adjoint_lanes(&z));
+            let mut u = [[0.0f32; LANES]; MAX_XI];
+            T::kernel_lanes(&g, &mut u);
+            let dw = T::kernel_adjoint_lanes(&z);
             for l in 0..LANES {
                 let lhs: f64 = (0..T::XI)
                     .map(|xi| f64::from(u[xi][l]) * f64::from(z[xi][l]))
