@@ -58,17 +58,23 @@ pub(crate) fn selected(g: &ConvGeometry) -> bool {
         && g.out_channels * g.in_channels * g.kernel * g.kernel <= MAX_WEIGHTS
 }
 
+/// Fewest input and output channels for which the weight gradient takes the bf16 kernels.
+/// Against the f32 Winograd F(4×4, 3×3) weight gradient (`bench_conv --precision`, batch 64,
+/// two alternations): 32 → 32 on 14×14 0.65–0.66 bf16 against 0.60 ms f32, 64 → 64 on 7×7
+/// 0.70–0.71 against 0.53–0.55 ms and on 28×28 5.46–5.51 against 5.54–6.10 ms (even), 128 → 128
+/// on 14×14 4.85–4.99 against 7.10–7.15 ms and on 16×16 6.58–6.59 against 7.17–7.26 ms
+/// (docs/engine.md).
+const MIN_GRAD_WEIGHT_CHANNELS: usize = 128;
+
 /// Whether the weight gradient of `g` runs on the bf16 kernels now: as [`applies`] in bf16
-/// precision, with at least 32 input and output channels and at least `C·O/4` output positions
-/// over the batch to reduce over. The f32 Winograd weight gradient was faster for 16-channel
-/// layers (1.6–2.4 against 1.1–1.2 ms on 28×28 maps) and for few positions per weight
-/// (128 → 128 on 4×4: 0.9–1.1 against 0.7–0.8 ms; 256 → 256 on 8×8: 11.0 against 7.9 ms), the
-/// bf16 one from 32 channels on larger maps (32 → 32 on 14×14: 0.54 against 0.81 ms;
-/// 128 → 128 on 16×16: 6.7 against 9.4 ms).
+/// precision, with at least [`MIN_GRAD_WEIGHT_CHANNELS`] input and output channels and at least
+/// `C·O/4` output positions over the batch to reduce over. The f32 Winograd weight gradient is
+/// faster for fewer channels (above) and for few positions per weight (128 → 128 on 4×4: 0.9–1.1
+/// against 0.7–0.8 ms; 256 → 256 on 8×8: 11.0 against 7.9 ms, measured against F(2×2, 3×3)).
 pub(crate) fn selected_grad_weight(g: &ConvGeometry) -> bool {
     crate::precision() == crate::Precision::Bf16
         && applies(g)
-        && g.in_channels.min(g.out_channels) >= 32
+        && g.in_channels.min(g.out_channels) >= MIN_GRAD_WEIGHT_CHANNELS
         && 4 * g.batch * g.out_pixels() >= g.in_channels * g.out_channels
 }
 
