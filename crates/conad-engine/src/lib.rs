@@ -2,10 +2,11 @@
 //! with their own forward and backward passes. Design rationale, history and measurements are in
 //! `docs/engine.md`.
 //!
-//! * [`Conv2d`]: 3×3 stride-1 "same" layers with at least 64 input and output channels run
-//!   Winograd F(2×2, 3×3) — 16 GEMMs over transformed tiles, 2.25× fewer multiply-adds
-//!   (`winograd`) — for the forward pass and the input gradient, and from 16 channels on for the
-//!   weight gradient; other stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512
+//! * [`Conv2d`]: 3×3 stride-1 "same" layers with at least 32 input and output channels run
+//!   Winograd (`winograd`) — F(4×4, 3×3) on maps larger than 4×4 (4× fewer multiply-adds than
+//!   direct convolution), F(2×2, 3×3) on smaller ones (2.25×), as per-position products over
+//!   transformed tiles — for the forward pass and the input gradient, and from 16 channels on for
+//!   the weight gradient; other stride-1 "same" layers on 14–32-pixel-wide maps run a direct AVX-512
 //!   kernel on a zero-padded copy of each image (`direct_conv`), and their input gradient is the
 //!   same kernel on `dy` with the flipped, transposed weights; the stem and other layers of fewer
 //!   than 16 channels take a direct weight gradient (`direct_grad_weight`). Everything else is im2col + packed GEMM (`gemm` crate, AVX-512):

@@ -1,5 +1,6 @@
 //! Winograd F(4×4, 3×3): Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"
-//! (CVPR 2016), §4 and §5.2 (the F(4×4, 3×3) matrices, interpolation points 0, ±1, ±2, ∞):
+//! (CVPR 2016), §4, eq. (8), with the F(4×4, 3×3) matrices of interpolation points 0, ±1, ±2, ∞
+//! (checked in the tests: exact fractions for `G`, the im2col path for `Bᵀ` and `Aᵀ`):
 //!
 //! ```text
 //!      ⎡4  0 −5  0  1  0⎤        ⎡ 1/4    0     0 ⎤

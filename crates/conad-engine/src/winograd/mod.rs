@@ -28,7 +28,7 @@
 //! from [`MIN_CHANNELS`]; [`tiling_for`] picks the algorithm per layer.
 //!
 //! Determinism: chunks are whole images (a function of the shape only), and every output value is
-//! produced by one task from one GEMM with a fixed summation order.
+//! produced by one task from one GEMM or register block with a fixed summation order.
 
 mod f2x3;
 mod f4x3;
@@ -152,8 +152,8 @@ pub(crate) enum Algorithm {
 }
 
 /// Distance between consecutive `ξ` blocks of `len` values in the transformed buffers: one
-/// cache line more than `len`. With `T·16` a multiple of 1024 (128 tiles per chunk, or 256 on
-/// 32×32 maps) the blocks would start a multiple of 4 KiB apart, so the transforms' store
+/// cache line more than `len`. With `T·16` a multiple of 1024 (e.g. F(2×2)'s 128 tiles per chunk
+/// or 256 on 32×32 maps, F(4×4)'s 64 on 32×32 maps) the blocks would start a multiple of 4 KiB apart, so the transforms' store
 /// streams (one per `ξ`) and the GEMMs' operand reads would all fall into the same L1 sets.
 fn xi_stride(len: usize) -> usize {
     len + LANES
@@ -1239,40 +1239,75 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
-    /// A single image's GEMMs run in parallel on a multi-thread pool and in order on a
-    /// one-thread pool: the same bits either way (forward and input gradient, both algorithms).
+    /// The same bits on a one-thread and a four-thread pool, both algorithms: forward, input
+    /// gradient and weight gradient of a single image (its GEMMs run in parallel) and of a batch
+    /// (several chunks and weight-gradient groups), through the `gemm` products (32 → 48
+    /// channels) and the blocked ones (32 → 32).
     #[test]
-    fn single_image_parallel_gemms_give_the_serial_bits() {
+    fn results_do_not_depend_on_the_thread_count() {
         if !crate::simd::avx512() {
             eprintln!("no AVX-512F: Winograd convolution not tested");
             return;
         }
-        fn check<T: Tiling>() {
-            let (c, o, h, w) = (32, 48, 14, 14);
-            let g = ConvGeometry::new(&[1, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
-            let x = pattern(c * h * w, 37, 101);
+        fn check<T: Tiling>(n: usize, c: usize, o: usize) {
+            let (h, w) = (14, 14);
+            let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
+            let x = pattern(n * c * h * w, 37, 101);
             let wt = pattern(o * c * 9, 53, 97);
-            let dy = pattern(o * h * w, 29, 89);
+            let dy = pattern(n * o * h * w, 29, 89);
             let on = |threads: usize| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .unwrap()
-                    .install(|| (conv::<T>(&g, &x, &wt), grad_input::<T>(&g, &dy, &wt)))
+                    .install(|| {
+                        [
+                            conv::<T>(&g, &x, &wt),
+                            grad_input::<T>(&g, &dy, &wt),
+                            grad_weight::<T>(&g, &x, &dy),
+                        ]
+                    })
             };
             let (serial, parallel) = (on(1), on(4));
-            assert_eq!(bits(&serial.0), bits(&parallel.0), "m = {}", T::M);
-            assert_eq!(bits(&serial.1), bits(&parallel.1), "m = {}", T::M);
+            for (pass, (a, b)) in serial.iter().zip(&parallel).enumerate() {
+                assert_eq!(bits(a), bits(b), "m = {}, {g:?}, pass {pass}", T::M);
+            }
         }
-        check::<F2x3>();
-        check::<F4x3>();
+        for (n, c, o) in [(1, 32, 48), (1, 32, 32), (12, 32, 48), (12, 32, 32)] {
+            check::<F2x3>(n, c, o);
+            check::<F4x3>(n, c, o);
+        }
+    }
+
+    /// Dispatch boundaries: F(4×4, 3×3) exactly on maps larger than 4×4 in either direction,
+    /// blocked products exactly when both channel counts round up to at most 32, Winograd's
+    /// forward from 32 and its weight gradient from 16 channels.
+    #[test]
+    fn dispatch_boundaries() {
+        let geometry = |c: usize, o: usize, h: usize, w: usize| {
+            ConvGeometry::new(&[2, c, h, w], &[o, c, 3, 3], 1, 1).unwrap()
+        };
+        assert_eq!(tiling_for(&geometry(64, 64, 4, 4)), Algorithm::F2x3);
+        assert_eq!(tiling_for(&geometry(64, 64, 5, 4)), Algorithm::F4x3);
+        assert_eq!(tiling_for(&geometry(64, 64, 4, 8)), Algorithm::F4x3);
+        assert!(blocked(&geometry(32, 32, 8, 8)));
+        assert!(blocked(&geometry(20, 17, 8, 8)));
+        assert!(!blocked(&geometry(33, 32, 8, 8)));
+        assert!(!blocked(&geometry(32, 48, 8, 8)));
+        if crate::simd::avx512() && std::env::var_os("CONAD_NO_WINOGRAD").is_none() {
+            assert!(applies(&geometry(32, 32, 14, 14)));
+            assert!(!applies(&geometry(16, 32, 14, 14)));
+            assert!(applies_grad_weight(&geometry(16, 16, 14, 14)));
+            assert!(!applies_grad_weight(&geometry(8, 16, 14, 14)));
+        }
     }
 
     /// Both algorithms equal the im2col + GEMM convolution, forward and input gradient, through
     /// both kinds of products (≤ 32 and > 32 channels), on odd and even, square and non-square
-    /// maps (partial tiles on the right and bottom edges, maps smaller than one tile, tile rows
-    /// of more than four tiles), a 1×1 map, batch 1, ragged chunks and channel counts that are
-    /// not multiples of 16; `conv_backward` takes the dispatched algorithm.
+    /// maps (partial tiles on the right and bottom edges, maps smaller than one tile, maps
+    /// narrower than a tile over several tile rows, tile rows of more than four tiles), a 1×1 map,
+    /// batch 1, ragged chunks and channel counts that are not multiples of 16; `conv_backward`
+    /// takes the dispatched algorithm.
     #[test]
     fn winograd_matches_im2col_convolution_and_its_input_gradient() {
         if !crate::simd::avx512() {
@@ -1291,6 +1326,9 @@ mod tests {
                 (3, 64, 72, 7, 6),
                 (4, 16, 16, 10, 13),
                 (2, 32, 16, 9, 23),
+                (2, 32, 32, 12, 12),
+                (2, 16, 16, 3, 1),
+                (2, 40, 40, 8, 3),
             ] {
                 let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
                 let x = pattern(n * c * h * w, 37, 101);
@@ -1330,8 +1368,9 @@ mod tests {
     /// The Winograd weight gradient equals the im2col one (up to rounding), both algorithms: the
     /// 16 × 16 block kernel (16 and fewer channels, ragged `O` and `C`) and the GEMM path, each
     /// with groups of one chunk (first chunk overwrites) and of several chunks (later chunks
-    /// accumulate: 20 or 10 one-image chunks in at most 8 groups), odd maps with partial tiles,
-    /// and a 32×32 map (256 tiles a chunk: the `ξ` blocks' padded stride).
+    /// accumulate: for F(2×2) 20 or 10 one-image chunks in at most 8 groups, for F(4×4) the
+    /// 10 one-image chunks of 29×30 and 32×32 maps), odd maps with partial tiles, and 32×32
+    /// maps (F(2×2): 256 tiles a chunk, F(4×4): 64 — the `ξ` blocks' padded stride).
     #[test]
     fn winograd_grad_weight_matches_im2col() {
         if !crate::simd::avx512() {
@@ -1349,6 +1388,8 @@ mod tests {
                 (20, 16, 16, 24, 24),
                 (20, 12, 5, 23, 23),
                 (10, 32, 24, 23, 23),
+                (10, 32, 24, 29, 30),
+                (10, 16, 16, 32, 32),
             ] {
                 let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
                 let x = pattern(n * c * h * w, 37, 101);
