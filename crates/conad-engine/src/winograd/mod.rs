@@ -377,8 +377,10 @@ fn grad_weight<T: Tiling>(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let ipc = images_per_chunk::<T>(g);
     let chunks = g.batch.div_ceil(ipc);
     // Fewer partials for wide layers: a 512-channel layer's dU is 16–36 MiB, and summing eight
-    // of them cost more than the parallelism beyond two groups gained.
-    let max_groups = (PARTIAL_VALUES / (T::XI * cout * cin)).clamp(2, MAX_GROUPS);
+    // of them cost more than the parallelism beyond two groups gained. A power of two, so that
+    // the groups divide evenly among 2, 4 or 8 threads (three groups of a 128-channel F(4×4)
+    // layer kept one of two threads idle for a third of the pass).
+    let max_groups = prev_power_of_two(PARTIAL_VALUES / (T::XI * cout * cin)).clamp(2, MAX_GROUPS);
     let per_group = chunks.div_ceil(max_groups);
     let groups = chunks.div_ceil(per_group);
     // One partial per group, lent by this thread's pool (each is overwritten by its group's
@@ -407,6 +409,15 @@ fn grad_weight<T: Tiling>(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         }
     });
     dw
+}
+
+/// The largest power of two not above `n` (1 for `n` ≤ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    if n <= 1 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
 }
 
 /// The convolution of `x` under geometry `g` with the kernel whose transform `products` holds.
@@ -1276,6 +1287,24 @@ mod tests {
         for (n, c, o) in [(1, 32, 48), (1, 32, 32), (12, 32, 48), (12, 32, 32)] {
             check::<F2x3>(n, c, o);
             check::<F4x3>(n, c, o);
+        }
+    }
+
+    /// The weight gradient's group count is a power of two: 3 groups' worth of partial budget
+    /// gives 2.
+    #[test]
+    fn previous_power_of_two() {
+        for (n, want) in [
+            (0, 1),
+            (1, 1),
+            (2, 2),
+            (3, 2),
+            (7, 4),
+            (8, 8),
+            (9, 8),
+            (14, 8),
+        ] {
+            assert_eq!(prev_power_of_two(n), want, "n = {n}");
         }
     }
 
