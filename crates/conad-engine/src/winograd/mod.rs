@@ -1429,8 +1429,9 @@ mod tests {
     /// ragged `O` and `C`) and the GEMM path, each with groups of one chunk (first chunk
     /// overwrites) and of several chunks (later chunks accumulate: for F(2×2) 20 or 10 one-image
     /// chunks in at most 8 groups, for F(4×4) the 10 one-image chunks of 29×30 and 32×32 maps),
-    /// odd maps with partial tiles, and 32×32 maps (F(2×2): 256 tiles a chunk, F(4×4): 64 — the
-    /// `ξ` blocks' padded stride).
+    /// odd maps with partial tiles, 32×32 maps (F(2×2): 256 tiles a chunk, F(4×4): 64 — the
+    /// `ξ` blocks' padded stride), and a 128-channel layer of ResNet-18 (F(4×4)'s group count
+    /// rounded down to a power of two).
     #[test]
     fn winograd_grad_weight_matches_an_f64_reference() {
         if !crate::simd::avx512() {
@@ -1449,6 +1450,7 @@ mod tests {
             (10, 32, 24, 23, 23),
             (10, 32, 24, 29, 30),
             (10, 16, 16, 32, 32),
+            (4, 128, 128, 16, 16),
         ] {
             let g = ConvGeometry::new(&[n, c, h, w], &[o, c, 3, 3], 1, 1).unwrap();
             let x = pattern(n * c * h * w, 37, 101);
