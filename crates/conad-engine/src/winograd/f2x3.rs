@@ -14,6 +14,9 @@
 //! the input gradient's kernel transform is the forward's, transposed and index-permuted
 //! (`U'[c][ξ][o] = U[o][Qξ][c]`), built straight from the layer's weight.
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
 use rayon::prelude::*;
 
 use super::{LANES, MAX_XI, Tiling};
@@ -26,6 +29,8 @@ pub(crate) struct F2x3;
 /// Transformed-tile index of the flipped kernel: `Q = [3, 1, 2, 0]` on rows and columns.
 pub(super) const FLIP: [usize; 4] = [3, 1, 2, 0];
 
+// Loops over transform rows and columns index several arrays by the same position.
+#[allow(clippy::needless_range_loop)]
 impl Tiling for F2x3 {
     const M: usize = 2;
     const XI: usize = 16;
@@ -100,86 +105,9 @@ impl Tiling for F2x3 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn input_tile(src: *const f32, row: usize, cell: usize, dst: *mut f32, stride: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { avx512::input_tile(src, row, cell, dst, stride) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn output_adjoint_tile(
-        src: *const f32,
-        row: usize,
-        cell: usize,
-        dst: *mut f32,
-        stride: usize,
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { avx512::output_adjoint_tile(src, row, cell, dst, stride) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn output_tile(
-        src: *const f32,
-        stride: usize,
-        k: std::arch::x86_64::__mmask16,
-    ) -> [std::arch::x86_64::__m512; 16] {
-        // SAFETY: forwarded contract.
-        unsafe { avx512::output_tile(src, stride, k) }
-    }
-}
-
-// Loops over transform rows and columns index several arrays by the same position.
-#[allow(clippy::needless_range_loop)]
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::super::avx512::gather_taps;
-    use super::{F2x3, FLIP, LANES, MAX_XI, Tiling};
-
-    /// The rows `U'[c]` of input channels `c0..` (`rows` holds whole rows of `16 × O` values),
-    /// 16 output channels at a time; `w` is the layer's `O × C × 3 × 3` weight.
-    ///
-    /// # Safety
-    /// AVX-512F must be available.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn flipped_kernel_rows(w: &[f32], cin: usize, c0: usize, rows: &mut [f32]) {
-        const XI: usize = F2x3::XI;
-        let cout = w.len() / (cin * 9);
-        let cn = rows.len() / (XI * cout);
-        let mut u = [[0.0f32; LANES]; MAX_XI];
-        for o0 in (0..cout).step_by(LANES) {
-            let on = (cout - o0).min(LANES);
-            for ci in 0..cn {
-                // SAFETY: AVX-512F (caller); output channels `o0..o0 + on` of input channel
-                // `c0 + ci` lie in `w`.
-                let g = unsafe { gather_taps(&w[(o0 * cin + c0 + ci) * 9..], cin * 9, on) };
-                F2x3::kernel_lanes(&g, &mut u);
-                for (xi, v) in u.iter().take(XI).enumerate() {
-                    let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
-                    rows[(ci * XI + q) * cout + o0..][..on].copy_from_slice(&v[..on]);
-                }
-            }
-        }
-    }
-
-    /// `V = Bᵀ d B` of one tile and 16 channels: `d[a][b]` at `src + a·row + b·cell`, `V_ξ`
-    /// stored at `dst + ξ·stride`.
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the 4 × 4 loads and 16 stores must be in bounds.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn input_tile(
-        src: *const f32,
-        row: usize,
-        cell: usize,
-        dst: *mut f32,
-        stride: usize,
-    ) {
+    unsafe fn input_tile(src: *const f32, row: usize, cell: usize, dst: *mut f32, stride: usize) {
         let mut e = [[_mm512_setzero_ps(); 4]; 4];
         for (a, ea) in e.iter_mut().enumerate() {
             // SAFETY: in bounds by the caller's contract.
@@ -204,14 +132,10 @@ mod avx512 {
         }
     }
 
-    /// `dM = A dY Aᵀ` of one 2×2 output-gradient tile and 16 channels: `dY[a][b]` at
-    /// `src + a·row + b·cell`, `dM_ξ` stored at `dst + ξ·stride`.
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the 2 × 2 loads and 16 stores must be in bounds.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_adjoint_tile(
+    unsafe fn output_adjoint_tile(
         src: *const f32,
         row: usize,
         cell: usize,
@@ -243,14 +167,10 @@ mod avx512 {
         }
     }
 
-    /// `Y = Aᵀ M A` of 16 tiles (lanes under `k`): `M_ξ` at `src + ξ·stride`; returns the four
-    /// outputs row-major (`out[a·2 + b]`).
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the 16 masked loads must be in bounds.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_tile(src: *const f32, stride: usize, k: __mmask16) -> [__m512; 16] {
+    unsafe fn output_tile(src: *const f32, stride: usize, k: __mmask16) -> [__m512; 16] {
         // SAFETY: in bounds by the caller's contract.
         let mq = |xi: usize| unsafe { _mm512_maskz_loadu_ps(k, src.add(xi * stride)) };
         let mut r = [[_mm512_setzero_ps(); 4]; 2];
@@ -265,5 +185,37 @@ mod avx512 {
             out[2 * a + 1] = _mm512_sub_ps(_mm512_sub_ps(ra[1], ra[2]), ra[3]);
         }
         out
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::super::avx512::gather_taps;
+    use super::{F2x3, FLIP, LANES, MAX_XI, Tiling};
+
+    /// The rows `U'[c]` of input channels `c0..` (`rows` holds whole rows of `16 × O` values),
+    /// 16 output channels at a time; `w` is the layer's `O × C × 3 × 3` weight.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn flipped_kernel_rows(w: &[f32], cin: usize, c0: usize, rows: &mut [f32]) {
+        const XI: usize = F2x3::XI;
+        let cout = w.len() / (cin * 9);
+        let cn = rows.len() / (XI * cout);
+        let mut u = [[0.0f32; LANES]; MAX_XI];
+        for o0 in (0..cout).step_by(LANES) {
+            let on = (cout - o0).min(LANES);
+            for ci in 0..cn {
+                // SAFETY: AVX-512F (caller); output channels `o0..o0 + on` of input channel
+                // `c0 + ci` lie in `w`.
+                let g = unsafe { gather_taps(&w[(o0 * cin + c0 + ci) * 9..], cin * 9, on) };
+                F2x3::kernel_lanes(&g, &mut u);
+                for (xi, v) in u.iter().take(XI).enumerate() {
+                    let q = FLIP[xi / 4] * 4 + FLIP[xi % 4];
+                    rows[(ci * XI + q) * cout + o0..][..on].copy_from_slice(&v[..on]);
+                }
+            }
+        }
     }
 }

@@ -19,6 +19,11 @@
 //! Flipping the kernel maps the points 2 and −2 to ½ and −½, outside the set, so the input
 //! gradient transforms an explicitly flipped, transposed copy of the weight.
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+#[cfg(target_arch = "x86_64")]
+use self::avx512::{a, at, bt};
 use super::{LANES, Tiling, kernel_transform};
 use crate::direct_conv::flip_transpose;
 use crate::scratch::ScratchBuf;
@@ -52,6 +57,8 @@ fn gt6(z: [f32; 6]) -> [f32; 3] {
     ]
 }
 
+// Loops over transform rows and columns index several arrays by the same position.
+#[allow(clippy::needless_range_loop)]
 impl Tiling for F4x3 {
     const M: usize = 4;
     const XI: usize = 36;
@@ -109,113 +116,9 @@ impl Tiling for F4x3 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
     unsafe fn input_tile(src: *const f32, row: usize, cell: usize, dst: *mut f32, stride: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { avx512::input_tile(src, row, cell, dst, stride) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn output_adjoint_tile(
-        src: *const f32,
-        row: usize,
-        cell: usize,
-        dst: *mut f32,
-        stride: usize,
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { avx512::output_adjoint_tile(src, row, cell, dst, stride) }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    unsafe fn output_tile(
-        src: *const f32,
-        stride: usize,
-        k: std::arch::x86_64::__mmask16,
-    ) -> [std::arch::x86_64::__m512; 16] {
-        // SAFETY: forwarded contract.
-        unsafe { avx512::output_tile(src, stride, k) }
-    }
-}
-
-// Loops over transform rows and columns index several arrays by the same position.
-#[allow(clippy::needless_range_loop)]
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    /// `Bᵀ d` of one 6-vector (16 lanes).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn bt(d: [__m512; 6]) -> [__m512; 6] {
-        let (two, four, five) = (
-            _mm512_set1_ps(2.0),
-            _mm512_set1_ps(4.0),
-            _mm512_set1_ps(5.0),
-        );
-        let (s12, s34) = (_mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
-        let (d12, d43) = (_mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
-        let (d42, d31) = (_mm512_sub_ps(d[4], d[2]), _mm512_sub_ps(d[3], d[1]));
-        [
-            _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])),
-            _mm512_fnmadd_ps(four, s12, s34),
-            _mm512_fmadd_ps(four, d12, d43),
-            _mm512_fmadd_ps(two, d31, d42),
-            _mm512_fnmadd_ps(two, d31, d42),
-            _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])),
-        ]
-    }
-
-    /// `Aᵀ m` of one 6-vector (16 lanes).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn at(m: [__m512; 6]) -> [__m512; 4] {
-        let (s12, d12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
-        let (s34, d34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
-        [
-            _mm512_add_ps(_mm512_add_ps(m[0], s12), s34),
-            _mm512_fmadd_ps(_mm512_set1_ps(2.0), d34, d12),
-            _mm512_fmadd_ps(_mm512_set1_ps(4.0), s34, s12),
-            _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0), d34, d12), m[5]),
-        ]
-    }
-
-    /// `A y` of one 4-vector (16 lanes): the adjoint of [`at`].
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn a(y: [__m512; 4]) -> [__m512; 6] {
-        let (e, f) = (_mm512_add_ps(y[0], y[2]), _mm512_add_ps(y[1], y[3]));
-        let g = _mm512_fmadd_ps(_mm512_set1_ps(4.0), y[2], y[0]);
-        let h = _mm512_mul_ps(
-            _mm512_set1_ps(2.0),
-            _mm512_fmadd_ps(_mm512_set1_ps(4.0), y[3], y[1]),
-        );
-        [
-            y[0],
-            _mm512_add_ps(e, f),
-            _mm512_sub_ps(e, f),
-            _mm512_add_ps(g, h),
-            _mm512_sub_ps(g, h),
-            y[3],
-        ]
-    }
-
-    /// `V = Bᵀ d B` of one tile and 16 channels: `d[a][b]` at `src + a·row + b·cell`, `V_ξ`
-    /// stored at `dst + ξ·stride`.
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the 6 × 6 loads and 36 stores must be in bounds.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn input_tile(
-        src: *const f32,
-        row: usize,
-        cell: usize,
-        dst: *mut f32,
-        stride: usize,
-    ) {
         // Rows of d B (each patch row through Bᵀ), then Bᵀ down each column.
         let mut e = [[_mm512_setzero_ps(); 6]; 6];
         for (r, er) in e.iter_mut().enumerate() {
@@ -235,14 +138,10 @@ mod avx512 {
         }
     }
 
-    /// `dM = A dY Aᵀ` of one 4×4 output-gradient tile and 16 channels: `dY[a][b]` at
-    /// `src + a·row + b·cell`, `dM_ξ` stored at `dst + ξ·stride`.
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the 4 × 4 loads and 36 stores must be in bounds.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_adjoint_tile(
+    unsafe fn output_adjoint_tile(
         src: *const f32,
         row: usize,
         cell: usize,
@@ -264,28 +163,85 @@ mod avx512 {
         }
     }
 
-    /// `Y = Aᵀ M A` of 16 tiles (lanes under `k`): `M_ξ` at `src + ξ·stride`; returns the 16
-    /// outputs row-major (`out[a·4 + b]`).
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the 36 masked loads must be in bounds.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_tile(src: *const f32, stride: usize, k: __mmask16) -> [__m512; 16] {
+    unsafe fn output_tile(src: *const f32, stride: usize, k: __mmask16) -> [__m512; 16] {
         // SAFETY: in bounds by the caller's contract.
         let mq = |xi: usize| unsafe { _mm512_maskz_loadu_ps(k, src.add(xi * stride)) };
         // Aᵀ down each of the six columns (6 → 4 rows), then Aᵀ along each row.
         let mut r = [[_mm512_setzero_ps(); 6]; 4];
         for col in 0..6 {
             let v = at([0, 1, 2, 3, 4, 5].map(|p| mq(p * 6 + col)));
-            for (a, val) in v.into_iter().enumerate() {
-                r[a][col] = val;
+            for (row, val) in v.into_iter().enumerate() {
+                r[row][col] = val;
             }
         }
         let mut out = [_mm512_setzero_ps(); 16];
-        for (a, ra) in r.iter().enumerate() {
-            out[a * 4..][..4].copy_from_slice(&at(*ra));
+        for (row, rr) in r.iter().enumerate() {
+            out[row * 4..][..4].copy_from_slice(&at(*rr));
         }
         out
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `Bᵀ d` of one 6-vector (16 lanes).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn bt(d: [__m512; 6]) -> [__m512; 6] {
+        let (two, four, five) = (
+            _mm512_set1_ps(2.0),
+            _mm512_set1_ps(4.0),
+            _mm512_set1_ps(5.0),
+        );
+        let (s12, s34) = (_mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+        let (d12, d43) = (_mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+        let (d42, d31) = (_mm512_sub_ps(d[4], d[2]), _mm512_sub_ps(d[3], d[1]));
+        [
+            _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])),
+            _mm512_fnmadd_ps(four, s12, s34),
+            _mm512_fmadd_ps(four, d12, d43),
+            _mm512_fmadd_ps(two, d31, d42),
+            _mm512_fnmadd_ps(two, d31, d42),
+            _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])),
+        ]
+    }
+
+    /// `Aᵀ m` of one 6-vector (16 lanes).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn at(m: [__m512; 6]) -> [__m512; 4] {
+        let (s12, d12) = (_mm512_add_ps(m[1], m[2]), _mm512_sub_ps(m[1], m[2]));
+        let (s34, d34) = (_mm512_add_ps(m[3], m[4]), _mm512_sub_ps(m[3], m[4]));
+        [
+            _mm512_add_ps(_mm512_add_ps(m[0], s12), s34),
+            _mm512_fmadd_ps(_mm512_set1_ps(2.0), d34, d12),
+            _mm512_fmadd_ps(_mm512_set1_ps(4.0), s34, s12),
+            _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0), d34, d12), m[5]),
+        ]
+    }
+
+    /// `A y` of one 4-vector (16 lanes): the adjoint of [`at`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn a(y: [__m512; 4]) -> [__m512; 6] {
+        let (e, f) = (_mm512_add_ps(y[0], y[2]), _mm512_add_ps(y[1], y[3]));
+        let g = _mm512_fmadd_ps(_mm512_set1_ps(4.0), y[2], y[0]);
+        let h = _mm512_mul_ps(
+            _mm512_set1_ps(2.0),
+            _mm512_fmadd_ps(_mm512_set1_ps(4.0), y[3], y[1]),
+        );
+        [
+            y[0],
+            _mm512_add_ps(e, f),
+            _mm512_sub_ps(e, f),
+            _mm512_add_ps(g, h),
+            _mm512_sub_ps(g, h),
+            y[3],
+        ]
     }
 }

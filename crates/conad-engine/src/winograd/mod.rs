@@ -742,68 +742,50 @@ mod avx512 {
         }
     }
 
-    /// `V = Bᵀ d B` of every tile and 16-channel group: `v[ξ][t][c]` (`c16` channels per row).
-    ///
-    /// # Safety
-    /// AVX-512F must be available; `v` holds `XI·xi_stride(T·c16)` values.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn input_transform<T: Tiling>(
-        s: &ChunkShape,
-        images: &[f32],
-        channels: usize,
-        c16: usize,
-        grid: &mut [f32],
-        v: &mut [f32],
-    ) {
-        let sv = xi_stride(s.tiles * c16);
-        assert_eq!(v.len(), T::XI * sv);
-        let pw = s.pw;
-        let vp = v.as_mut_ptr();
-        for_each_group_tile(s, images, (channels, c16), grid, |grid, base, t, c0| {
-            // SAFETY: the patch's rows m·ti + a ≤ m·th + 1 and columns m·j + b ≤ m·tw + 1 lie
-            // in the grid; c0 + 16 ≤ c16, so every store `ξ·sv + t·c16 + c0 + 16 ≤ v.len()`.
-            unsafe {
-                T::input_tile(
-                    grid.as_ptr().add(base),
-                    pw * c16,
-                    c16,
-                    vp.add(t * c16 + c0),
-                    sv,
-                )
-            };
-        });
+    /// Which per-tile transform [`transform_tiles`] applies.
+    #[derive(Clone, Copy, Debug)]
+    pub(super) enum TileTransform {
+        /// `V = Bᵀ d B` of the input patches ([`Tiling::input_tile`]).
+        Input,
+        /// `dM = A dY Aᵀ` of the output-gradient tiles, the adjoint of the output transform
+        /// ([`Tiling::output_adjoint_tile`]).
+        OutputAdjoint,
     }
 
-    /// `dM = A dY Aᵀ` (the adjoint of the output transform) of every `m×m` tile of `dy` and
-    /// 16-channel group: `dm[ξ][t][o]` (`o16` channels per row).
+    /// `transform` of every tile and 16-channel group of `images` (`n × channels × H × W`):
+    /// `dst[ξ][t][c]` (`c16` channels per row).
     ///
     /// # Safety
-    /// AVX-512F must be available; `dm` holds `XI·xi_stride(T·o16)` values.
+    /// AVX-512F must be available; `dst` holds `XI·xi_stride(T·c16)` values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn output_adjoint<T: Tiling>(
+    pub(super) unsafe fn transform_tiles<T: Tiling>(
+        transform: TileTransform,
         s: &ChunkShape,
-        dy: &[f32],
-        channels: usize,
-        o16: usize,
+        images: &[f32],
+        (channels, c16): (usize, usize),
         grid: &mut [f32],
-        dm: &mut [f32],
+        dst: &mut [f32],
     ) {
-        let sd = xi_stride(s.tiles * o16);
-        assert_eq!(dm.len(), T::XI * sd);
-        let pw = s.pw;
-        let dp = dm.as_mut_ptr();
-        for_each_group_tile(s, dy, (channels, o16), grid, |grid, base, t, c0| {
-            // The tile's outputs sit one cell right and below its input patch's corner.
-            // SAFETY: rows m·ti + 1 + a and columns m·j + 1 + b (a, b < m) lie in the grid;
-            // c0 + 16 ≤ o16, so every store lies in `dm`.
+        let stride = xi_stride(s.tiles * c16);
+        assert_eq!(dst.len(), T::XI * stride);
+        let (row, dp) = (s.pw * c16, dst.as_mut_ptr());
+        // An output tile's values sit one cell right and below its input patch's corner.
+        let corner = match transform {
+            TileTransform::Input => 0,
+            TileTransform::OutputAdjoint => row + c16,
+        };
+        for_each_group_tile(s, images, (channels, c16), grid, |grid, base, t, c0| {
+            // SAFETY: an input patch's rows m·ti + a ≤ m·th + 1 and columns m·j + b ≤ m·tw + 1,
+            // and an output tile's rows and columns one further (a, b < m), lie in the grid;
+            // c0 + 16 ≤ c16, so every store `ξ·stride + t·c16 + c0 + 16 ≤ dst.len()`.
             unsafe {
-                T::output_adjoint_tile(
-                    grid.as_ptr().add(base + (pw + 1) * o16),
-                    pw * o16,
-                    o16,
-                    dp.add(t * o16 + c0),
-                    sd,
-                )
+                let (src, out) = (grid.as_ptr().add(base + corner), dp.add(t * c16 + c0));
+                match transform {
+                    TileTransform::Input => T::input_tile(src, row, c16, out, stride),
+                    TileTransform::OutputAdjoint => {
+                        T::output_adjoint_tile(src, row, c16, out, stride)
+                    }
+                }
             };
         });
     }
@@ -1079,19 +1061,19 @@ mod avx512 {
         let mut grid = ScratchBuf::take(s.grid_len(c16.max(o16)));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
-            input_transform::<T>(
+            transform_tiles::<T>(
+                TileTransform::Input,
                 &s,
                 &x[img0 * in_img..][..n * in_img],
-                cin,
-                c16,
+                (cin, c16),
                 &mut grid,
                 &mut v,
             );
-            output_adjoint::<T>(
+            transform_tiles::<T>(
+                TileTransform::OutputAdjoint,
                 &s,
                 &dy[img0 * out_img..][..n * out_img],
-                cout,
-                o16,
+                (cout, o16),
                 &mut grid,
                 &mut dm,
             );
@@ -1197,7 +1179,14 @@ mod avx512 {
         let mut grid = ScratchBuf::take(s.grid_len(c16));
         // SAFETY: AVX-512F is available (caller); the sizes are asserted inside.
         unsafe {
-            input_transform::<T>(&s, x_chunk, cin, c16, &mut grid, &mut v);
+            transform_tiles::<T>(
+                TileTransform::Input,
+                &s,
+                x_chunk,
+                (cin, c16),
+                &mut grid,
+                &mut v,
+            );
             match products {
                 Products::Gemm(u) => {
                     let mut m = ScratchBuf::take(T::XI * xi_stride(cout * s.tiles));
