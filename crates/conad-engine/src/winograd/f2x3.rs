@@ -104,6 +104,8 @@ impl Tiling for F2x3 {
         u
     }
 
+    /// # Safety
+    /// As [`Tiling::input_tile`]: AVX-512F, every load and store in bounds.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -132,6 +134,8 @@ impl Tiling for F2x3 {
         }
     }
 
+    /// # Safety
+    /// As [`Tiling::output_adjoint_tile`]: AVX-512F, every load and store in bounds.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -167,6 +171,8 @@ impl Tiling for F2x3 {
         }
     }
 
+    /// # Safety
+    /// As [`Tiling::output_tile`]: AVX-512F, every load and store in bounds.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]

@@ -115,6 +115,8 @@ impl Tiling for F4x3 {
         kernel_transform::<Self>(&flipped, in_channels, out_channels)
     }
 
+    /// # Safety
+    /// As [`Tiling::input_tile`]: AVX-512F, every load and store in bounds.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -138,6 +140,8 @@ impl Tiling for F4x3 {
         }
     }
 
+    /// # Safety
+    /// As [`Tiling::output_adjoint_tile`]: AVX-512F, every load and store in bounds.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -163,6 +167,8 @@ impl Tiling for F4x3 {
         }
     }
 
+    /// # Safety
+    /// As [`Tiling::output_tile`]: AVX-512F, every load and store in bounds.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     #[target_feature(enable = "avx512f")]
